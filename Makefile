@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine:
+#   make run    create .venv, install qa, open the page on the shipped report (builds the index)
+#   make test   create .venv, install qa with its test tools, run the tests
+#
+# torch is installed first, pinned, so pip never picks a multi-GB CUDA build.
+# Elsewhere, take the CPU wheel from PyTorch's index:
+#   make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+PORT ?= 8501
+
+TORCH_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
+.PHONY: run test install lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet $(TORCH_ARGS) "$(TORCH)"
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+test: $(VENV)/.installed-test
+	bash scripts/ensure-chromium.sh
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests app.py benchmarks

@@ -1,0 +1,146 @@
+"""`qa build`: load -> chunk -> embed -> store, as one call.
+
+Passages whose embed text is unchanged since the live build reuse its vectors (keyed by model
+id and a hash of the text), so an unchanged corpus is never embedded twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from qa import __version__, config, store
+from qa.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP, chunk_documents, embed_text
+from qa.embedding import Embedder
+from qa.errors import QAError
+from qa.loaders import load_corpus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildSummary:
+    """What a build did."""
+
+    documents: int
+    chunks: int
+    seconds: float
+    embedded: int  # passages that had to be embedded (the rest came from the previous build)
+    index_path: Path
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def line(self) -> str:
+        """The one-line summary the CLI prints."""
+        text = (
+            f"Indexed {self.documents} documents, {self.chunks} chunks in {self.seconds:.1f}s "
+            f"({self.embedded} embedded, {self.chunks - self.embedded} reused)"
+        )
+        if self.skipped:
+            text += f"; skipped {len(self.skipped)}: " + ", ".join(p for p, _ in self.skipped)
+        return text
+
+
+def text_key(model_id: str, text: str) -> str:
+    """Cache key of an embedded text: the model and the exact text the model saw."""
+    return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()[:32]
+
+
+def _previous_vectors(index_dir: Path, model_id: str) -> dict[str, np.ndarray]:
+    """Vectors of the live build by text key, when it used the same model (else empty)."""
+    try:
+        previous = store.load(index_dir)
+    except QAError:
+        return {}
+    if previous.manifest.get("model", {}).get("id") != model_id:
+        return {}
+    keys = previous.manifest.get("keys") or []
+    if len(keys) != len(previous.chunks):
+        return {}
+    return {key: previous.vectors[i] for i, key in enumerate(keys)}
+
+
+def build_index(
+    corpus_dir: str | os.PathLike | None = None,
+    index_dir: str | os.PathLike | None = None,
+    model: str | None = None,
+    progress: bool = False,
+    embedder: Embedder | None = None,
+    wait: bool = False,
+) -> BuildSummary:
+    """Build the index for a corpus folder and switch to it atomically.
+
+    Args:
+        corpus_dir: documents folder (default: $QA_CORPUS or ./corpus).
+        index_dir: index folder (default: $QA_INDEX or ./index).
+        model: embedding model name or path (default: $QA_MODEL or the packaged model).
+        progress: show a progress bar while embedding.
+        embedder: an already loaded Embedder to use (its model wins over `model`).
+        wait: wait for another build on the same index to finish instead of failing.
+
+    Raises:
+        QAError: missing or empty corpus, another build running, model not loadable.
+    """
+    started = time.perf_counter()
+    corpus_dir = config.corpus_dir(corpus_dir)
+    index_dir = config.index_dir(index_dir)
+    loaded = load_corpus(corpus_dir)
+    if not loaded.documents:
+        raise QAError(
+            f"no documents to index in {corpus_dir}",
+            "add .txt or .md files to the corpus folder, then run `qa build` again",
+        )
+    embedder = embedder or Embedder(model)
+    file_lock = store.lock(index_dir, timeout=-1 if wait else 0)
+    try:
+        store.clean_up(index_dir)
+        titles = {d.path: d.title for d in loaded.documents}
+        chunks = chunk_documents(loaded.documents, embedder.count_tokens, embedder.max_tokens)
+        texts = [embed_text(c.section, titles[c.doc], c.text) for c in chunks]
+        keys = [text_key(embedder.model_id, t) for t in texts]
+        cached = _previous_vectors(index_dir, embedder.model_id)
+        todo = [i for i, key in enumerate(keys) if key not in cached]
+        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+        for i, key in enumerate(keys):
+            if key in cached:
+                vectors[i] = cached[key]
+        if todo:
+            vectors[todo] = embedder.encode([texts[i] for i in todo], progress=progress)
+        counts: dict[str, int] = {}
+        for c in chunks:
+            counts[c.doc] = counts.get(c.doc, 0) + 1
+        manifest = {
+            "qa_version": __version__,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "corpus": str(corpus_dir.resolve()),
+            "model": {"id": embedder.model_id, "dim": embedder.dim},
+            "chunking": {
+                "version": CHUNKER_VERSION,
+                "max_tokens": embedder.max_tokens,
+                "overlap": DEFAULT_OVERLAP,
+            },
+            "documents": [
+                {"path": d.path, "title": d.title, "sha256": d.sha256, "chunks": counts.get(d.path, 0)}
+                for d in loaded.documents
+            ],
+            "skipped": [{"path": p, "reason": r} for p, r in loaded.skipped],
+            "chunks": len(chunks),
+            "keys": keys,
+        }
+        path = store.write_build(index_dir, manifest, chunks, vectors)
+    finally:
+        file_lock.release()
+    return BuildSummary(
+        documents=len(loaded.documents),
+        chunks=len(chunks),
+        seconds=time.perf_counter() - started,
+        embedded=len(todo),
+        index_path=path,
+        skipped=loaded.skipped,
+    )

@@ -1,0 +1,221 @@
+"""`qa`: the command line, a thin shell over the library.
+
+Heavy libraries (torch, sentence-transformers, FAISS) are imported only by the commands that
+need them, so `qa --help` and `qa info` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Iterable
+
+from qa import __version__, config
+from qa.errors import QAError, UsageError
+
+log = logging.getLogger("qa")
+
+EPILOG = """environment:
+  QA_CORPUS   corpus folder (default: corpus)
+  QA_INDEX    index folder (default: index)
+  QA_MODEL    embedding model: name, hub id or local path
+              (default: the packaged all-MiniLM-L6-v2, works offline)
+  QA_DEBUG    set to 1 to show tracebacks
+  HF_HUB_OFFLINE  qa sets it to 1 unless you set it yourself
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line with a hint (exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message, f"see `{self.prog} --help`")
+
+
+def _add_index(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX or index)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="qa",
+        description="Ask questions of a folder of documents; get back the passages that answer.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"qa {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("build", help="build (or rebuild) the index from the corpus folder",
+                       description="Build the index from the corpus folder. Unchanged passages "
+                       "reuse their vectors; the new index goes live atomically when complete.")
+    p.add_argument("--corpus", metavar="DIR", help="documents folder (default: $QA_CORPUS or corpus)")
+    _add_index(p)
+    p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (default: $QA_MODEL "
+                   "or the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for another build of the same index instead of failing")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("ask", help="answer a question (or one per line from standard input)",
+                       description="Print the passages that best answer QUESTION. Without "
+                       "QUESTION, read questions from standard input, one per line.")
+    p.add_argument("question", nargs="?", metavar="QUESTION", help="the question, in plain words")
+    _add_index(p)
+    p.add_argument("-k", type=int, default=5, metavar="N", help="passages to return (default: 5)")
+    p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (must match the index)")
+    p.add_argument("--json", action="store_true", help="print JSON (one object per question)")
+
+    p = sub.add_parser("info", help="describe the index: documents, chunks, model, build time")
+    _add_index(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from qa.build import build_index
+
+    progress = not args.quiet and sys.stderr.isatty()
+    summary = build_index(args.corpus, args.index, args.model, progress=progress, wait=args.wait)
+    for path, reason in summary.skipped:
+        print(f"qa: warning: skipped {path}: {reason}", file=sys.stderr)
+    print(summary.line())
+    return 0
+
+
+def _questions(args: argparse.Namespace) -> Iterable[str]:
+    if args.question is not None:
+        yield args.question
+        return
+    if sys.stdin.isatty():
+        print("Type a question per line; Ctrl-D to finish.", file=sys.stderr)
+    for line in sys.stdin:
+        if line.strip():
+            yield line.rstrip("\n")
+
+
+def format_hits(question: str, hits: list) -> str:
+    """Plain-text rendering of hits for the terminal."""
+    lines = []
+    for hit in hits:
+        where = hit.doc + (f" > {hit.section}" if hit.section else "")
+        lines.append(f"{hit.rank}. [{hit.score:.3f}] {where}")
+        body = textwrap.fill(" ".join(hit.text.split()), width=96)
+        lines.append(textwrap.indent(body, "   "))
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n" if lines else "(no passages)\n"
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from qa.search import Searcher, clean_question
+
+    if args.question is not None:
+        clean_question(args.question)  # fail on an empty question before loading anything
+    if not 1 <= args.k <= 1000:
+        raise UsageError(f"-k must be between 1 and 1000, not {args.k}", "e.g. -k 5")
+    searcher = Searcher(args.index, model=args.model)
+    status = 0
+    for question in _questions(args):
+        try:
+            hits = searcher.search(question, args.k)
+        except UsageError as exc:
+            if args.question is not None:
+                raise
+            print(f"qa: error: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        if searcher.truncated:
+            print("qa: note: the question was cut to the model's window", file=sys.stderr)
+        if args.json:
+            payload = {"question": question, "hits": [_hit_json(h) for h in hits]}
+            print(json.dumps(payload, ensure_ascii=False), flush=True)
+        else:
+            if args.question is None:
+                print(f"Q: {question}")
+            sys.stdout.write(format_hits(question, hits))
+            sys.stdout.flush()
+    return status
+
+
+def _hit_json(hit) -> dict:
+    d = hit.to_dict()
+    return {key: d[key] for key in ("rank", "score", "doc", "title", "section", "start", "end", "text")}
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from qa.store import read_manifest
+
+    index_dir = config.index_dir(args.index)
+    build, m = read_manifest(index_dir)
+    info = {
+        "index": str(index_dir),
+        "build": str(build),
+        "documents": len(m["documents"]),
+        "chunks": m["chunks"],
+        "model": m["model"]["id"],
+        "dim": m["model"]["dim"],
+        "built_at": m["built_at"],
+        "corpus": m.get("corpus"),
+        "index_type": m.get("index_type"),
+        "chunking": m["chunking"],
+        "qa_version": m.get("qa_version"),
+        "files": [{"path": d["path"], "title": d["title"], "chunks": d["chunks"]} for d in m["documents"]],
+        "skipped": m.get("skipped", []),
+    }
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    print(f"index:      {info['index']} ({info['index_type']}, format {m['format']})")
+    print(f"built:      {info['built_at']} by qa {info['qa_version']} from {info['corpus']}")
+    print(f"model:      {info['model']} ({info['dim']} dimensions)")
+    chunking = info["chunking"]
+    print(f"chunking:   v{chunking['version']}, max {chunking['max_tokens']} word pieces, "
+          f"overlap {chunking['overlap']} sentence(s)")
+    print(f"documents:  {info['documents']}, chunks: {info['chunks']}")
+    for d in info["files"]:
+        print(f"  {d['path']}  ({d['chunks']} chunks)  {d['title']}")
+    return 0
+
+
+COMMANDS = {"build": cmd_build, "ask": cmd_ask, "info": cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `qa` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv or os.environ.get("QA_DEBUG", "") not in ("", "0")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="qa: %(levelname)s: %(message)s")
+    config.ensure_offline()
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except QAError as exc:
+        if debug:
+            raise
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+        if debug:
+            raise
+        print(f"qa: error: unexpected {exc.__class__.__name__}: {str(exc)[:200]} "
+              "(hint: run again with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

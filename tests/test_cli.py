@@ -1,0 +1,136 @@
+"""The `qa` command line, in-process through `qa.cli.main` and once as a real subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from qa import embedding
+from qa.cli import main
+
+HIT_KEYS = {"rank", "score", "doc", "title", "section", "start", "end", "text"}
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_build_prints_summary(capsys, report_corpus, tmp_path):
+    code, out, err = run(capsys, "build", "--corpus", str(report_corpus), "--index", str(tmp_path))
+    assert code == 0
+    assert out.startswith("Indexed 1 documents, 12 chunks in ")
+    assert (tmp_path / "current" / "manifest.json").is_file()
+    code, out, _ = run(capsys, "build", "--corpus", str(report_corpus), "--index", str(tmp_path))
+    assert "(0 embedded, 12 reused)" in out  # nothing changed: nothing re-embedded
+
+
+def test_ask_json_shape(capsys, report_index, report_corpus):
+    code, out, err = run(capsys, "ask", "What causes chronic mid back pain?", "--index",
+                         str(report_index), "-k", "3", "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["question"] == "What causes chronic mid back pain?"
+    assert len(payload["hits"]) == 3
+    text = (report_corpus / "chronic-middle-back-pain.txt").read_text(encoding="utf-8")
+    for rank, hit in enumerate(payload["hits"], start=1):
+        assert HIT_KEYS <= hit.keys()
+        assert hit["rank"] == rank and isinstance(hit["score"], float)
+        assert hit["section"] is None or isinstance(hit["section"], str)
+        assert text[hit["start"] : hit["end"]] == hit["text"]
+
+
+def test_ask_plain_output(capsys, report_index):
+    code, out, _ = run(capsys, "ask", "chiropractor", "--index", str(report_index), "-k", "2")
+    assert code == 0
+    assert out.startswith("1. [")
+    assert "chronic-middle-back-pain.txt > Chronic Middle Back Pain Treatments" in out
+    assert "\n2. [" in out
+
+
+def test_ask_stdin_batch_loads_model_once(capsys, monkeypatch, report_index):
+    import io
+
+    questions = "What causes chronic mid back pain?\n\nchiropractor\nShould I get a second opinion?\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(questions))
+    monkeypatch.setattr(embedding, "_MODELS", {})  # force a fresh load, then count loads
+    before = embedding.LOADS["count"]
+    code, out, err = run(capsys, "ask", "--index", str(report_index), "--json", "-k", "2")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [o["question"] for o in lines] == [
+        "What causes chronic mid back pain?", "chiropractor", "Should I get a second opinion?"
+    ]
+    assert all(len(o["hits"]) == 2 for o in lines)
+    assert embedding.LOADS["count"] - before == 1
+
+
+def test_info(capsys, report_index):
+    code, out, _ = run(capsys, "info", "--index", str(report_index), "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["documents"] == 1 and info["chunks"] == 12
+    assert info["model"] == "sentence-transformers/all-MiniLM-L6-v2" and info["dim"] == 384
+    assert info["chunking"]["max_tokens"] == 254
+    assert info["built_at"]
+    code, out, _ = run(capsys, "info", "--index", str(report_index))
+    assert "documents:  1, chunks: 12" in out
+
+
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["ask", "   "], 2, "the question is empty"),
+        (["ask", "x", "-k", "0"], 2, "-k must be between"),
+        (["ask", "x", "-k", "many"], 2, "invalid int value"),
+        (["frobnicate"], 2, "invalid choice"),
+        (["info", "--index", "{missing}"], 1, "no index at"),
+        (["ask", "hello", "--index", "{missing}"], 1, "no index at"),
+        (["build", "--corpus", "{missing}", "--index", "{missing}"], 1, "no corpus folder"),
+    ],
+)
+def test_user_errors_are_one_line(capsys, tmp_path, argv, code, message):
+    argv = [a.replace("{missing}", str(tmp_path / "missing")) for a in argv]
+    got, out, err = run(capsys, *argv)
+    assert got == code
+    assert err.startswith("qa: error: ") and message in err
+    assert "hint:" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_empty_corpus(capsys, tmp_path):
+    (tmp_path / "corpus").mkdir()
+    code, _, err = run(capsys, "build", "--corpus", str(tmp_path / "corpus"), "--index",
+                       str(tmp_path / "index"))
+    assert code == 1 and "no documents to index" in err and "Traceback" not in err
+
+
+def test_environment_defaults(capsys, monkeypatch, report_index):
+    monkeypatch.setenv("QA_INDEX", str(report_index))
+    code, out, _ = run(capsys, "info", "--json")
+    assert code == 0 and json.loads(out)["chunks"] == 12
+
+
+def test_console_script_subprocess(report_index):
+    """The real entry point, in a fresh process, with questions on standard input."""
+    env = dict(os.environ, QA_INDEX=str(report_index))
+    proc = subprocess.run(
+        [sys.executable, "-m", "qa", "ask", "--json", "-k", "1"],
+        input="What is knowledge therapy?\nchiropractor\n",
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(answers) == 2
+    assert answers[0]["hits"][0]["text"].startswith("For patients who believe")
+    assert proc.stderr == ""
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from qa.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n" \
+           "assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: qa" in proc.stdout
