@@ -1,7 +1,7 @@
 import re
 
 from qa.chunking import chunk_document, embed_text, looks_like_heading
-from qa.loaders import Document, load_corpus
+from qa.loaders import Document, load_corpus, markdown
 
 HEADINGS = [
     "Chronic Middle Back Pain Causes",
@@ -37,7 +37,8 @@ def test_markdown_headings(embedder):
         "# Guide\n\nIntro paragraph.\n\n## Causes\nInjury is common.\nSo is strain.\n\n"
         "### Rare causes ###\n\nInfection.\n\nNot a heading line\n\nMore text."
     )
-    doc = Document("guide.md", text, "markdown", "Guide")
+    doc = markdown.load("guide.md", text.encode())
+    assert doc.title == "Guide"
     chunks = chunk_document(doc, embedder.count_tokens)
     assert [(c.section, c.text) for c in chunks] == [
         ("Guide", "Intro paragraph."),
@@ -47,7 +48,9 @@ def test_markdown_headings(embedder):
         ("Rare causes", "More text."),
     ]
     for c in chunks:
-        assert text[c.start : c.end] == c.text
+        assert doc.text[c.start : c.end] == c.text
+        assert text[c.source_start : c.source_end] == c.text  # no markup inside: same text
+        assert c.page is None
 
 
 def test_plain_text_heading_rules():

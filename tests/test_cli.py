@@ -10,7 +10,8 @@ import pytest
 from qa import embedding
 from qa.cli import main
 
-HIT_KEYS = {"rank", "score", "doc", "title", "section", "start", "end", "text"}
+HIT_KEYS = {"rank", "score", "doc", "title", "section", "page", "start", "end", "source_start",
+            "source_end", "text"}
 
 
 def run(capsys, *argv):
@@ -47,7 +48,8 @@ def test_ask_plain_output(capsys, report_index):
     code, out, _ = run(capsys, "ask", "chiropractor", "--index", str(report_index), "-k", "2")
     assert code == 0
     assert out.startswith("1. [")
-    assert "chronic-middle-back-pain.txt > Chronic Middle Back Pain Treatments" in out
+    assert ("Chronic middle back pain, Chronic Middle Back Pain Treatments "
+            "(chronic-middle-back-pain.txt)") in out
     assert "\n2. [" in out
 
 

@@ -2,7 +2,7 @@
 
 The pipeline, one module per step::
 
-    loaders   -> Document          read .txt/.md files, text kept exactly as loaded
+    loaders   -> Document          .txt/.md/.html/.pdf files as plain text (one module a format)
     chunking  -> Chunk             paragraphs under their section headings, sized to the model
     embedding -> vectors           sentence-transformers, packaged offline model by default
     store     -> index folder      FAISS + chunk table + manifest, switched in atomically

@@ -94,7 +94,7 @@ def build_index(
     if not loaded.documents:
         raise QAError(
             f"no documents to index in {corpus_dir}",
-            "add .txt or .md files to the corpus folder, then run `qa build` again",
+            "add .txt, .md, .html or .pdf files to the corpus folder, then run `qa build` again",
         )
     embedder = embedder or Embedder(model)
     file_lock = store.lock(index_dir, timeout=-1 if wait else 0)
@@ -126,7 +126,14 @@ def build_index(
                 "overlap": DEFAULT_OVERLAP,
             },
             "documents": [
-                {"path": d.path, "title": d.title, "sha256": d.sha256, "chunks": counts.get(d.path, 0)}
+                {
+                    "path": d.path,
+                    "title": d.title,
+                    "kind": d.kind,
+                    "pages": len(d.pages) or None,
+                    "sha256": d.sha256,
+                    "chunks": counts.get(d.path, 0),
+                }
                 for d in loaded.documents
             ],
             "skipped": [{"path": p, "reason": r} for p, r in loaded.skipped],

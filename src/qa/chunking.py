@@ -1,10 +1,12 @@
 """Structure-aware chunking: paragraphs under their section headings, sized to the model window.
 
-A heading (a Markdown `#` line; in plain text, a short line without closing punctuation that
-stands before a paragraph) becomes the *section* of the paragraphs under it and is never a
-passage itself. A paragraph is the natural passage. A paragraph that, with its section heading,
-would exceed the model window is split at sentence boundaries with overlap, so the model never
-silently truncates text. Every chunk's `text` is exactly `document.text[start:end]`.
+A heading (one the loader marked: Markdown, HTML and PDF headings; in plain text, a short line
+without closing punctuation that stands before a paragraph) becomes the *section* of the
+paragraphs under it and is never a passage itself. A paragraph is the natural passage. A paragraph
+that, with its section heading, would exceed the model window is split at sentence boundaries with
+overlap, so the model never silently truncates text. Every chunk's `text` is exactly
+`document.text[start:end]` (the loaded text); a chunk also records its page (PDF) and where it
+comes from in the file (`source_start`, `source_end`: .txt and .md).
 """
 
 from __future__ import annotations
@@ -16,14 +18,13 @@ from dataclasses import asdict, dataclass
 from qa.loaders import Document
 from qa.text import normalize, sentence_spans
 
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 DEFAULT_MAX_TOKENS = 254  # all-MiniLM-L6-v2: 256 word pieces minus [CLS] and [SEP]
 DEFAULT_OVERLAP = 1  # sentences repeated between consecutive pieces of a split paragraph
 
 TokenCounter = Callable[[str], int]
 
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
-_MD_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _CLOSING_PUNCT = tuple(".,;:!?\u2026\"'\u2019\u201d)]")
 MAX_HEADING_CHARS = 100
 MAX_HEADING_WORDS = 12
@@ -39,6 +40,9 @@ class Chunk:
         section: the heading the passage stands under, or None.
         start, end: character offsets into the loaded document text.
         text: document.text[start:end], exactly.
+        page: the 1-based page the passage is on (PDF), else None.
+        source_start, source_end: where the passage is in the file's decoded text (.txt, .md),
+            else None.
     """
 
     id: int
@@ -47,6 +51,9 @@ class Chunk:
     start: int
     end: int
     text: str
+    page: int | None = None
+    source_start: int | None = None
+    source_end: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,27 +95,13 @@ def _trimmed(text: str, start: int, end: int, out: list[tuple[int, int]]) -> Non
         out.append((start, end))
 
 
-def _markdown_blocks(text: str) -> list[Block]:
-    """Markdown: every `#` line is a heading block, even when no blank line follows it."""
-    blocks: list[Block] = []
-    for start, end in paragraphs(text):
-        pos = start
-        for line in text[start:end].splitlines(keepends=True):
-            line_end = pos + len(line)
-            match = _MD_HEADING.match(line.rstrip("\r\n"))
-            if match:
-                _trimmed_block(text, start, pos, blocks)
-                blocks.append(Block(pos, pos + len(line.rstrip()), match.group(2).strip()))
-                start = line_end
-            pos = line_end
-        _trimmed_block(text, start, end, blocks)
-    return blocks
-
-
-def _trimmed_block(text: str, start: int, end: int, out: list[Block]) -> None:
-    spans: list[tuple[int, int]] = []
-    _trimmed(text, start, end, spans)
-    out.extend(Block(s, e) for s, e in spans)
+def _marked_blocks(text: str, headings: tuple[tuple[int, int], ...]) -> list[Block]:
+    """Blocks of a loaded text whose headings the loader marked (each one a block of its own)."""
+    marked = dict(headings)
+    return [
+        Block(start, end, normalize(text[start:end]) if marked.get(start) == end else None)
+        for start, end in paragraphs(text)
+    ]
 
 
 def looks_like_heading(line: str) -> bool:
@@ -140,8 +133,8 @@ def _text_blocks(text: str) -> list[Block]:
 
 def blocks(document: Document) -> list[Block]:
     """Headings and paragraphs of a document, in order."""
-    if document.kind == "markdown":
-        return _markdown_blocks(document.text)
+    if document.headings is not None:
+        return _marked_blocks(document.text, document.headings)
     return _text_blocks(document.text)
 
 
@@ -174,8 +167,12 @@ def chunk_document(
         for start, end in split_paragraph(
             text, block.start, block.end, section, document.title, count_tokens, max_tokens, overlap
         ):
+            source = document.source_span(start, end) or (None, None)
             chunks.append(
-                Chunk(first_id + len(chunks), document.path, section, start, end, text[start:end])
+                Chunk(
+                    first_id + len(chunks), document.path, section, start, end, text[start:end],
+                    document.page_at(start), *source,
+                )  # fmt: skip
             )
     return chunks
 

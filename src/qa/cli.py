@@ -70,6 +70,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, metavar="N", help="passages to return (default: 5)")
     p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (must match the index)")
     p.add_argument("--json", action="store_true", help="print JSON (one object per question)")
+    p.add_argument("--doc", action="append", metavar="PATTERN",
+                   help="answer only from documents whose path (relative to the corpus) or file "
+                   "name matches this glob, e.g. '*.pdf' or 'notes/*' (* crosses folders; case "
+                   "is ignored); repeat for several")
 
     p = sub.add_parser("info", help="describe the index: documents, chunks, model, build time")
     _add_index(p)
@@ -100,11 +104,10 @@ def _questions(args: argparse.Namespace) -> Iterable[str]:
 
 
 def format_hits(question: str, hits: list) -> str:
-    """Plain-text rendering of hits for the terminal."""
+    """Plain-text rendering of hits for the terminal: rank, score, citation, file, passage."""
     lines = []
     for hit in hits:
-        where = hit.doc + (f" > {hit.section}" if hit.section else "")
-        lines.append(f"{hit.rank}. [{hit.score:.3f}] {where}")
+        lines.append(f"{hit.rank}. [{hit.score:.3f}] {hit.citation()} ({hit.doc})")
         body = textwrap.fill(" ".join(hit.text.split()), width=96)
         lines.append(textwrap.indent(body, "   "))
         lines.append("")
@@ -119,10 +122,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not 1 <= args.k <= 1000:
         raise UsageError(f"-k must be between 1 and 1000, not {args.k}", "e.g. -k 5")
     searcher = Searcher(args.index, model=args.model)
+    searcher.doc_mask(args.doc)  # a --doc pattern that matches nothing fails before any question
     status = 0
     for question in _questions(args):
         try:
-            hits = searcher.search(question, args.k)
+            hits = searcher.search(question, args.k, doc=args.doc)
         except UsageError as exc:
             if args.question is not None:
                 raise
@@ -144,7 +148,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def _hit_json(hit) -> dict:
     d = hit.to_dict()
-    return {key: d[key] for key in ("rank", "score", "doc", "title", "section", "start", "end", "text")}
+    keys = ("rank", "score", "doc", "title", "section", "page", "start", "end", "source_start",
+            "source_end", "text")
+    return {key: d[key] for key in keys}
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -164,7 +170,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         "index_type": m.get("index_type"),
         "chunking": m["chunking"],
         "qa_version": m.get("qa_version"),
-        "files": [{"path": d["path"], "title": d["title"], "chunks": d["chunks"]} for d in m["documents"]],
+        "files": [
+            {key: d.get(key) for key in ("path", "title", "kind", "pages", "chunks")}
+            for d in m["documents"]
+        ],
         "skipped": m.get("skipped", []),
     }
     if args.json:
@@ -178,7 +187,8 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"overlap {chunking['overlap']} sentence(s)")
     print(f"documents:  {info['documents']}, chunks: {info['chunks']}")
     for d in info["files"]:
-        print(f"  {d['path']}  ({d['chunks']} chunks)  {d['title']}")
+        pages = f", {d['pages']} pages" if d.get("pages") else ""
+        print(f"  {d['path']}  ({d['chunks']} chunks{pages})  {d['title']}")
     return 0
 
 

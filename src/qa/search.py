@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import config, store
+from qa import config, docfilter, store
 from qa.chunking import embed_text
 from qa.embedding import Embedder
 from qa.errors import QAError, UsageError
@@ -29,7 +29,10 @@ class Hit:
         title: the document's title.
         section: the heading the passage stands under, or None.
         start, end: character offsets of the passage in the loaded document text.
-        text: the passage, exactly as in the document.
+        text: the passage, exactly as in the loaded text (plain, without markup).
+        page: the 1-based page of a PDF the passage is on, else None.
+        source_start, source_end: where the passage is in the file's decoded text (.txt and
+            .md files), else None.
     """
 
     rank: int
@@ -40,9 +43,26 @@ class Hit:
     start: int
     end: int
     text: str
+    page: int | None = None
+    source_start: int | None = None
+    source_end: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def citation(self) -> str:
+        """Where the passage comes from, for a reader: "title, section, p. N"."""
+        return cite(self.title, self.section, self.page)
+
+
+def cite(title: str, section: str | None, page: int | None) -> str:
+    """"title, section, p. N", leaving out what is unknown (and a section equal to the title)."""
+    parts = [title]
+    if section and section.strip().lower() != title.strip().lower():
+        parts.append(section)
+    if page is not None:
+        parts.append(f"p. {page}")
+    return ", ".join(parts)
 
 
 def clean_question(question: str) -> str:
@@ -98,6 +118,7 @@ class Searcher:
         self.manifest = stored.manifest
         self.chunks = stored.chunks
         self.titles = {d["path"]: d.get("title") or d["path"] for d in self.manifest["documents"]}
+        self._masks: dict[tuple[str, ...], np.ndarray | None] = {}
 
     @property
     def build_path(self) -> Path:
@@ -120,6 +141,48 @@ class Searcher:
                 self._load(stored)
         return True
 
+    def documents(self) -> list[dict]:
+        """The indexed documents, in corpus order: path, title, kind, pages (PDF) and chunks."""
+        return [
+            {
+                "path": d["path"],
+                "title": self.titles[d["path"]],
+                "kind": d.get("kind", "text"),
+                "pages": d.get("pages"),
+                "chunks": d.get("chunks", 0),
+            }
+            for d in self.manifest["documents"]
+        ]
+
+    def original_path(self, doc: str) -> Path | None:
+        """The original file of an indexed document, when it is still in the corpus folder."""
+        corpus = self.manifest.get("corpus")
+        if not corpus:
+            return None
+        root = Path(corpus).resolve()
+        path = (root / doc).resolve()
+        if root not in path.parents or not path.is_file():
+            return None
+        return path
+
+    def doc_mask(self, doc: docfilter.Patterns = None) -> np.ndarray | None:
+        """The chunks a `doc` filter allows, as a boolean mask over chunk ids (None: all).
+
+        Every ranking honours it before ranking. See `qa.docfilter` for what a pattern matches.
+
+        Raises:
+            UsageError: a pattern matches no indexed document.
+        """
+        patterns = docfilter.as_patterns(doc)
+        stored = self.stored
+        key = (str(stored.path), *patterns)
+        if key not in self._masks:
+            paths = [d["path"] for d in stored.manifest["documents"]]
+            chosen = docfilter.select_documents(patterns, paths)
+            chunk_docs = [c.doc for c in stored.chunks]
+            self._masks[key] = None if chosen is None else docfilter.chunk_mask(chosen, chunk_docs)
+        return self._masks[key]
+
     def passage_text(self, chunk_id: int) -> str:
         """The text the model saw for a chunk: its section heading (or title) and the passage."""
         c = self.chunks[chunk_id]
@@ -130,25 +193,51 @@ class Searcher:
         text, self.truncated = self.embedder.truncate(question)
         return self.embedder.encode([text])
 
-    def search(self, question: str, k: int = 5) -> list[Hit]:
+    def search(self, question: str, k: int = 5, doc: docfilter.Patterns = None) -> list[Hit]:
         """The k passages that best answer `question`, best first.
 
+        Args:
+            question: the question, in plain words.
+            k: how many passages to return (fewer when the index, or the filter, has fewer).
+            doc: only passages of documents matching these glob patterns (see `qa.docfilter`).
+
         Raises:
-            UsageError: empty question or k out of range.
+            UsageError: empty question, k out of range, or a `doc` pattern matching nothing.
         """
         question = clean_question(question)
         if not 1 <= k <= MAX_K:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
-        stored = self.stored  # one consistent snapshot even if refresh() swaps it meanwhile
+        with self._lock:
+            stored = self.stored  # one consistent snapshot even if refresh() swaps it meanwhile
+            mask = self.doc_mask(doc)
         query = self.encode_question(question)
-        n = min(k, len(stored.chunks))
-        scores, ids = stored.dense.search(query, n)
+        scores, ids = dense_search(stored, query, k, mask)
         return [
             self._hit(rank, float(score), int(i), stored)
-            for rank, (score, i) in enumerate(zip(scores[0], ids[0]), start=1)
-            if i >= 0
+            for rank, (score, i) in enumerate(zip(scores, ids, strict=True), start=1)
         ]
 
     def _hit(self, rank: int, score: float, chunk_id: int, stored: store.StoredIndex) -> Hit:
         c = stored.chunks[chunk_id]
-        return Hit(rank, score, c.doc, self.titles.get(c.doc, c.doc), c.section, c.start, c.end, c.text)
+        return Hit(
+            rank, score, c.doc, self.titles.get(c.doc, c.doc), c.section, c.start, c.end, c.text,
+            c.page, c.source_start, c.source_end,
+        )  # fmt: skip
+
+
+def dense_search(
+    stored: store.StoredIndex, query: np.ndarray, k: int, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k chunks nearest to `query` (shape (1, dim)), best first, as (scores, chunk ids).
+
+    With a mask, only chunks where it is True are ranked: exactly, over their stored vectors,
+    so a filtered search returns k passages whenever the allowed chunks number k or more.
+    """
+    if mask is None:
+        scores, ids = stored.dense.search(query, min(k, len(stored.chunks)))
+        keep = ids[0] >= 0
+        return scores[0][keep], ids[0][keep]
+    allowed = np.flatnonzero(mask)
+    scores = stored.vectors[allowed] @ query[0]
+    top = np.argsort(-scores, kind="stable")[:k]
+    return scores[top], allowed[top]

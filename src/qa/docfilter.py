@@ -1,0 +1,62 @@
+"""The per-document filter: which documents a search may answer from (`qa ask --doc PATTERN`).
+
+A pattern is a shell-style glob (`*`, `?`, `[abc]`), matched without regard to case against the
+document's path relative to the corpus folder (forward slashes) *or* against its file name alone.
+`*` also matches `/`, so `notes/*` is everything under notes/, at any depth, and `*.pdf` is every
+PDF wherever it lies. Several patterns select the documents any of them matches.
+
+The filter is applied before ranking, as a boolean mask over chunk ids that every ranker honours,
+so a filtered search still returns k passages when the chosen documents have k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from fnmatch import fnmatchcase
+
+import numpy as np
+
+from qa.errors import UsageError
+
+Patterns = str | Sequence[str] | None
+
+
+def as_patterns(patterns: Patterns) -> tuple[str, ...]:
+    """One pattern or several, as a tuple without blanks ("" or None: no filter)."""
+    if patterns is None:
+        return ()
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    return tuple(p.strip() for p in patterns if p and p.strip())
+
+
+def matches(pattern: str, path: str) -> bool:
+    """Whether a document path matches a pattern (case-insensitive; path or file name)."""
+    pattern, path = pattern.lower(), path.lower()
+    return fnmatchcase(path, pattern) or fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+
+
+def select_documents(patterns: Patterns, paths: Iterable[str]) -> list[str] | None:
+    """The document paths the patterns select, in the given order; None when there is no filter.
+
+    Raises:
+        UsageError: a pattern matches no document.
+    """
+    wanted = as_patterns(patterns)
+    if not wanted:
+        return None
+    paths = list(paths)
+    for pattern in wanted:
+        if not any(matches(pattern, p) for p in paths):
+            shown = ", ".join(paths[:5]) + (", ..." if len(paths) > 5 else "")
+            raise UsageError(
+                f"no document matches --doc {pattern!r}",
+                f"patterns are globs on paths such as: {shown}" if paths else "build the index",
+            )
+    return [p for p in paths if any(matches(pattern, p) for pattern in wanted)]
+
+
+def chunk_mask(docs: Sequence[str], chunk_docs: Sequence[str]) -> np.ndarray:
+    """Boolean mask over chunk ids: True where the chunk belongs to one of `docs`."""
+    allowed = set(docs)
+    return np.fromiter((d in allowed for d in chunk_docs), dtype=bool, count=len(chunk_docs))

@@ -1,0 +1,184 @@
+"""HTML (.html, .htm): the main content as plain text, headings kept as sections.
+
+Parsed with BeautifulSoup (Python's own html.parser; the encoding comes from the BOM, the
+`<meta charset>` or a guess). What is never indexed: scripts, styles, forms, embedded frames and
+media; navigation, headers and footers of the page, sidebars; elements that are hidden or marked
+as navigation, banners or dialogs (ARIA roles), and elements whose id or class names them as
+boilerplate (cookie and consent banners, menus, breadcrumbs, share buttons, adverts, newsletters).
+The content is `<main>` (or role="main"), else the largest `<article>`, else `<body>`.
+
+Offsets index the extracted text; an HTML file has no source map (its markup is not text a reader
+reads), the original file is offered for download instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+from qa.loaders.base import Document, TextBuilder
+from qa.text import normalize
+
+DROP_TAGS = (
+    "script", "style", "noscript", "template", "iframe", "frame", "frameset", "object", "embed",
+    "svg", "canvas", "video", "audio", "map", "form", "button", "input", "select", "textarea",
+    "dialog", "nav", "aside", "footer", "menu", "head",
+)  # fmt: skip
+DROP_ROLES = {
+    "navigation", "banner", "contentinfo", "complementary", "search", "dialog", "alertdialog",
+    "menu", "menubar", "toolbar", "alert", "status",
+}  # fmt: skip
+BOILERPLATE = re.compile(
+    r"(?:^|[-_ ])(?:cookies?|consent|gdpr|privacy-banner|breadcrumbs?|sidebar|navbar|nav|menu|"
+    r"share|sharing|social|newsletter|subscribe|advert|adverts|ads?|promo|popup|modal|banner|"
+    r"skip-link|related|comments?)(?:$|[-_ ])",
+    re.I,
+)
+KEEP_ALWAYS = {"html", "body", "main", "article"}
+HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+BLOCKS = {
+    "p", "div", "section", "article", "main", "header", "blockquote", "pre", "figure",
+    "figcaption", "address", "details", "summary", "dl", "dt", "dd", "center", "hr",
+    "body", "html", "caption",
+}  # fmt: skip
+LISTS = {"ul", "ol", "table"}  # containers whose items (li, tr) are lines of one block
+
+
+def _is_boilerplate(tag) -> bool:
+    if tag.name in DROP_TAGS:
+        return True
+    if tag.name == "header" and not tag.find_parent(("article", "main")):
+        return True  # the page's header (site name, menus); an article's header is content
+    attrs = tag.attrs or {}
+    if tag.name in KEEP_ALWAYS:
+        return False
+    if "hidden" in attrs or str(attrs.get("aria-hidden", "")).lower() == "true":
+        return True
+    if str(attrs.get("role", "")).lower() in DROP_ROLES:
+        return True
+    style = str(attrs.get("style", "")).replace(" ", "").lower()
+    if "display:none" in style or "visibility:hidden" in style:
+        return True
+    classes = attrs.get("class") or []
+    names = [str(attrs.get("id", ""))] + (classes if isinstance(classes, list) else [classes])
+    return any(BOILERPLATE.search(name) for name in names if name)
+
+
+def strip_boilerplate(soup) -> None:
+    """Remove, in place, everything that is never indexed (see the module docstring)."""
+    from bs4 import Comment, Declaration, Doctype, ProcessingInstruction
+
+    for node in soup.find_all(
+        string=lambda s: isinstance(s, Comment | Declaration | Doctype | ProcessingInstruction)
+    ):
+        node.extract()
+    for tag in soup.find_all(True):
+        if not tag.decomposed and _is_boilerplate(tag):
+            tag.decompose()
+
+
+def main_content(soup):
+    """The element that holds the page's content: <main>, the largest <article>, or <body>."""
+    main = soup.find("main") or soup.find(attrs={"role": "main"})
+    if main is not None:
+        return main
+    articles = soup.find_all("article")
+    if articles:
+        return max(articles, key=lambda a: len(a.get_text(" ", strip=True)))
+    return soup.body or soup
+
+
+class _Renderer:
+    """Walks the content tree, writing paragraphs, list items and headings to a TextBuilder."""
+
+    def __init__(self) -> None:
+        self.out = TextBuilder()
+        self.line: list[str] = []  # inline text of the current paragraph
+        self.nested = 0  # depth of lists and tables: their items are lines, not blocks
+
+    def flush(self) -> None:
+        text = "\n".join(normalize(part) for part in "".join(self.line).split("\n"))
+        text = text.strip()
+        self.line = []
+        if text:
+            self.out.separate("\n" if self.nested else "\n\n")
+            self.out.add(text)
+
+    def visit(self, node) -> None:
+        from bs4 import NavigableString, Tag
+
+        if isinstance(node, NavigableString):
+            self.line.append(re.sub(r"\s+", " ", str(node)))  # source line breaks are spaces
+            return
+        if not isinstance(node, Tag):
+            return
+        name = node.name
+        if name in HEADINGS:
+            self.flush()
+            title = normalize(node.get_text(" "))
+            if title:
+                self.out.heading(title)
+            return
+        if name == "br":
+            self.line.append("\n")
+            return
+        if name == "img":
+            return
+        if name == "pre":
+            self.flush()
+            self.out.separate()
+            self.out.add(node.get_text().strip("\n"))
+            self.out.separate()
+            return
+        if name in LISTS:
+            self.flush()
+            self.out.separate("\n\n" if not self.nested else "\n")
+            self.nested += 1
+            self._children(node)
+            self.flush()
+            self.nested -= 1
+            self.out.separate("\n\n" if not self.nested else "\n")
+            return
+        if name in ("li", "tr"):
+            self.flush()
+            self._children(node)
+            self.flush()
+            return
+        if name in ("td", "th"):
+            if node.find_previous_sibling(("td", "th")) is not None:
+                self.line.append(" | ")
+            self._children(node)
+            return
+        if name in BLOCKS:
+            self.flush()
+            self._children(node)
+            self.flush()
+            return
+        self._children(node)  # inline elements: a, span, em, strong, code, ...
+
+    def _children(self, node) -> None:
+        for child in list(node.children):
+            self.visit(child)
+
+
+def load(path: str, data: bytes) -> Document:
+    """An HTML page's main content, titled by its <title> (cut to its <h1> when it holds it).
+
+    Raises:
+        ValueError: the file looks binary.
+    """
+    from bs4 import BeautifulSoup
+
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError("binary file")
+    soup = BeautifulSoup(data, "html.parser")
+    title = normalize(soup.title.get_text(" ")) if soup.title is not None else ""
+    strip_boilerplate(soup)
+    root = main_content(soup)
+    h1 = root.find("h1")
+    heading = normalize(h1.get_text(" ")) if h1 is not None else ""
+    if heading and (not title or heading in title):  # "Posture | Site name" -> "Posture"
+        title = heading
+    renderer = _Renderer()
+    renderer.visit(root)
+    renderer.flush()
+    return renderer.out.document(path, data, "html", title)

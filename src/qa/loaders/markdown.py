@@ -1,0 +1,197 @@
+"""Markdown (.md): rendered to plain text, with a source map back to the file.
+
+The file is parsed with markdown-it-py (CommonMark, plus tables and strikethrough). What a reader
+reads is kept: heading text (a block of its own, recorded as a heading), paragraphs, list items
+(one per line, without their bullets; ordered lists keep their numbers), code (without fences),
+table rows (cells separated by " | ") and the text of HTML blocks. Markup is dropped: `#`, emphasis
+markers, link and image syntax (a link keeps its text, an image is dropped), backticks, escapes,
+front matter. Every character copied from the file is located in it, so `Document.source_span`
+maps any passage back to its place in the file.
+"""
+
+from __future__ import annotations
+
+import re
+
+from qa.loaders.base import Document, TextBuilder
+from qa.loaders.plain import decode
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+_FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
+_HTML_TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+_ALIGN_WINDOW = 16  # how far ahead a character that is not copied verbatim is looked for
+
+_parser = None
+
+
+def _markdown_parser():
+    global _parser
+    if _parser is None:
+        from markdown_it import MarkdownIt
+
+        _parser = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    return _parser
+
+
+class _Aligner:
+    """Writes rendered pieces, locating each one in the source, in order."""
+
+    def __init__(self, source: str, out: TextBuilder) -> None:
+        self.source = source
+        self.out = out
+        self.pos = 0
+
+    def emit(self, piece: str, lo: int, hi: int) -> None:
+        """Write `piece`, found in source[lo:hi] at or after the cursor."""
+        pos = max(self.pos, lo)
+        found = self.source.find(piece, pos, hi)
+        if found >= 0:
+            self.out.add(piece, found)
+            self.pos = found + len(piece)
+            return
+        for ch in piece:  # entities, escapes: align character by character
+            j = self.source.find(ch, pos, min(hi, pos + _ALIGN_WINDOW))
+            if j >= 0:
+                self.out.add(ch, j)
+                pos = j + 1
+            else:
+                self.out.add(ch)
+        self.pos = pos
+
+    def skip_link_target(self, hi: int) -> None:
+        """After a link's text: move past `](url)` or `][ref]` so the URL is never matched."""
+        j = self.source.find("]", self.pos, min(hi, self.pos + 4))
+        if j < 0 or j + 1 >= hi:
+            return
+        opener = self.source[j + 1]
+        if opener == "[":
+            k = self.source.find("]", j + 2, hi)
+            self.pos = k + 1 if k >= 0 else self.pos
+        elif opener == "(":
+            depth, k = 0, j + 1
+            while k < hi:
+                depth += {"(": 1, ")": -1}.get(self.source[k], 0)
+                if depth == 0:
+                    self.pos = k + 1
+                    return
+                k += 1
+
+
+def _blank_front_matter(text: str) -> tuple[str, str]:
+    """Front matter replaced by spaces (offsets unchanged), and its `title:` if any."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return text, ""
+    title = _FRONT_TITLE.search(match.group(0))
+    blanked = re.sub(r"[^\n]", " ", match.group(0))
+    name = title.group(1).strip("\"'") if title else ""
+    return blanked + text[match.end() :], name
+
+
+def render(text: str) -> tuple[TextBuilder, str]:
+    """Render Markdown source to plain text.
+
+    Returns:
+        The builder holding the text, headings and source map; and the front matter title ("").
+    """
+    body, front_title = _blank_front_matter(text)
+    tokens = _markdown_parser().parse(body)
+    line_starts = [0] + [m.end() for m in re.finditer(r"\n", body)]
+
+    def span(token) -> tuple[int, int]:
+        if not token.map:
+            return align.pos, len(body)
+        first, last = token.map
+        return line_starts[first], line_starts[last] if last < len(line_starts) else len(body)
+
+    out = TextBuilder()
+    align = _Aligner(body, out)
+    lists = 0
+    heading_start = 0
+    first_cell = False
+    item_start = False  # just after a list item's marker: its first paragraph stays on the line
+    for token in tokens:
+        kind = token.type
+        fresh_item, item_start = item_start, False
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            out.separate("\n\n" if not lists else "\n")
+            lists += 1
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            lists -= 1
+            out.separate("\n\n" if not lists else "\n")
+        elif kind == "list_item_open":
+            out.separate("\n")
+            item_start = True
+            if token.info:  # an ordered item keeps its number
+                lo, hi = span(token)
+                align.emit(f"{token.info}{token.markup} ", lo, hi)
+        elif kind == "heading_open":
+            out.separate()
+            heading_start = out.length
+        elif kind == "heading_close":
+            out.mark_heading(heading_start)
+            out.separate()
+        elif kind == "paragraph_open":
+            if not fresh_item:
+                out.separate("\n" if lists else "\n\n")
+        elif kind == "paragraph_close" and not lists:
+            out.separate()
+        elif kind == "inline":
+            _inline(token, align, *span(token))
+        elif kind in ("fence", "code_block"):
+            out.separate()
+            align.emit(token.content.rstrip("\n"), *span(token))
+            out.separate()
+        elif kind == "html_block":
+            lo, hi = span(token)
+            _html_text(body, lo, hi, out)
+        elif kind == "tr_open":
+            out.separate("\n")
+            first_cell = True
+        elif kind in ("th_open", "td_open"):
+            if not first_cell:
+                out.add(" | ")
+            first_cell = False
+        elif kind in ("table_open", "table_close", "hr", "blockquote_open", "blockquote_close"):
+            out.separate()
+    return out, front_title
+
+
+def _inline(token, align: _Aligner, lo: int, hi: int) -> None:
+    for child in token.children or []:
+        kind = child.type
+        if kind in ("text", "code_inline"):
+            align.emit(child.content, lo, hi)
+        elif kind in ("softbreak", "hardbreak"):
+            align.emit("\n", lo, hi)
+        elif kind == "link_close" and child.markup != "autolink":
+            align.skip_link_target(hi)
+        # images, raw inline HTML and emphasis markers write nothing
+
+
+def _html_text(source: str, lo: int, hi: int, out: TextBuilder) -> None:
+    """The text of an HTML block: tags, comments, scripts and styles dropped."""
+    out.separate()
+    pos = lo
+    for match in list(_HTML_TAG.finditer(source, lo, hi)) + [None]:
+        end = match.start() if match else hi
+        segment = source[pos:end]
+        if segment.strip():
+            offset = len(segment) - len(segment.lstrip())
+            out.add(segment.strip(), pos + offset)
+            out.add(" ")
+        pos = match.end() if match else hi
+    out.separate()
+
+
+def load(path: str, data: bytes) -> Document:
+    """A Markdown document, rendered; its title is the front matter title or first heading.
+
+    Raises:
+        ValueError: binary or not valid UTF-8.
+    """
+    out, title = render(decode(data))
+    if not title and out.headings:
+        first_start, first_end = out.headings[0]
+        title = " ".join(out.text()[first_start:first_end].split())
+    return out.document(path, data, "markdown", title)

@@ -1,0 +1,444 @@
+"""Markdown, HTML and PDF documents: clean passages, sections, pages, citations, --doc filter."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPORT, ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qa.chunking import chunk_document
+from qa.cli import main
+from qa.docfilter import matches, select_documents
+from qa.errors import UsageError
+from qa.loaders import html, load_corpus, markdown, pdf
+from qa.search import Searcher, cite
+
+EXAMPLES = ROOT / "examples"
+
+
+def _examples_module():
+    spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+write_handbook = _examples_module().write_handbook
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- Markdown -------------------------------------------------------------------------------
+
+NOTES_MD = """\
+---
+title: Notes on "mid back" pain
+author: someone
+---
+
+# Mid back notes
+
+Pain between the **shoulder blades** is often *muscular*; see [the guide](https://example.org/a_b)
+and the [glossary][gl] for words like `thoracic`. AT&amp;T and 3 \\* 4 are not markup.
+
+![an x-ray](xray.png)
+
+Setext heading
+--------------
+
+- first bullet with __strong__ text
+- second bullet
+  * nested bullet
+
+1. numbered step
+2. another step
+
+> A quoted line from a <b>patient</b>.
+
+```python
+print("code keeps its text")
+```
+
+| Exercise | Reps |
+|----------|------|
+| Rows     | 12   |
+
+[gl]: https://example.org/glossary
+"""
+
+
+def test_markdown_passages_show_no_markup_and_map_back_to_the_file(tmp_path: Path):
+    (tmp_path / "notes.md").write_text(NOTES_MD, encoding="utf-8")
+    [doc] = load_corpus(tmp_path).documents
+    assert doc.kind == "markdown" and doc.title == 'Notes on "mid back" pain'
+    chunks = chunk_document(doc, words)
+    texts = [c.text for c in chunks]
+    assert texts == [
+        "Pain between the shoulder blades is often muscular; see the guide\nand the glossary for "
+        "words like thoracic. AT&T and 3 * 4 are not markup.",
+        "first bullet with strong text\nsecond bullet\nnested bullet",
+        "1. numbered step\n2. another step",
+        "A quoted line from a patient.",
+        'print("code keeps its text")',
+        "Exercise | Reps\nRows | 12",
+    ]
+    assert [c.section for c in chunks] == ["Mid back notes"] + ["Setext heading"] * 5
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+        for marker in ("**", "__", "](", "![", "```", "<b>", "`", "---", "author:"):
+            assert marker not in c.text
+        assert not re.search(r"^\s*([#>*+-]|\d+\.\s*$)", c.text, re.M)
+        # offsets map back to the file: the source span starts and ends on the passage's own
+        # first and last characters, and holds its words in order
+        source = NOTES_MD[c.source_start : c.source_end]
+        assert source[0] == c.text[0] and source[-1] == c.text[-1]
+        pos = 0
+        for word in re.findall(r"\w+", c.text):
+            pos = source.index(word, pos) + len(word)
+    first = chunks[0]
+    assert NOTES_MD[first.source_start : first.source_end].startswith("Pain between the **should")
+    assert "(https://example.org/a_b)" in NOTES_MD[first.source_start : first.source_end]
+
+
+def test_markdown_title_falls_back_to_first_heading_then_file_name():
+    assert markdown.load("a.md", b"Intro.\n\n## Second level\n\nText.").title == "Second level"
+    assert markdown.load("my-notes.md", b"Just text.").title == "My notes"
+
+
+_MD_WORD = st.sampled_from(["back", "pain", "rest", "AT&amp;T", "x_y", "\\*", "café", "a<b"])
+_MD_INLINE = st.one_of(
+    _MD_WORD,
+    _MD_WORD.map(lambda w: f"**{w}**"),
+    _MD_WORD.map(lambda w: f"*{w}*"),
+    _MD_WORD.map(lambda w: f"[{w}](http://example.org/{len(w)})"),
+    _MD_WORD.map(lambda w: f"`{w}`"),
+)
+_MD_LINE = st.lists(_MD_INLINE, min_size=1, max_size=6).map(" ".join)
+_MD_BLOCK = st.one_of(
+    _MD_LINE,
+    _MD_LINE.map(lambda s: "# " + s),
+    _MD_LINE.map(lambda s: "### " + s + " ###"),
+    st.lists(_MD_LINE, min_size=1, max_size=3).map(lambda ls: "\n".join("- " + x for x in ls)),
+    st.lists(_MD_LINE, min_size=1, max_size=3).map(lambda ls: "\n".join("1. " + x for x in ls)),
+    _MD_LINE.map(lambda s: "> " + s),
+    st.lists(_MD_WORD, min_size=1, max_size=4).map(lambda ws: "```\n" + " ".join(ws) + "\n```"),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_MD_BLOCK, min_size=1, max_size=8), st.sampled_from(["\n\n", "\n", "\r\n\r\n"]))
+def test_markdown_source_map_is_exact_and_in_order(blocks, sep):
+    source = sep.join(blocks)
+    doc = markdown.load("p.md", source.encode())
+    runs = doc.source_map or ()
+    for (t, s, n), nxt in zip(runs, list(runs[1:]) + [None], strict=True):
+        assert doc.text[t : t + n] == source[s : s + n]  # every run is a verbatim copy
+        if nxt is not None:
+            assert nxt[0] >= t + n and nxt[1] >= s + n  # in order, never overlapping
+    for c in chunk_document(doc, words):
+        assert doc.text[c.start : c.end] == c.text
+        assert "**" not in c.text and "](" not in c.text
+        assert 0 <= c.source_start < c.source_end <= len(source)
+        assert source[c.source_start] == c.text[0] and source[c.source_end - 1] == c.text[-1]
+
+
+# --- HTML -----------------------------------------------------------------------------------
+
+BOILERPLATE_HTML = """<!DOCTYPE html>
+<html><head><meta charset="iso-8859-1"><title>Thoracic pain | Example Health</title>
+<style>.x { content: "STYLEMARK" }</style><script>var s = "SCRIPTMARK";</script></head>
+<body>
+<a class="skip-link" href="#main">SKIPMARK</a>
+<header><div class="logo">HEADERMARK</div>
+<nav><ul><li>NAVMARK one</li><li>two</li></ul></nav></header>
+<div id="cookie-consent">COOKIEMARK we use cookies <button>OK</button></div>
+<div role="navigation">ROLEMARK</div>
+<!-- COMMENTMARK -->
+<main id="main">
+  <h1>Thoracic pain</h1>
+  <p>The thoracic spine is the middle part of the back, between the neck and the lower back.</p>
+  <div hidden>HIDDENMARK</div><p aria-hidden="true">ARIAMARK</p>
+  <p style="display:none">INVISIBLEMARK</p>
+  <h2>Caf\xe9 remedies</h2>
+  <p>Heat packs and gentle movement help most <strong>muscular</strong> pain.<br>Rest briefly.</p>
+  <form><label>FORMMARK</label><input value="x"></form>
+  <div class="newsletter-signup">NEWSMARK subscribe</div>
+  <h3>Exercises</h3>
+  <ol><li>Shoulder rolls</li><li>Chest opener</li></ol>
+  <noscript>NOSCRIPTMARK</noscript><iframe src="x">IFRAMEMARK</iframe>
+</main>
+<aside>ASIDEMARK</aside>
+<footer>FOOTERMARK (c) 2024</footer>
+</body></html>
+"""
+
+
+def test_html_boilerplate_never_becomes_a_passage(tmp_path: Path):
+    (tmp_path / "page.html").write_bytes(BOILERPLATE_HTML.encode("iso-8859-1"))
+    [doc] = load_corpus(tmp_path).documents
+    assert doc.kind == "html" and doc.title == "Thoracic pain"
+    assert not re.search(r"[A-Z]+MARK", doc.text), doc.text
+    chunks = chunk_document(doc, words)
+    assert [(c.section, c.text) for c in chunks] == [
+        ("Thoracic pain", "The thoracic spine is the middle part of the back, between the neck "
+                          "and the lower back."),
+        ("Café remedies", "Heat packs and gentle movement help most muscular pain.\nRest briefly."),
+        ("Exercises", "Shoulder rolls\nChest opener"),
+    ]  # fmt: skip
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+        assert c.page is None and c.source_start is None
+
+
+def test_html_without_main_uses_the_body_and_titles_from_h1():
+    page = (
+        b"<html><body><nav>Menu</nav><h1>Only heading</h1><p>Body text here.</p>"
+        b"<footer>Footer</footer></body></html>"
+    )
+    doc = html.load("bare.htm", page)
+    assert doc.title == "Only heading"
+    assert doc.text.split("\n\n") == ["Only heading", "Body text here."]
+    article = (
+        b"<title>Site</title><body><article><p>short</p></article>"
+        b"<article><h2>Long</h2><p>the longest article wins here</p></article></body>"
+    )
+    assert "longest article" in html.load("a.html", article).text
+    assert "short" not in html.load("a.html", article).text
+
+
+# --- PDF ------------------------------------------------------------------------------------
+
+
+def test_pdf_pages_sections_and_title(tmp_path: Path):
+    write_handbook(tmp_path / "handbook.pdf")
+    loaded = load_corpus(tmp_path)
+    [doc] = loaded.documents
+    assert doc.kind == "pdf" and doc.title == "Back care handbook" and len(doc.pages) == 3
+    for furniture in ("clinic edition", "Page 1", "of 3"):
+        assert furniture not in doc.text  # running header and page numbers are dropped
+    chunks = chunk_document(doc, words)
+    assert [(c.page, c.section) for c in chunks] == [
+        (1, "Lifting safely"), (1, "Lifting safely"),
+        (2, "Sleeping positions"), (2, "Sleeping positions"),
+        (3, "When to see a doctor"), (3, "When to see a doctor"),
+    ]  # fmt: skip
+    assert chunks[2].text == (
+        "A medium-firm mattress supports the spine better than a very soft one for most people "
+        "with back pain."
+    )
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text and c.source_start is None
+    # without a Title in the metadata, the largest heading of the first page is the title
+    write_handbook(tmp_path / "handbook.pdf", title_metadata=False)
+    assert load_corpus(tmp_path).documents[0].title == "Back care handbook"
+
+
+def test_pdf_lines_paragraphs_and_hyphenation():
+    lines = [
+        pdf.Line("Causes of pain", 700, 16, True),
+        pdf.Line("Most back pain comes from strained mus-", 670, 10),
+        pdf.Line("cles and improves within weeks.", 658, 10),
+        pdf.Line("A new paragraph starts after a wider gap.", 630, 10),
+        pdf.Line("12", 40, 10),
+    ]
+    pdf.mark_headings([lines], 10, False)
+    assert [line.heading for line in lines] == [True, False, False, False, False]
+    groups = pdf.paragraphs(lines[:4], pdf.line_spacing([lines[:4]]))
+    assert [pdf.join_lines(g) for g in groups] == [
+        "Causes of pain",
+        "Most back pain comes from strained muscles and improves within weeks.",
+        "A new paragraph starts after a wider gap.",
+    ]
+    kept = pdf.drop_running_lines([lines], 10)
+    assert [line.text for line in kept[0]][-1] == "A new paragraph starts after a wider gap."
+
+
+def test_bad_pdfs_are_skipped_with_a_reason(tmp_path: Path):
+    from fpdf import FPDF
+
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
+    blank = FPDF()
+    blank.add_page()
+    blank.output(str(tmp_path / "scanned.pdf"))
+    loaded = load_corpus(tmp_path)
+    assert loaded.documents == []
+    reasons = dict(loaded.skipped)
+    assert reasons["broken.pdf"].startswith("unreadable PDF")
+    assert reasons["scanned.pdf"].startswith("no text to extract")
+
+
+# --- Citations and the document filter ------------------------------------------------------
+
+
+def test_citation_text():
+    assert cite("Back care handbook", "Sleeping positions", 2) == (
+        "Back care handbook, Sleeping positions, p. 2"
+    )
+    assert cite("Posture at work", "Posture at work", None) == "Posture at work"
+    assert cite("Report", None, None) == "Report"
+
+
+def test_doc_patterns():
+    assert matches("*.pdf", "reports/2024/handbook.PDF")
+    assert matches("notes/*", "notes/a/b.md") and not matches("notes/*", "other/notes.md")
+    assert matches("handbook.pdf", "reports/handbook.pdf")  # a bare file name
+    assert not matches("*.md", "a.markdown.txt")
+    paths = ["a.txt", "b/c.pdf", "b/d.md"]
+    assert select_documents(None, paths) is None and select_documents("", paths) is None
+    assert select_documents(["*.pdf", "a.*"], paths) == ["a.txt", "b/c.pdf"]
+    with pytest.raises(UsageError) as info:
+        select_documents(["*.pdf", "*.docx"], paths)
+    assert "'*.docx'" in info.value.message and "a.txt" in info.value.hint
+
+
+# --- A mixed corpus, end to end -------------------------------------------------------------
+
+PDF_QUESTION = "How should I sleep with back pain?"
+
+
+@pytest.fixture(scope="module")
+def mixed_corpus(tmp_path_factory) -> Path:
+    corpus = tmp_path_factory.mktemp("mixed")
+    shutil.copy(REPORT, corpus / REPORT.name)
+    shutil.copy(EXAMPLES / "posture-at-work.html", corpus)
+    (corpus / "notes").mkdir()
+    shutil.copy(EXAMPLES / "exercise-notes.md", corpus / "notes")
+    write_handbook(corpus / "back-care-handbook.pdf")
+    (corpus / "notes" / "scan.docx").write_bytes(b"PK\x03\x04 not supported")
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.7 truncated")
+    return corpus
+
+
+@pytest.fixture(scope="module")
+def mixed_index(tmp_path_factory, mixed_corpus, embedder) -> Path:
+    from qa.build import build_index
+
+    index = tmp_path_factory.mktemp("mixed-index")
+    summary = build_index(mixed_corpus, index, embedder=embedder)
+    assert summary.documents == 4
+    assert "skipped 2: broken.pdf, notes/scan.docx" in summary.line()
+    return index
+
+
+@pytest.fixture(scope="module")
+def mixed_searcher(mixed_index, embedder) -> Searcher:
+    return Searcher(mixed_index, embedder=embedder)
+
+
+def test_build_summary_lists_skipped_files(capsys, mixed_corpus, tmp_path, embedder):
+    code, out, err = run(capsys, "build", "--corpus", str(mixed_corpus), "--index", str(tmp_path))
+    assert code == 0
+    assert out.startswith("Indexed 4 documents, ")
+    assert "skipped 2: broken.pdf, notes/scan.docx" in out
+    assert "qa: warning: skipped notes/scan.docx: unsupported file type .docx" in err
+    assert "qa: warning: skipped broken.pdf: unreadable PDF" in err
+
+
+def test_every_hit_cites_document_section_and_page(mixed_searcher, mixed_corpus):
+    documents = {d["path"]: d for d in mixed_searcher.documents()}
+    assert {p: (d["kind"], d["pages"]) for p, d in documents.items()} == {
+        "back-care-handbook.pdf": ("pdf", 3),
+        "chronic-middle-back-pain.txt": ("text", None),
+        "notes/exercise-notes.md": ("markdown", None),
+        "posture-at-work.html": ("html", None),
+    }
+    seen = set()
+    for question in [
+        PDF_QUESTION,
+        "exercises for a stiff upper back",
+        "desk posture",
+        "What causes chronic mid back pain?",
+    ]:
+        for hit in mixed_searcher.search(question, k=40):  # every passage of the corpus
+            seen.add(hit.doc)
+            assert hit.title == documents[hit.doc]["title"]
+            citation = hit.citation()
+            assert citation.startswith(hit.title)
+            if hit.doc.endswith(".pdf"):
+                assert hit.page in (1, 2, 3) and citation.endswith(f"p. {hit.page}")
+            else:
+                assert hit.page is None and "p. " not in citation
+            if hit.doc != REPORT.name:  # the report opens with three paragraphs before a heading
+                assert hit.section and hit.section in citation
+            if hit.source_start is not None:  # .txt and .md: the passage's place in the file
+                raw = (mixed_corpus / hit.doc).read_text(encoding="utf-8")
+                assert raw[hit.source_start] == hit.text[0]
+                assert raw[hit.source_end - 1] == hit.text[-1]
+            else:
+                assert hit.doc.endswith((".pdf", ".html"))
+    assert seen == set(documents)
+    best = mixed_searcher.search(PDF_QUESTION, k=1)[0]
+    assert (best.doc, best.page) == ("back-care-handbook.pdf", 2)
+    assert best.section == "Sleeping positions"
+
+
+def test_original_file_is_offered(mixed_searcher, mixed_corpus):
+    path = mixed_searcher.original_path("back-care-handbook.pdf")
+    assert path == (mixed_corpus / "back-care-handbook.pdf").resolve()
+    assert path.read_bytes().startswith(b"%PDF")
+    assert mixed_searcher.original_path("../outside.txt") is None
+    assert mixed_searcher.original_path("missing.pdf") is None
+
+
+def test_doc_filter_applies_before_ranking(mixed_searcher):
+    question = "What causes chronic mid back pain?"
+    unfiltered = mixed_searcher.search(question, k=3)
+    assert all(h.doc == REPORT.name for h in unfiltered)
+    pdf_only = mixed_searcher.search(question, k=3, doc="*.pdf")
+    assert len(pdf_only) == 3 and {h.doc for h in pdf_only} == {"back-care-handbook.pdf"}
+    assert [h.rank for h in pdf_only] == [1, 2, 3]
+    assert pdf_only[0].score >= pdf_only[1].score >= pdf_only[2].score
+    both = mixed_searcher.search(question, k=40, doc=["notes/*", "*.HTML"])
+    assert {h.doc for h in both} == {"notes/exercise-notes.md", "posture-at-work.html"}
+    assert len(both) == sum(
+        d["chunks"] for d in mixed_searcher.documents() if d["kind"] in ("markdown", "html")
+    )
+    with pytest.raises(UsageError):
+        mixed_searcher.search(question, doc="*.docx")
+
+
+def test_cli_plain_and_json_citations(capsys, mixed_index):
+    code, out, err = run(capsys, "ask", PDF_QUESTION, "--index", str(mixed_index), "-k", "2")
+    assert code == 0, err
+    first = out.splitlines()[0]
+    citation = "Back care handbook, Sleeping positions, p. 2 (back-care-handbook.pdf)"
+    assert re.fullmatch(r"1\. \[0\.\d{3}\] " + re.escape(citation), first)
+    code, out, err = run(
+        capsys,
+        "ask",
+        "desk set-up",
+        "--index",
+        str(mixed_index),
+        "-k",
+        "3",
+        "--json",
+        "--doc",
+        "*.html",
+        "--doc",
+        "*.pdf",
+    )
+    assert code == 0, err
+    hits = json.loads(out)["hits"]
+    assert len(hits) == 3
+    for hit in hits:
+        assert hit["doc"] in ("posture-at-work.html", "back-care-handbook.pdf")
+        assert ("page" in hit) and (hit["page"] is None) == hit["doc"].endswith(".html")
+        assert hit["section"]
+    code, _, err = run(capsys, "ask", "x", "--index", str(mixed_index), "--doc", "nope*")
+    assert code == 2
+    assert err.startswith("qa: error: no document matches --doc 'nope*'") and "hint:" in err
