@@ -115,6 +115,18 @@ def test_markdown_passages_show_no_markup_and_map_back_to_the_file(tmp_path: Pat
     assert "(https://example.org/a_b)" in NOTES_MD[first.source_start : first.source_end]
 
 
+def test_source_span_of_copied_and_inserted_text():
+    from qa.loaders import Document
+
+    # "abc" copied from file offset 10, "\n\n" inserted, "de" copied from file offset 20
+    doc = Document("x.md", "abc\n\nde", "markdown", source_map=((0, 10, 3), (5, 20, 2)))
+    assert doc.source_span(0, 7) == (10, 22)
+    assert doc.source_span(1, 2) == (11, 12)
+    assert doc.source_span(2, 6) == (12, 21)  # inserted characters map to their neighbours
+    assert doc.source_span(3, 5) is None  # nothing copied from the file
+    assert Document("x.html", "abc").source_span(0, 3) is None
+
+
 def test_markdown_title_falls_back_to_first_heading_then_file_name():
     assert markdown.load("a.md", b"Intro.\n\n## Second level\n\nText.").title == "Second level"
     assert markdown.load("my-notes.md", b"Just text.").title == "My notes"
@@ -347,6 +359,7 @@ def test_build_summary_lists_skipped_files(capsys, mixed_corpus, tmp_path, embed
     assert "skipped 2: broken.pdf, notes/scan.docx" in out
     assert "qa: warning: skipped notes/scan.docx: unsupported file type .docx" in err
     assert "qa: warning: skipped broken.pdf: unreadable PDF" in err
+    assert err.count("skipped broken.pdf") == 1  # said once
 
 
 def test_every_hit_cites_document_section_and_page(mixed_searcher, mixed_corpus):

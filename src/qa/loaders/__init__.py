@@ -108,7 +108,6 @@ def load_corpus(root: str | os.PathLike) -> LoadResult:
         try:
             documents.append(load_file(root, path))
         except ValueError as exc:
-            if path.suffix.lower() in LOADERS:
-                log.warning("skipped %s: %s", rel, exc)
+            log.debug("skipped %s: %s", rel, exc)  # callers report LoadResult.skipped
             skipped.append((rel, str(exc)))
     return LoadResult(documents, skipped)

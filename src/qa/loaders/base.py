@@ -60,15 +60,14 @@ class Document:
         runs = self.source_map
         if not runs or end <= start:
             return None
-        starts = [r[0] for r in runs]
-        i = bisect_right(starts, start) - 1
+        i = bisect_right(runs, start, key=_run_start) - 1
         if i >= 0 and start < runs[i][0] + runs[i][2]:
             src_start = runs[i][1] + start - runs[i][0]
         elif i + 1 < len(runs):
             src_start = runs[i + 1][1]
         else:
             return None
-        j = bisect_right(starts, end - 1) - 1
+        j = bisect_right(runs, end - 1, key=_run_start) - 1
         if j < 0:
             return None
         if end - 1 < runs[j][0] + runs[j][2]:
@@ -76,6 +75,10 @@ class Document:
         else:
             src_end = runs[j][1] + runs[j][2]
         return (src_start, src_end) if src_end > src_start else None
+
+
+def _run_start(run: SourceRun) -> int:
+    return run[0]
 
 
 def title_from_filename(path: str) -> str:
