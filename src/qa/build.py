@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,6 +67,24 @@ def _previous_vectors(index_dir: Path, model_id: str) -> dict[str, np.ndarray]:
     return {key: previous.vectors[i] for i, key in enumerate(keys)}
 
 
+def _embed(
+    embedder: Embedder,
+    texts: list[str],
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> np.ndarray:
+    """Embed texts, in slices of a few batches when someone is watching the progress."""
+    if on_progress is None:
+        return embedder.encode(texts, progress=progress)
+    step = embedder.batch_size * 8
+    parts = []
+    on_progress(0, len(texts))
+    for i in range(0, len(texts), step):
+        parts.append(embedder.encode(texts[i : i + step], progress=progress))
+        on_progress(min(i + step, len(texts)), len(texts))
+    return np.concatenate(parts)
+
+
 def build_index(
     corpus_dir: str | os.PathLike | None = None,
     index_dir: str | os.PathLike | None = None,
@@ -73,6 +92,7 @@ def build_index(
     progress: bool = False,
     embedder: Embedder | None = None,
     wait: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> BuildSummary:
     """Build the index for a corpus folder and switch to it atomically.
 
@@ -83,6 +103,8 @@ def build_index(
         progress: show a progress bar while embedding.
         embedder: an already loaded Embedder to use (its model wins over `model`).
         wait: wait for another build on the same index to finish instead of failing.
+        on_progress: called with (passages embedded, passages to embed) as embedding goes on,
+            e.g. to move a progress bar in the page.
 
     Raises:
         QAError: missing or empty corpus, another build running, model not loadable.
@@ -111,7 +133,9 @@ def build_index(
             if key in cached:
                 vectors[i] = cached[key]
         if todo:
-            vectors[todo] = embedder.encode([texts[i] for i in todo], progress=progress)
+            vectors[todo] = _embed(embedder, [texts[i] for i in todo], progress, on_progress)
+        elif on_progress is not None:
+            on_progress(0, 0)
         counts: dict[str, int] = {}
         for c in chunks:
             counts[c.doc] = counts.get(c.doc, 0) + 1

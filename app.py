@@ -1,0 +1,138 @@
+"""The `qa` page: ask the documents in a browser. Run with `streamlit run app.py` (or `make run`).
+
+A thin shell: search lives in `qa.search`, presentation in `qa.page`. Every piece of question
+or document text goes through `qa.page`'s escaping before it reaches `st.markdown`; nothing
+here allows HTML. The model and the index load once per server process (`st.cache_resource`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from qa import config, page
+from qa.errors import QAError, UsageError
+from qa.store import current_build
+
+st.set_page_config(page_title="qa: ask the documents", page_icon="🔎")
+
+
+@st.cache_resource(show_spinner="Loading the language model and the index…")
+def load_searcher(index_dir: str):
+    """The Searcher for an index folder: model and index, loaded once per server process."""
+    from qa.search import Searcher
+
+    searcher = Searcher(index_dir)
+    searcher.encode_question("warm up")  # load the model now, not on the first question
+    return searcher
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def document_text(build: str, doc: str, _manifest: dict) -> str | None:
+    """A document's text as indexed (cached per build and document)."""
+    return page.source_text(_manifest, doc)
+
+
+def build(index_dir, heading: str) -> bool:
+    """Build the index with a visible progress bar; True when it worked."""
+    from qa.build import build_index
+
+    corpus = config.corpus_dir()
+    with st.status(heading, expanded=True) as status:
+        st.markdown(f"Reading the documents in {page.escape_markdown(str(corpus))}")
+        bar = st.progress(0.0, text="Loading the language model…")
+
+        def report(done: int, total: int) -> None:
+            if total == 0:
+                bar.progress(1.0, text="Every passage was embedded before")
+            else:
+                bar.progress(done / total, text=f"Embedding passages: {done:,} of {total:,}")
+
+        try:
+            summary = build_index(corpus, index_dir, on_progress=report, wait=True)
+        except QAError as exc:
+            status.update(label="The index could not be built", state="error")
+            st.error(exc.message)
+            st.caption(exc.hint)
+            return False
+        status.update(label=page.escape_markdown(summary.line()), state="complete", expanded=False)
+    load_searcher.clear()
+    return True
+
+
+def ask(question: str) -> None:
+    """Put an example question in the box (a button callback)."""
+    st.session_state.question = question
+
+
+index_dir = config.index_dir()
+st.title("Ask the documents")
+
+if current_build(index_dir) is None:
+    if not build(index_dir, "Building the index (first start only)…"):
+        st.stop()
+
+try:
+    searcher = load_searcher(str(index_dir))
+    searcher.refresh()  # a `qa build` elsewhere went live: answer from it
+except QAError as exc:
+    st.error(exc.message)
+    st.caption(exc.hint)
+    if st.button("Rebuild the index"):
+        build(index_dir, "Rebuilding the index…")
+        st.rerun()
+    st.stop()
+
+manifest = searcher.manifest
+st.markdown(page.indexed_md(manifest))
+st.caption(page.DISCLAIMER)
+
+with st.sidebar:
+    st.subheader("Index")
+    st.markdown(page.index_status_md(manifest))
+
+examples = page.example_questions(manifest)
+box, count = st.columns([4, 1], vertical_alignment="bottom")
+box.text_input(
+    "Your question",
+    key="question",
+    placeholder=f"e.g. {examples[0]}" if examples else "Type a question",
+    max_chars=1000,
+)
+k = count.number_input("Passages", min_value=1, max_value=20, value=3, step=1, key="k")
+
+if examples:
+    st.caption("Try one of these:")
+    with st.container(horizontal=True):
+        for i, example in enumerate(examples):
+            label = page.escape_markdown(example)
+            st.button(label, key=f"example-{i}", on_click=ask, args=(example,))
+
+question = st.session_state.get("question", "")
+try:
+    hits = searcher.search(question, int(k))
+except UsageError:  # an empty question: say what to do, not what went wrong
+    st.info(page.EMPTY_HINT)
+    st.stop()
+except QAError as exc:
+    st.error(exc.message)
+    st.caption(exc.hint)
+    st.stop()
+
+st.markdown(page.results_heading_md(question, len(hits)))
+if searcher.truncated:
+    st.caption("Your question is longer than the model reads; only its beginning was used.")
+for hit in hits:
+    with st.container(border=True):
+        st.markdown(page.card_header_md(hit.rank, hit.section, hit.doc, hit.title))
+        rel = page.relevance(hit.score)
+        st.progress(rel.fraction, text=rel.text)
+        st.markdown(page.marked_md(hit.text))
+        with st.expander("Show in context"):
+            text = document_text(str(searcher.build_path), hit.doc, manifest)
+            if text is None:
+                st.caption(
+                    "The document changed or moved since the index was built; "
+                    "rebuild the index to read this passage in context."
+                )
+            else:
+                st.markdown(page.context_md(page.context_window(text, hit.start, hit.end)))

@@ -1,0 +1,195 @@
+"""The Streamlit page, run headless with streamlit.testing.v1.AppTest (no browser)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from conftest import REPORT, ROOT
+from streamlit.testing.v1 import AppTest
+
+from qa import page
+
+APP = str(ROOT / "app.py")
+TIMEOUT = 120  # a first run may load the model or build an index on a busy machine
+
+
+@pytest.fixture
+def app(monkeypatch, report_index, report_corpus, embedder):
+    """The page over the session's index of the report, after its first run."""
+    monkeypatch.setenv("QA_INDEX", str(report_index))
+    monkeypatch.setenv("QA_CORPUS", str(report_corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def ask(at: AppTest, question: str) -> AppTest:
+    at.text_input(key="question").input(question)
+    return at.run()
+
+
+def passages(at: AppTest) -> list[str]:
+    """The passage of every result card, as plain text."""
+    cards = [c for c in at.main.children.values() if c.type == "flex_container" and c.expander]
+    return [page_text(card.markdown[1].value) for card in cards]
+
+
+def heading(at: AppTest) -> str:
+    """The line above the results, e.g. '3 passages for: *question*'."""
+    return next(m.value for m in at.main.markdown if " for: *" in m.value)
+
+
+def page_text(markdown: str) -> str:
+    return " ".join(markdown.replace("\\", "").replace(page.WORD_JOINER, "").split())
+
+
+def all_markdown(at: AppTest) -> list:
+    return list(at.markdown) + list(at.caption)
+
+
+def test_first_view_explains_what_to_do(app):
+    assert app.title[0].value == "Ask the documents"
+    assert app.markdown[0].value == "Searching 1 document: *Chronic middle back pain*."
+    assert app.caption[0].value == page.DISCLAIMER
+    assert [b.label for b in app.button] == [page.escape_markdown(q) for q in page.REPORT_EXAMPLES]
+    assert app.info[0].value == page.EMPTY_HINT
+    assert "**Built**" in app.sidebar.markdown[0].value
+    assert not app.error
+
+
+def test_a_question_shows_cards_with_the_answering_passage(app):
+    ask(app, "Could my back pain be psychosomatic?")
+    assert not app.exception and not app.error
+    found = passages(app)
+    assert len(found) == 3  # the default passage count
+    assert found[0].startswith("Instances of longstanding unresolved back pain")
+    card = next(c for c in app.main.children.values() if c.type == "flex_container" and c.expander)
+    assert card.markdown[0].value.startswith("**1** · **Chronic Middle Back Pain Causes**")
+    assert card.get("progress")[0].proto.text.startswith("Relevance: strong match")
+    context = page_text(card.expander[0].markdown[0].value)
+    assert "Chronic Middle Back Pain Causes Severe recurrent pain" in context  # the heading above
+    assert page.MARK_OPEN + "Instances of longstanding" in card.expander[0].markdown[0].value
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\t\n"])
+def test_an_empty_question_shows_a_hint_not_an_error(app, question):
+    ask(app, question)
+    assert not app.exception and not app.error
+    assert app.info[0].value == page.EMPTY_HINT
+    assert passages(app) == []
+
+
+def test_the_passage_count_control(app):
+    ask(app, "chiropractor")
+    assert len(passages(app)) == 3
+    app.number_input(key="k").set_value(1).run()
+    assert len(passages(app)) == 1
+    app.number_input(key="k").set_value(6).run()
+    assert len(passages(app)) == 6
+    assert heading(app) == "6 passages for: *chiropractor*"
+
+
+def test_an_example_question_fills_the_box_and_answers(app):
+    app.button(key="example-2").click().run()
+    assert app.text_input(key="question").value == page.REPORT_EXAMPLES[2]
+    assert passages(app)[0].startswith("Additionally, symptomatic care is a form of dependency")
+
+
+def test_html_in_a_question_is_escaped_and_no_html_is_ever_allowed(app):
+    hostile = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    ask(app, hostile)
+    assert not app.exception
+    shown = heading(app)
+    assert "<" not in shown.replace("\\<", "")
+    assert page_text(shown).endswith(page_text(hostile) + "*")
+    assert all(not m.proto.allow_html for m in all_markdown(app))
+    assert not app.get("html")
+
+
+def test_html_in_a_document_is_shown_as_text(monkeypatch, tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "evil.md").write_text(
+        "# Evil <b>title</b>\n\nBack pain <script>alert(1)</script> and "
+        '<img src=x onerror="alert(2)"> treatments :red[red] $x$.\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_CORPUS", str(corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    ask(at, "back pain treatments")
+    assert not at.exception
+    card = next(c for c in at.main.children.values() if c.type == "flex_container" and c.expander)
+    shown = [card.markdown[0].value, card.markdown[1].value, card.expander[0].markdown[0].value]
+    for md in shown:
+        assert (
+            re.search(
+                r"(?<!\\)[<>\[\]$]", md.replace(page.MARK_OPEN, "").replace(page.MARK_CLOSE, "")
+            )
+            is None
+        ), md
+    assert "<script>alert(1)</script>" in page_text(card.markdown[1].value)
+    assert all(not m.proto.allow_html for m in all_markdown(at))
+
+
+def test_a_fresh_clone_builds_the_index_with_progress_then_answers(monkeypatch, tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    index = tmp_path / "index"
+    monkeypatch.setenv("QA_INDEX", str(index))
+    monkeypatch.setenv("QA_CORPUS", str(corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    status = at.get("status")[0]
+    assert status.state == "complete"
+    assert status.label.startswith("Indexed 1 documents")
+    assert status.get("progress")[0].value == 100
+    assert (index / "current").exists()
+    ask(at, "Is the thoracic spine often injured?")
+    assert passages(at)[0].startswith("The thoracic spine is not prone to injury")
+    assert not at.get("status")  # the build ran once; later questions do not rebuild
+
+
+def test_an_empty_corpus_is_explained_not_a_traceback(monkeypatch, tmp_path, embedder):
+    (tmp_path / "corpus").mkdir()
+    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_CORPUS", str(tmp_path / "corpus"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.error[0].value.startswith("no documents to index in")
+    assert not at.text_input
+
+
+def test_a_damaged_index_offers_a_rebuild(monkeypatch, tmp_path, report_corpus, embedder):
+    from qa.build import build_index
+
+    index = tmp_path / "index"
+    build_path = build_index(report_corpus, index, embedder=embedder).index_path
+    (build_path / "chunks.jsonl").write_text("damaged", encoding="utf-8")
+    monkeypatch.setenv("QA_INDEX", str(index))
+    monkeypatch.setenv("QA_CORPUS", str(report_corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "damaged" in at.error[0].value
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    ask(at, "Is the thoracic spine often injured?")
+    assert passages(at)[0].startswith("The thoracic spine is not prone to injury")
+
+
+def test_build_reports_embedding_progress_for_the_page(tmp_path, report_corpus, embedder):
+    from qa.build import build_index
+
+    calls: list[tuple[int, int]] = []
+    summary = build_index(
+        report_corpus, tmp_path, embedder=embedder, on_progress=lambda *a: calls.append(a)
+    )
+    assert calls[0] == (0, summary.chunks) and calls[-1] == (summary.chunks, summary.chunks)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    calls.clear()
+    build_index(report_corpus, tmp_path, embedder=embedder, on_progress=lambda *a: calls.append(a))
+    assert calls == [(0, 0)]  # nothing changed: nothing to embed, and the bar still completes

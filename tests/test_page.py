@@ -1,0 +1,253 @@
+"""qa.page: escaping, marking, relevance labels, context windows and index status text."""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import datetime, timezone
+
+import pytest
+from conftest import REPORT
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qa import page
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '<img src=x onerror="alert(1)">',
+    "**bold** _it_ `code` ~~strike~~",
+    "[link](javascript:alert(1)) <https://example.com>",
+    ":red[red text] :blue-background[x] :material/home: :smile: :+1:",
+    "$x^2$ and $$\\int$$",
+    "# heading\n- item\n1. item\n> quote\n    code block\n---",
+    "a -> b <- c <-> d -- e >= f <= g ~= h",
+    "&lt;script&gt; &amp; &#60;b&#62;",
+    "back\\slash\\ and \\<b\\>",
+    "| a | b |\n|---|---|\n| 1 | 2 |",
+]
+
+
+def unescape(markdown: str) -> str:
+    """Undo escape_markdown: drop the escaping backslashes and the word joiners."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace(page.WORD_JOINER, "")
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_escape_markdown_keeps_hostile_text_literal(text):
+    escaped = page.escape_markdown(text)
+    assert unescape(escaped) == " ".join(text.split())
+    # every ASCII punctuation character is escaped: nothing can open a tag, link or directive
+    assert re.search(r"(?<!\\)(?:\\\\)*[<>&*_`\[\]$:#|]", escaped.replace("\\\\", "")) is None
+    assert "\n" not in escaped
+
+
+def test_escape_markdown_defeats_streamlit_text_replacements():
+    escaped = page.escape_markdown(":smile: :material/home: a -> b")
+    assert ":smile:" not in unescape(escaped.replace(page.WORD_JOINER, "#"))
+    assert "\\:" + page.WORD_JOINER + "smile" in escaped
+    assert "\\:" + page.WORD_JOINER + "material/home" in escaped.replace("\\/", "/")
+    assert "\\-" + page.WORD_JOINER + "\\>" in escaped
+    # a time of day or a URL is left alone (no invisible characters where none are needed)
+    assert page.WORD_JOINER not in page.escape_markdown("at 11:05, see https://x.org")
+
+
+@given(st.text())
+def test_escape_markdown_round_trips_any_text(text):
+    escaped = page.escape_markdown(text)
+    assert unescape(escaped) == " ".join(text.split())
+    for i, ch in enumerate(escaped):
+        if ch in string.punctuation and ch != "\\":
+            # preceded by an odd number of backslashes: escaped
+            run = len(escaped[:i]) - len(escaped[:i].rstrip("\\"))
+            assert run % 2 == 1, (text, escaped)
+
+
+def test_marked_md_marks_spans_and_keeps_paragraphs():
+    text = "First para <b>one</b>.\nSecond line.\n\nThird *para* here."
+    start = text.index("<b>")
+    md = page.marked_md(text, [(start, start + len("<b>one</b>"))])
+    assert md.split("\n\n")[0] == (
+        "First para "
+        + page.MARK_OPEN
+        + "\\<b\\>one\\<\\/b\\>"
+        + page.MARK_CLOSE
+        + "\\.  \nSecond line\\."
+    )
+    assert md.split("\n\n")[1] == "Third \\*para\\* here\\."
+
+
+def test_marked_md_merges_overlaps_and_ignores_empty_or_outside_spans():
+    text = "alpha beta gamma"
+    md = page.marked_md(text, [(6, 8), (7, 10), (3, 3), (50, 60)])
+    assert md == "alpha " + page.MARK_OPEN + "beta" + page.MARK_CLOSE + " gamma"
+
+
+def test_marked_md_keeps_spaces_outside_the_mark():
+    md = page.marked_md("one two three", [(3, 8)])  # " two " with its spaces
+    assert md == "one " + page.MARK_OPEN + "two" + page.MARK_CLOSE + " three"
+
+
+def test_marked_md_mark_spanning_paragraphs_is_marked_in_each():
+    text = "aaa bbb\n\nccc ddd"
+    md = page.marked_md(text, [(4, 12)])
+    assert md == (
+        f"aaa {page.MARK_OPEN}bbb{page.MARK_CLOSE}\n\n{page.MARK_OPEN}ccc{page.MARK_CLOSE} ddd"
+    )
+
+
+@given(st.text(), st.lists(st.tuples(st.integers(-5, 60), st.integers(-5, 60)), max_size=4))
+def test_marked_md_loses_no_text(text, spans):
+    md = page.marked_md(text, spans)
+    plain = md.replace(page.MARK_OPEN, "").replace(page.MARK_CLOSE, "")
+    assert " ".join(unescape(plain).split()) == " ".join(text.split())
+
+
+@pytest.mark.parametrize(
+    "score, label",
+    [
+        (0.85, "strong match"),
+        (0.6, "strong match"),
+        (0.45, "good match"),
+        (0.25, "weak match"),
+        (0.05, "hardly related"),
+        (-0.3, "hardly related"),
+    ],
+)
+def test_relevance_labels(score, label):
+    rel = page.relevance(score)
+    assert rel.label == label
+    assert 0.0 <= rel.fraction <= 1.0
+    assert rel.text == f"Relevance: {label} ({score:.2f})"
+
+
+def test_relevance_bar_grows_with_score():
+    fractions = [page.relevance(s).fraction for s in (-0.1, 0.0, 0.2, 0.4, 0.8, 1.0)]
+    assert fractions == sorted(fractions)
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+
+
+def test_context_window_around_a_report_passage():
+    text = REPORT.read_text(encoding="utf-8")
+    start = text.index("Severe recurrent pain")
+    end = text.index("\n", start)
+    ctx = page.context_window(text, start, end, chars=300)
+    assert ctx.text[ctx.start : ctx.end] == text[start:end]
+    assert "Chronic Middle Back Pain Causes" in ctx.text[: ctx.start]  # its heading, before it
+    assert ctx.cut_before and ctx.cut_after
+    assert len(ctx.text) <= (end - start) + 2 * 300
+    # the window begins at a paragraph break and ends at one
+    begin = text.index(ctx.text)
+    assert text[begin - 2 : begin].strip() == "" and text[begin + len(ctx.text)] == "\n"
+
+
+def test_context_window_whole_short_document():
+    text = "Only one passage here."
+    ctx = page.context_window(text, 0, len(text))
+    assert (ctx.text, ctx.start, ctx.end, ctx.cut_before, ctx.cut_after) == (
+        text,
+        0,
+        len(text),
+        False,
+        False,
+    )
+
+
+@given(
+    st.text(alphabet="ab \n", max_size=300),
+    st.integers(0, 300),
+    st.integers(0, 300),
+    st.integers(1, 80),
+)
+def test_context_window_properties(text, a, b, chars):
+    start, end = sorted((min(a, len(text)), min(b, len(text))))
+    ctx = page.context_window(text, start, end, chars)
+    assert ctx.text[ctx.start : ctx.end] == text[start:end]
+    assert len(ctx.text) <= (end - start) + 2 * chars
+    lo = start - ctx.start
+    assert text[lo : lo + len(ctx.text)] == ctx.text
+    if ctx.start > 0:  # never starts inside a word
+        assert lo == 0 or text[lo - 1].isspace() or ctx.text[0].isspace()
+
+
+def test_context_md_marks_the_passage_and_shows_cuts():
+    ctx = page.Context("before <i>passage</i> after", 7, 21, True, False)
+    md = page.context_md(ctx)
+    assert (
+        md == "… before " + page.MARK_OPEN + "\\<i\\>passage\\<\\/i\\>" + page.MARK_CLOSE + " after"
+    )
+
+
+MANIFEST = {
+    "built_at": "2025-05-01T09:30:00+00:00",
+    "corpus": "/data/<corpus>",
+    "model": {"id": "sentence-transformers/all-MiniLM-L6-v2"},
+    "documents": [
+        {"path": "chronic-middle-back-pain.txt", "title": "Chronic middle back pain", "chunks": 12},
+        {"path": "x.md", "title": "Evil <script>", "chunks": 1},
+    ],
+    "chunks": 13,
+    "skipped": [{"path": "a.pdf", "reason": "unsupported"}],
+}
+
+
+def test_index_status_md():
+    now = datetime(2025, 5, 1, 12, 45, tzinfo=timezone.utc)
+    md = page.index_status_md(MANIFEST, now)
+    assert "2025\\-05\\-01 09\\:30 UTC \\(3 hours ago\\)" in md
+    assert "/data/\\<corpus\\>: 2 documents, 13 passages" in md.replace("\\/", "/")
+    assert "all\\-MiniLM\\-L6\\-v2" in md
+    assert "**Skipped** 1 file" in md
+
+
+@pytest.mark.parametrize(
+    "built, now, age",
+    [
+        ("2025-05-01T09:30:00+00:00", "2025-05-01T09:30:20+00:00", "just now"),
+        ("2025-05-01T09:30:00+00:00", "2025-05-01T09:31:00+00:00", "1 minute ago"),
+        ("2025-05-01T09:30:00+00:00", "2025-05-04T09:30:00+00:00", "3 days ago"),
+        ("not a date", "2025-05-04T09:30:00+00:00", None),
+    ],
+)
+def test_built_when(built, now, age):
+    text = page.built_when({"built_at": built}, datetime.fromisoformat(now))
+    assert text == (f"{built[:10]} {built[11:16]} UTC ({age})" if age else "at an unknown time")
+
+
+def test_indexed_md_escapes_titles_and_counts_the_rest():
+    assert page.indexed_md(MANIFEST, shown=1) == (
+        "Searching 2 documents: *Chronic middle back pain* and 1 other."
+    )
+    assert "*Evil \\<script\\>*" in page.indexed_md(MANIFEST)
+    assert page.indexed_md({"documents": []}) == "Searching 0 documents."
+
+
+def test_example_questions():
+    assert page.example_questions(MANIFEST) == list(page.REPORT_EXAMPLES)
+    other = {"documents": [{"path": "a.md", "title": "Diabetes"}, {"path": "b.md", "title": ""}]}
+    assert page.example_questions(other) == ["What is diabetes?"]
+
+
+def test_card_header_and_results_heading_escape_document_text():
+    md = page.card_header_md(2, "Causes <b>", "dir/a_b.txt")
+    assert md == "**2** · **Causes \\<b\\>** · *dir/a\\_b\\.txt*".replace("/", "\\/")
+    assert page.card_header_md(1, None, "a.txt", "A title") == "**1** · *A title (a\\.txt)*"
+    assert page.results_heading_md("<img src=x onerror=alert(1)>", 1) == (
+        "1 passage for: *\\<img src\\=x onerror\\=alert\\(1\\)\\>*"
+    )
+
+
+def test_source_text_checks_the_recorded_hash(tmp_path):
+    import hashlib
+
+    doc = tmp_path / "a.txt"
+    doc.write_text("Some text.", encoding="utf-8")
+    record = {"path": "a.txt", "sha256": hashlib.sha256(b"Some text.").hexdigest()}
+    manifest = {"corpus": str(tmp_path), "documents": [record]}
+    assert page.source_text(manifest, "a.txt") == "Some text."
+    doc.write_text("Changed.", encoding="utf-8")
+    assert page.source_text(manifest, "a.txt") is None  # offsets would be wrong
+    assert page.source_text(manifest, "missing.txt") is None
+    assert page.source_text({**manifest, "documents": [{"path": "../x.txt"}]}, "../x.txt") is None
+    doc.unlink()
+    assert page.source_text(manifest, "a.txt") is None
