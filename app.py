@@ -123,7 +123,7 @@ if searcher.truncated:
     st.caption("Your question is longer than the model reads; only its beginning was used.")
 for hit in hits:
     with st.container(border=True):
-        st.markdown(page.card_header_md(hit.rank, hit.section, hit.doc, hit.title))
+        st.markdown(page.card_header_md(hit.rank, hit.section, hit.doc, hit.title, hit.page))
         rel = page.relevance(hit.score)
         st.progress(rel.fraction, text=rel.text)
         st.markdown(page.marked_md(hit.text))

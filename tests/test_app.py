@@ -112,8 +112,8 @@ def test_html_in_a_question_is_escaped_and_no_html_is_ever_allowed(app):
 def test_html_in_a_document_is_shown_as_text(monkeypatch, tmp_path, embedder):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "evil.md").write_text(
-        "# Evil <b>title</b>\n\nBack pain <script>alert(1)</script> and "
+    (corpus / "evil.txt").write_text(
+        "Evil <b>title</b>\n\nBack pain <script>alert(1)</script> and "
         '<img src=x onerror="alert(2)"> treatments :red[red] $x$.\n',
         encoding="utf-8",
     )

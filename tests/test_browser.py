@@ -28,7 +28,7 @@ OUTPUT = ROOT / "tests" / "output"  # git-ignored
 FIRST_VIEW_S = 240  # server start, model load and index build on a busy machine
 STEP_S = 30
 
-HOSTILE_DOC = """# Hostile <b>markup</b> test
+HOSTILE_DOC = """Hostile <b>markup</b> test
 
 Spinal <script>window.__pwned = 1</script> injection and <img src=x onerror="window.__pwned=2">
 images are discussed here; also **bold** [link](javascript:alert(1)) :red[red] $x^2$ :smile:
@@ -59,7 +59,7 @@ def server(tmp_path_factory):
     corpus = work / "corpus"
     corpus.mkdir()
     shutil.copy(REPORT, corpus / REPORT.name)
-    (corpus / "hostile.md").write_text(HOSTILE_DOC, encoding="utf-8")
+    (corpus / "hostile.txt").write_text(HOSTILE_DOC, encoding="utf-8")
     port = free_port()
     env = dict(os.environ, QA_INDEX=str(work / "index"), QA_CORPUS=str(corpus), HF_HUB_OFFLINE="1")
     log_path = work / "streamlit.log"

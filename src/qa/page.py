@@ -320,15 +320,17 @@ def example_questions(manifest: dict, count: int = 4) -> list[str]:
 # --- a result card ------------------------------------------------------------------------------
 
 
-def card_header_md(rank: int, section: str | None, doc: str, title: str | None = None) -> str:
-    """'**1** · Section heading · *document*' as safe Markdown."""
+def card_header_md(
+    rank: int, section: str | None, doc: str, title: str | None = None, page: int | None = None
+) -> str:
+    """'**1** · **Section heading** · *document*, p. 3' as safe Markdown."""
     parts = [f"**{rank}**"]
     if section:
         parts.append(f"**{escape_markdown(section)}**")
     source = escape_markdown(doc)
     if title and title != doc and not section:
         source = f"{escape_markdown(title)} ({source})"
-    parts.append(f"*{source}*")
+    parts.append(f"*{source}*" + (f", p. {int(page)}" if page else ""))
     return " · ".join(parts)
 
 
