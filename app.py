@@ -96,7 +96,6 @@ box.text_input(
     "Your question",
     key="question",
     placeholder=f"e.g. {examples[0]}" if examples else "Type a question",
-    max_chars=1000,
 )
 k = count.number_input("Passages", min_value=1, max_value=20, value=3, step=1, key="k")
 

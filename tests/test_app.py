@@ -193,3 +193,56 @@ def test_build_reports_embedding_progress_for_the_page(tmp_path, report_corpus, 
     calls.clear()
     build_index(report_corpus, tmp_path, embedder=embedder, on_progress=lambda *a: calls.append(a))
     assert calls == [(0, 0)]  # nothing changed: nothing to embed, and the bar still completes
+
+
+def test_model_and_index_load_once_per_process(monkeypatch, tmp_path, report_corpus, embedder):
+    from qa import embedding, search
+    from qa.build import build_index
+
+    build_index(report_corpus, tmp_path / "index", embedder=embedder)
+    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
+    made = []
+    original = search.Searcher.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(args)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(search.Searcher, "__init__", counting_init)
+    loads = embedding.LOADS["count"]
+    for _ in range(2):  # two browser sessions
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        for question in ("chiropractor", "Is the thoracic spine often injured?"):
+            ask(at, question)
+            assert passages(at)
+    assert len(made) == 1
+    assert embedding.LOADS["count"] == loads
+
+
+def test_a_rebuild_elsewhere_goes_live_on_the_next_question(monkeypatch, tmp_path, embedder):
+    from qa.build import build_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    build_index(corpus, tmp_path / "index", embedder=embedder)
+    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert at.markdown[0].value.startswith("Searching 1 document")
+    (corpus / "sleep.txt").write_text(
+        "Sleep and back pain\n\nA firm mattress and sleeping on your side can ease back pain at "
+        "night.\n",
+        encoding="utf-8",
+    )
+    build_index(corpus, tmp_path / "index", embedder=embedder)  # e.g. `qa build` in a terminal
+    ask(at, "Which mattress helps back pain at night?")
+    assert passages(at)[0].startswith("A firm mattress and sleeping on your side")
+    assert at.markdown[0].value.startswith("Searching 2 documents")
+
+
+def test_a_pasted_article_is_answered_with_a_note(app):
+    article = REPORT.read_text(encoding="utf-8") * 50  # over 200,000 characters
+    ask(app, article)
+    assert not app.exception and not app.error
+    assert len(passages(app)) == 3
+    assert any("only its beginning was used" in c.value for c in app.caption)

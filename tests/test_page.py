@@ -269,3 +269,9 @@ def test_source_text_checks_the_recorded_hash(tmp_path):
     assert page.source_text({**manifest, "documents": [{"path": "../x.txt"}]}, "../x.txt") is None
     doc.unlink()
     assert page.source_text(manifest, "a.txt") is None
+
+
+def test_results_heading_cuts_a_pasted_article():
+    md = page.results_heading_md("word " * 10_000, 2)
+    assert md.startswith("2 passages for: *word word")
+    assert md.endswith("…*") and len(md) < page.QUESTION_SHOWN_CHARS + 40

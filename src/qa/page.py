@@ -334,6 +334,12 @@ def card_header_md(
     return " · ".join(parts)
 
 
+QUESTION_SHOWN_CHARS = 300  # a pasted article is not repeated in full above the answers
+
+
 def results_heading_md(question: str, count: int) -> str:
-    """'3 passages for: *question*' (the question escaped)."""
+    """'3 passages for: *question*' (the question escaped, a long one cut with '…')."""
+    question = " ".join(question.split())
+    if len(question) > QUESTION_SHOWN_CHARS:
+        question = question[:QUESTION_SHOWN_CHARS].rstrip() + "…"
     return f"{_plural(count, 'passage')} for: *{escape_markdown(question)}*"
