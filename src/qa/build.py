@@ -53,13 +53,14 @@ def text_key(model_id: str, text: str) -> str:
     return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()[:32]
 
 
-def _previous_vectors(index_dir: Path, model_id: str) -> dict[str, np.ndarray]:
+def _previous_vectors(index_dir: Path, model_id: str, dim: int) -> dict[str, np.ndarray]:
     """Vectors of the live build by text key, when it used the same model (else empty)."""
     try:
         previous = store.load(index_dir)
-    except QAError:
+    except QAError as exc:
+        log.debug("no vectors to reuse: %s", exc)
         return {}
-    if previous.manifest.get("model", {}).get("id") != model_id:
+    if previous.manifest["model"]["id"] != model_id or previous.manifest["model"]["dim"] != dim:
         return {}
     keys = previous.manifest.get("keys") or []
     if len(keys) != len(previous.chunks):
@@ -85,6 +86,22 @@ def _embed(
     return np.concatenate(parts)
 
 
+def _document_entry(document, chunks: int) -> dict:
+    """A document as the manifest records it (size and mtime let staleness checks skip hashing)."""
+    entry = {
+        "path": document.path,
+        "title": document.title,
+        "kind": document.kind,
+        "pages": len(document.pages) or None,
+        "sha256": document.sha256,
+        "chunks": chunks,
+    }
+    for key in ("size", "mtime_ns"):
+        if key in document.metadata:
+            entry[key] = document.metadata[key]
+    return entry
+
+
 def build_index(
     corpus_dir: str | os.PathLike | None = None,
     index_dir: str | os.PathLike | None = None,
@@ -108,30 +125,48 @@ def build_index(
 
     Raises:
         QAError: missing or empty corpus, another build running, model not loadable.
+
+    Guarantees: the new index goes live in one atomic step only once it is complete; killed
+    at any moment, the previous index stays live and intact, and the next build removes what
+    the killed one left. Two builds of one index folder never run at once.
     """
     started = time.perf_counter()
     corpus_dir = config.corpus_dir(corpus_dir)
     index_dir = config.index_dir(index_dir)
-    loaded = load_corpus(corpus_dir)
-    if not loaded.documents:
+    if not corpus_dir.is_dir():  # before taking the lock, which creates the index folder
         raise QAError(
-            f"no documents to index in {corpus_dir}",
-            "add .txt, .md, .html or .pdf files to the corpus folder, then run `qa build` again",
+            f"no corpus folder at {corpus_dir}",
+            "create it and put .txt, .md, .html or .pdf files in it",
         )
-    embedder = embedder or Embedder(model)
     file_lock = store.lock(index_dir, timeout=-1 if wait else 0)
     try:
-        store.clean_up(index_dir)
+        store.clean_up(index_dir)  # what a killed build left behind
+        loaded_at_ns = time.time_ns()  # files changed after this are re-hashed by staleness checks
+        loaded = load_corpus(corpus_dir)
+        log.debug(
+            "loaded %d documents from %s (%d skipped)",
+            len(loaded.documents),
+            corpus_dir,
+            len(loaded.skipped),
+        )
+        if not loaded.documents:
+            raise QAError(
+                f"no documents to index in {corpus_dir}"
+                + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else ""),
+                "add .txt, .md, .html or .pdf files to the corpus folder, then run `qa build` again",
+            )
+        embedder = embedder or Embedder(model)
         titles = {d.path: d.title for d in loaded.documents}
         chunks = chunk_documents(loaded.documents, embedder.count_tokens, embedder.max_tokens)
         texts = [embed_text(c.section, titles[c.doc], c.text) for c in chunks]
         keys = [text_key(embedder.model_id, t) for t in texts]
-        cached = _previous_vectors(index_dir, embedder.model_id)
+        cached = _previous_vectors(index_dir, embedder.model_id, embedder.dim)
         todo = [i for i, key in enumerate(keys) if key not in cached]
         vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
         for i, key in enumerate(keys):
             if key in cached:
                 vectors[i] = cached[key]
+        log.debug("embedding %d passages (%d reused)", len(todo), len(chunks) - len(todo))
         if todo:
             vectors[todo] = _embed(embedder, [texts[i] for i in todo], progress, on_progress)
         elif on_progress is not None:
@@ -142,6 +177,7 @@ def build_index(
         manifest = {
             "qa_version": __version__,
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "loaded_at_ns": loaded_at_ns,
             "corpus": str(corpus_dir.resolve()),
             "model": {"id": embedder.model_id, "dim": embedder.dim},
             "chunking": {
@@ -149,18 +185,11 @@ def build_index(
                 "max_tokens": embedder.max_tokens,
                 "overlap": DEFAULT_OVERLAP,
             },
-            "documents": [
-                {
-                    "path": d.path,
-                    "title": d.title,
-                    "kind": d.kind,
-                    "pages": len(d.pages) or None,
-                    "sha256": d.sha256,
-                    "chunks": counts.get(d.path, 0),
-                }
-                for d in loaded.documents
+            "documents": [_document_entry(d, counts.get(d.path, 0)) for d in loaded.documents],
+            "skipped": [
+                {"path": p, "reason": r, **loaded.skipped_stats.get(p, {})}
+                for p, r in loaded.skipped
             ],
-            "skipped": [{"path": p, "reason": r} for p, r in loaded.skipped],
             "chunks": len(chunks),
             "keys": keys,
         }

@@ -75,8 +75,13 @@ def make_parser() -> argparse.ArgumentParser:
                    "name matches this glob, e.g. '*.pdf' or 'notes/*' (* crosses folders; case "
                    "is ignored); repeat for several")
 
-    p = sub.add_parser("info", help="describe the index: documents, chunks, model, build time")
+    p = sub.add_parser("info", help="describe the index: documents, chunks, model, build time",
+                       description="Describe the index, and say whether it is stale: whether "
+                       "documents were added, changed or removed since it was built, or the "
+                       "model or chunker differ.")
     _add_index(p)
+    p.add_argument("--corpus", metavar="DIR", help="corpus to compare with (default: $QA_CORPUS, "
+                   "else the folder the index was built from)")
     p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -103,12 +108,24 @@ def _questions(args: argparse.Namespace) -> Iterable[str]:
             yield line.rstrip("\n")
 
 
+# Control characters (escape sequences) and bidirectional overrides/isolates could rewrite the
+# terminal or reorder what it shows; they never reach it.
+_UNSAFE = dict.fromkeys([*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F),
+                         *range(0x2066, 0x206A)], " ")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` on one line, with control characters and bidi overrides made spaces."""
+    return " ".join(text.translate(_UNSAFE).split())
+
+
 def format_hits(question: str, hits: list) -> str:
     """Plain-text rendering of hits for the terminal: rank, score, citation, file, passage."""
     lines = []
     for hit in hits:
-        lines.append(f"{hit.rank}. [{hit.score:.3f}] {hit.citation()} ({hit.doc})")
-        body = textwrap.fill(" ".join(hit.text.split()), width=96)
+        lines.append(f"{hit.rank}. [{hit.score:.3f}] {terminal_safe(hit.citation())} "
+                     f"({terminal_safe(hit.doc)})")
+        body = textwrap.fill(terminal_safe(hit.text), width=96)
         lines.append(textwrap.indent(body, "   "))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n" if lines else "(no passages)\n"
@@ -123,6 +140,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise UsageError(f"-k must be between 1 and 1000, not {args.k}", "e.g. -k 5")
     searcher = Searcher(args.index, model=args.model)
     searcher.doc_mask(args.doc)  # a --doc pattern that matches nothing fails before any question
+    _warn_if_stale(searcher.index_dir)
     status = 0
     for question in _questions(args):
         try:
@@ -134,16 +152,31 @@ def cmd_ask(args: argparse.Namespace) -> int:
             status = 2
             continue
         if searcher.truncated:
-            print("qa: note: the question was cut to the model's window", file=sys.stderr)
+            print(f"qa: note: the question was cut to the model's window (its first "
+                  f"{searcher.embedder.max_tokens} word pieces)", file=sys.stderr)
         if args.json:
             payload = {"question": question, "hits": [_hit_json(h) for h in hits]}
             print(json.dumps(payload, ensure_ascii=False), flush=True)
         else:
             if args.question is None:
-                print(f"Q: {question}")
+                print(f"Q: {terminal_safe(question)[:200]}")
             sys.stdout.write(format_hits(question, hits))
             sys.stdout.flush()
     return status
+
+
+def _warn_if_stale(index_dir) -> None:
+    """One warning line when the index is out of date; a failed check never stops an answer."""
+    from qa.staleness import check
+
+    try:
+        staleness = check(index_dir)
+    except Exception:  # noqa: BLE001 - a warning must not turn into an error
+        log.debug("staleness check failed", exc_info=True)
+        return
+    if staleness.stale:
+        print(f"qa: warning: {terminal_safe(staleness.summary())} (hint: run `qa build`)",
+              file=sys.stderr)
 
 
 def _hit_json(hit) -> dict:
@@ -154,10 +187,14 @@ def _hit_json(hit) -> dict:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from qa.staleness import check
     from qa.store import read_manifest
 
     index_dir = config.index_dir(args.index)
     build, m = read_manifest(index_dir)
+    if args.corpus and not os.path.isdir(args.corpus):
+        raise UsageError(f"no corpus folder at {args.corpus}", "give the folder you build from")
+    staleness = check(index_dir, args.corpus)
     info = {
         "index": str(index_dir),
         "build": str(build),
@@ -175,6 +212,13 @@ def cmd_info(args: argparse.Namespace) -> int:
             for d in m["documents"]
         ],
         "skipped": m.get("skipped", []),
+        "stale": staleness.stale,
+        "added": staleness.added,
+        "changed": staleness.changed,
+        "removed": staleness.removed,
+        "stale_reasons": staleness.reasons,
+        "stale_checked": staleness.checked,
+        "compared_with": staleness.corpus,
     }
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
@@ -186,6 +230,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"chunking:   v{chunking['version']}, max {chunking['max_tokens']} word pieces, "
           f"overlap {chunking['overlap']} sentence(s)")
     print(f"documents:  {info['documents']}, chunks: {info['chunks']}")
+    print(f"stale:      {'yes' if staleness.stale else 'no'} - {staleness.summary()} "
+          f"(compared with {staleness.corpus})")
     for d in info["files"]:
         pages = f", {d['pages']} pages" if d.get("pages") else ""
         print(f"  {d['path']}  ({d['chunks']} chunks{pages})  {d['title']}")
@@ -195,13 +241,25 @@ def cmd_info(args: argparse.Namespace) -> int:
 COMMANDS = {"build": cmd_build, "ask": cmd_ask, "info": cmd_info}
 
 
+def _tolerant_streams() -> None:
+    """Undecodable input and unprintable output become replacement characters, not crashes."""
+    for stream in (sys.stdin, sys.stdout):
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError, OSError):  # not a text stream, or closed
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `qa` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or os.environ.get("QA_DEBUG", "") not in ("", "0")
+    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
+        logging.addLevelName(level, logging.getLevelName(level).lower())
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="qa: %(levelname)s: %(message)s")
     config.ensure_offline()
+    _tolerant_streams()
     parser = make_parser()
     try:
         args = parser.parse_args(argv)
@@ -219,6 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file or folder qa cannot read or write: say which, no traceback
+        if debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"qa: error: cannot access{where}: {exc.strerror or exc} "
+              "(hint: check the path, its permissions and free disk space)", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
         if debug:
             raise

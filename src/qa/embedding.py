@@ -78,12 +78,12 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Word pieces of `text` under the model's own tokenizer (no special tokens)."""
-        return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def truncate(self, text: str, max_tokens: int | None = None) -> tuple[str, bool]:
         """Cut `text` to the model window; returns (text, whether it was cut)."""
         limit = max_tokens or self.max_tokens
-        ids = self.model.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         if len(ids) <= limit:
             return text, False
         return self.model.tokenizer.decode(ids[:limit]), True

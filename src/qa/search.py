@@ -99,26 +99,30 @@ class Searcher:
         embedder: Embedder | None = None,
     ) -> None:
         self.index_dir = config.index_dir(index_dir)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the swap of the index snapshot
+        self._refresh_lock = threading.Lock()  # one refresh loads at a time
         self._load(store.load(self.index_dir))
         wanted = model or os.environ.get("QA_MODEL")
         if embedder is None:
             embedder = Embedder(wanted or self.manifest["model"]["id"])
-        if embedder.model_id != self.manifest["model"]["id"]:
-            raise QAError(
-                f"the index at {self.index_dir} was built with model "
-                f"{self.manifest['model']['id']!r}, not {embedder.model_id!r}",
-                "run `qa build` with the model you want, or drop --model/QA_MODEL",
-            )
+        _check_model(self.manifest, embedder, self.index_dir)
         self.embedder = embedder
-        self.truncated = False  # whether the last question was cut to the model window
+        self._local = threading.local()  # per thread: whether its last question was cut
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the last question searched by this thread was cut to the model window."""
+        return getattr(self._local, "truncated", False)
 
     def _load(self, stored: store.StoredIndex) -> None:
-        self.stored = stored
+        """Make `stored` the snapshot searches use (callers hold `_lock`, or construct)."""
+        documents = stored.manifest["documents"]
+        stored.titles = {d["path"]: d.get("title") or d["path"] for d in documents}
         self.manifest = stored.manifest
         self.chunks = stored.chunks
-        self.titles = {d["path"]: d.get("title") or d["path"] for d in self.manifest["documents"]}
+        self.titles = stored.titles
         self._masks: dict[tuple[str, ...], np.ndarray | None] = {}
+        self.stored = stored
 
     @property
     def build_path(self) -> Path:
@@ -126,18 +130,24 @@ class Searcher:
         return self.stored.path
 
     def refresh(self) -> bool:
-        """Switch to a newer build if one went live since loading; True when it switched."""
+        """Switch to a newer build if one went live since loading; True when it switched.
+
+        Safe to call from many threads while others search: the new build is loaded aside and
+        swapped in at once, and each search answers wholly from the build it started on. On
+        error (a damaged build, another model) the searcher keeps the build it has.
+
+        Raises:
+            QAError: the new build cannot be loaded or needs another model.
+        """
         live = store.current_build(self.index_dir)
         if live is None or live == self.stored.path:
             return False
-        with self._lock:
-            if live != self.stored.path:
-                stored = store.load(self.index_dir)
-                if stored.manifest["model"]["id"] != self.embedder.model_id:
-                    raise QAError(
-                        f"the rebuilt index uses model {stored.manifest['model']['id']!r}",
-                        "restart with that model",
-                    )
+        with self._refresh_lock:
+            if store.current_build(self.index_dir) == self.stored.path:
+                return True  # another thread switched meanwhile
+            stored = store.load(self.index_dir)  # searches go on with the old snapshot
+            _check_model(stored.manifest, self.embedder, self.index_dir)
+            with self._lock:
                 self._load(stored)
         return True
 
@@ -190,7 +200,7 @@ class Searcher:
 
     def encode_question(self, question: str) -> np.ndarray:
         """Embed a question (cut to the model window); shape (1, dim)."""
-        text, self.truncated = self.embedder.truncate(question)
+        text, self._local.truncated = self.embedder.truncate(question)
         return self.embedder.encode([text])
 
     def search(self, question: str, k: int = 5, doc: docfilter.Patterns = None) -> list[Hit]:
@@ -220,9 +230,25 @@ class Searcher:
     def _hit(self, rank: int, score: float, chunk_id: int, stored: store.StoredIndex) -> Hit:
         c = stored.chunks[chunk_id]
         return Hit(
-            rank, score, c.doc, self.titles.get(c.doc, c.doc), c.section, c.start, c.end, c.text,
+            rank, score, c.doc, stored.titles.get(c.doc, c.doc), c.section, c.start, c.end, c.text,
             c.page, c.source_start, c.source_end,
         )  # fmt: skip
+
+
+def _check_model(manifest: dict, embedder: Embedder, index_dir: Path) -> None:
+    """Refuse an index built with another model, or vectors of another dimension."""
+    if embedder.model_id != manifest["model"]["id"]:
+        raise QAError(
+            f"the index at {index_dir} was built with model "
+            f"{manifest['model']['id']!r}, not {embedder.model_id!r}",
+            "run `qa build` with the model you want, or drop --model/QA_MODEL",
+        )
+    if embedder.dim != manifest["model"]["dim"]:
+        raise QAError(
+            f"the index at {index_dir} holds {manifest['model']['dim']}-dimensional vectors; "
+            f"model {embedder.model_id!r} gives {embedder.dim}",
+            "run `qa build` to rebuild the index with this model",
+        )
 
 
 def dense_search(

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,9 @@ CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.npy"
 DENSE = "dense.faiss"
 LOCK = ".lock"
+_READ_RETRIES = 3
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +53,7 @@ class StoredIndex:
     chunks: list[Chunk]
     vectors: np.ndarray
     dense: object  # faiss.Index
+    titles: dict[str, str] = field(default_factory=dict)  # document path -> title
 
 
 def sha256_file(path: Path) -> str:
@@ -85,6 +90,10 @@ def chunks_to_jsonl(chunks: list[Chunk]) -> bytes:
 def write_build(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray) -> Path:
     """Write a complete build and make it the live index in one atomic step.
 
+    The caller holds `lock(index_dir)`. Files go to `builds/<id>.tmp`, are flushed to disk,
+    the folder is renamed to `builds/<id>` and the `current` link is replaced in one rename.
+    Killed before that rename, the previous index stays live; the next build removes the rest.
+
     Args:
         index_dir: the index folder (created if needed).
         manifest: build description; file checksums and the format version are added here.
@@ -103,21 +112,25 @@ def write_build(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: n
     build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     tmp = builds / f"{build_id}.tmp"
     tmp.mkdir()
+    log.debug("writing build %s", tmp)
+    try:
+        _write_file(tmp / CHUNKS, chunks_to_jsonl(chunks))
+        with open(tmp / VECTORS, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        dense, index_type = make_index(vectors, manifest.get("index_type"))
+        _write_file(tmp / DENSE, faiss.serialize_index(dense).tobytes())
 
-    _write_file(tmp / CHUNKS, chunks_to_jsonl(chunks))
-    with open(tmp / VECTORS, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    dense, index_type = make_index(vectors, manifest.get("index_type"))
-    _write_file(tmp / DENSE, faiss.serialize_index(dense).tobytes())
-
-    manifest = dict(manifest)
-    manifest["format"] = FORMAT_VERSION
-    manifest["index_type"] = index_type
-    manifest["files"] = {name: sha256_file(tmp / name) for name in (CHUNKS, VECTORS, DENSE)}
-    _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
-    _fsync_dir(tmp)
+        manifest = dict(manifest)
+        manifest["format"] = FORMAT_VERSION
+        manifest["index_type"] = index_type
+        manifest["files"] = {name: sha256_file(tmp / name) for name in (CHUNKS, VECTORS, DENSE)}
+        _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # best effort; clean_up catches what is left
+        raise
 
     final = builds / build_id
     os.rename(tmp, final)
@@ -126,28 +139,55 @@ def write_build(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: n
     os.symlink(Path(BUILDS) / build_id, link_tmp)
     os.replace(link_tmp, index_dir / CURRENT)  # the atomic switch
     _fsync_dir(index_dir)
+    log.debug("build %s is live", final)
     clean_up(index_dir)
     return final
 
 
-def clean_up(index_dir: Path) -> None:
-    """Remove builds that are not live and whatever interrupted builds left behind."""
+def clean_up(index_dir: Path) -> list[Path]:
+    """Remove builds that are not live and whatever interrupted builds left behind.
+
+    Call it only while holding `lock(index_dir)`. Searchers that already loaded an older build
+    keep it in memory; `load` retries if a build disappears while it is being read.
+
+    Returns:
+        What was removed.
+    """
     live = current_build(index_dir)
+    removed: list[Path] = []
     builds = index_dir / BUILDS
     if builds.is_dir():
         for entry in builds.iterdir():
-            if live is None or entry.resolve() != live.resolve():
-                shutil.rmtree(entry, ignore_errors=True)
+            if live is None or entry.resolve() != live:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed.append(entry)
     for entry in index_dir.glob(f".{CURRENT}.*"):
         entry.unlink(missing_ok=True)
+        removed.append(entry)
+    if removed:
+        log.debug("cleaned up %s", ", ".join(p.name for p in removed))
+    return removed
 
 
 def current_build(index_dir: Path) -> Path | None:
-    """The live build folder, or None when there is none."""
-    link = index_dir / CURRENT
-    if not link.exists():
-        return None
-    return link.resolve()
+    """The live build folder (resolved), or None when there is none.
+
+    Raises:
+        QAError: the index folder cannot be read.
+    """
+    link = Path(index_dir) / CURRENT
+    try:
+        if not link.exists():
+            return None
+        return link.resolve()
+    except OSError as exc:
+        raise QAError(
+            f"cannot read index folder {index_dir}: {exc.strerror or exc}",
+            "check that the folder exists and that you may read it",
+        ) from None
 
 
 def read_manifest(index_dir: Path) -> tuple[Path, dict]:
@@ -157,14 +197,30 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
         IndexMissingError: no index has been built there.
         IndexCorruptError: the manifest cannot be read or is of another format.
     """
-    build = current_build(index_dir)
-    if build is None or not (build / MANIFEST).is_file():
-        raise IndexMissingError(f"no index at {index_dir}", "run `qa build` to create it")
-    try:
-        manifest = json.loads((build / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    index_dir = Path(index_dir)
+    for _attempt in range(_READ_RETRIES):
+        build = current_build(index_dir)
+        if build is None or not (build / MANIFEST).is_file():
+            raise IndexMissingError(f"no index at {index_dir}", "run `qa build` to create it")
+        try:
+            text = (build / MANIFEST).read_text(encoding="utf-8")
+            break
+        except FileNotFoundError:  # a build swapped the index and removed this one meanwhile
+            continue
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(
+                f"index manifest at {build} is unreadable ({_reason(exc)})",
+                "run `qa build` to rebuild the index",
+            ) from None
+    else:
         raise IndexCorruptError(
-            f"index manifest at {build} is unreadable ({exc.__class__.__name__})",
+            f"index at {index_dir} kept changing while being read", "try again in a moment"
+        )
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise IndexCorruptError(
+            f"index manifest at {build} is unreadable ({_reason(exc)})",
             "run `qa build` to rebuild the index",
         ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
@@ -172,16 +228,41 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
             f"index at {index_dir} has an unknown format",
             "run `qa build` to rebuild it with this version of qa",
         )
+    _check_manifest(build, manifest)
     return build, manifest
 
 
+def _reason(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__
+
+
+def _check_manifest(build: Path, manifest: dict) -> None:
+    """The keys the rest of qa reads, with the right types (a hand-edited manifest is caught)."""
+    try:
+        ok = (
+            isinstance(manifest["model"]["id"], str)
+            and isinstance(manifest["model"]["dim"], int)
+            and isinstance(manifest["chunks"], int)
+            and isinstance(manifest["chunking"], dict)
+            and isinstance(manifest["files"], dict)
+            and all(isinstance(d["path"], str) for d in manifest["documents"])
+        )
+    except (KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise IndexCorruptError(
+            f"index manifest at {build} is incomplete", "run `qa build` to rebuild the index"
+        )
+
+
 def _verify(build: Path, manifest: dict) -> None:
-    files = manifest.get("files") or {}
+    """Check every data file against the manifest's sha256 before anything parses it."""
+    files = manifest["files"]
     for name in (CHUNKS, VECTORS, DENSE):
         path = build / name
-        if name not in files or not path.is_file() or sha256_file(path) != files[name]:
+        if name not in files or sha256_file(path) != files[name]:  # FileNotFoundError: retried
             raise IndexCorruptError(
-                f"index file {path} is missing or damaged (checksum mismatch)",
+                f"index file {path} is damaged (checksum mismatch)",
                 "run `qa build` to rebuild the index",
             )
 
@@ -189,27 +270,38 @@ def _verify(build: Path, manifest: dict) -> None:
 def load(index_dir: str | os.PathLike) -> StoredIndex:
     """Load the live index: manifest, verified checksums, then chunks, vectors and FAISS index.
 
+    A build that goes live while this reads (and removes the build being read) makes it start
+    again on the new build.
+
     Raises:
         IndexMissingError, IndexCorruptError: see `read_manifest`; also on checksum mismatch.
     """
     index_dir = Path(index_dir)
-    for attempt in range(3):  # a build may swap the link between reading it and the files
-        build, manifest = read_manifest(index_dir)
+    for _attempt in range(_READ_RETRIES):
+        build = None
         try:
+            build, manifest = read_manifest(index_dir)
             return _load_build(build, manifest)
-        except FileNotFoundError:
-            if attempt == 2 or current_build(index_dir) == build:
-                raise IndexCorruptError(
-                    f"index files under {build} vanished", "run `qa build` to rebuild the index"
-                ) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+        except (FileNotFoundError, IndexCorruptError) as exc:
+            if build is not None and current_build(index_dir) != build:
+                log.debug("index switched while loading %s; reading it again", build)
+                continue
+            if isinstance(exc, IndexCorruptError):
+                raise
+            raise IndexCorruptError(
+                f"index files under {build or index_dir} are missing",
+                "run `qa build` to rebuild the index",
+            ) from None
+    raise IndexCorruptError(
+        f"index at {index_dir} kept changing while being read", "try again in a moment"
+    )
 
 
 def _load_build(build: Path, manifest: dict) -> StoredIndex:
     import faiss
 
-    _verify(build, manifest)
     try:
+        _verify(build, manifest)
         with open(build / CHUNKS, encoding="utf-8") as fh:
             chunks = [Chunk(**json.loads(line)) for line in fh if line.strip()]
         vectors = np.load(build / VECTORS, allow_pickle=False)
@@ -218,31 +310,56 @@ def _load_build(build: Path, manifest: dict) -> StoredIndex:
         raise
     except (OSError, ValueError, TypeError, RuntimeError) as exc:
         raise IndexCorruptError(
-            f"index at {build} cannot be read ({exc.__class__.__name__})",
+            f"index at {build} cannot be read ({_reason(exc)})",
             "run `qa build` to rebuild the index",
         ) from None
-    if len(chunks) != vectors.shape[0] or dense.ntotal != len(chunks):
+    dim = manifest["model"]["dim"]
+    if (
+        len(chunks) != manifest["chunks"]
+        or vectors.dtype != np.float32
+        or vectors.shape != (len(chunks), dim)
+        or dense.ntotal != len(chunks)
+        or dense.d != dim
+    ):
         raise IndexCorruptError(
-            f"index at {build} is inconsistent", "run `qa build` to rebuild the index"
+            f"index at {build} is inconsistent (chunks, vectors and manifest disagree)",
+            "run `qa build` to rebuild the index",
         )
     return StoredIndex(build, manifest, chunks, vectors, dense)
 
 
 def lock(index_dir: Path, timeout: float = 0):
-    """An exclusive lock on the index folder for a build (a filelock.FileLock context).
+    """An exclusive lock on the index folder for a build (an acquired filelock.FileLock).
+
+    The lock is an OS file lock: a killed build releases it with its process.
+
+    Args:
+        index_dir: the index folder (created if needed).
+        timeout: seconds to wait for another build; 0 fails at once, -1 waits for ever.
 
     Raises:
         QAError: another build holds the lock (after waiting `timeout` seconds).
     """
     from filelock import FileLock, Timeout
 
+    index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     file_lock = FileLock(str(index_dir / LOCK))
     try:
-        file_lock.acquire(timeout=timeout)
+        file_lock.acquire(timeout=0)
     except Timeout:
-        raise QAError(
-            f"another `qa build` is running on {index_dir}",
-            "wait for it to finish, or use --wait to queue behind it",
-        ) from None
+        if timeout == 0:
+            raise QAError(
+                f"another `qa build` is running on {index_dir}",
+                "wait for it to finish, or use --wait to queue behind it",
+            ) from None
+        log.warning("waiting for another `qa build` on %s to finish", index_dir)
+        try:
+            file_lock.acquire(timeout=timeout)
+        except Timeout:
+            raise QAError(
+                f"another `qa build` on {index_dir} did not finish within {timeout:g}s",
+                "try again when it has finished",
+            ) from None
+    log.debug("lock taken on %s", index_dir)
     return file_lock

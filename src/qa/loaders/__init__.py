@@ -13,10 +13,11 @@ Unsupported, unreadable or undecodable files are skipped and listed with a reaso
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import QAError
@@ -26,7 +27,7 @@ from qa.loaders.plain import decode
 
 __all__ = [
     "Document", "LoadResult", "LOADERS", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
-    "iter_files", "load_corpus", "load_file", "title_from_filename",
+    "is_supported", "iter_files", "load_corpus", "load_file", "title_from_filename",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,22 @@ class LoadResult:
 
     documents: list[Document]
     skipped: list[tuple[str, str]]
+    # size and mtime_ns of skipped files of a supported type, taken before the read was tried,
+    # so that a staleness check can tell when such a file was edited (and may load now)
+    skipped_stats: dict[str, dict] = field(default_factory=dict)
+
+
+def is_supported(path: str | os.PathLike) -> bool:
+    """Whether the loaders read files of this type (by suffix)."""
+    return Path(path).suffix.lower() in LOADERS
 
 
 def load_file(root: Path, path: Path) -> Document:
     """Load one file under `root` with the loader for its suffix.
+
+    The document's `metadata` records the file's "size" and "mtime_ns", taken before reading:
+    if the file changes while it is read, the recorded mtime is the older one, and a staleness
+    check hashes the file again instead of trusting it.
 
     Raises:
         ValueError: the file is unreadable, of an unsupported type, or cannot be decoded.
@@ -64,34 +77,49 @@ def load_file(root: Path, path: Path) -> Document:
     if suffix not in LOADERS:
         raise ValueError(f"unsupported file type {path.suffix or '(none)'}")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read()
     except OSError as exc:
         raise ValueError(exc.strerror or str(exc)) from None
-    return LOADERS[suffix][1](rel, data)
+    document = LOADERS[suffix][1](rel, data)
+    stat = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return dataclasses.replace(document, metadata={**document.metadata, **stat})
 
 
-def iter_files(root: Path) -> list[Path]:
-    """Every file under `root`, recursively, sorted by relative path (hidden entries skipped)."""
+def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Every file under `root`, recursively, sorted by relative path (hidden entries skipped).
+
+    Sub-folders that cannot be read are left out and added to `skipped` as (path, reason).
+
+    Raises:
+        QAError: `root` itself cannot be read.
+    """
     found: list[Path] = []
     errors: list[OSError] = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.extend(Path(dirpath, f) for f in filenames if not f.startswith("."))
     for exc in errors:
-        if Path(exc.filename) == root:
+        folder = Path(exc.filename) if exc.filename else root
+        if folder == root:
             raise QAError(
-                f"cannot read corpus folder {root}: {exc.strerror}",
-                "check the folder's permissions",
+                f"cannot read corpus folder {root}: {exc.strerror or exc}",
+                "check that the folder exists and that you may read it",
             )
-        log.warning("skipped folder %s: %s", exc.filename, exc.strerror)
+        rel = folder.relative_to(root).as_posix() + "/"
+        log.debug("cannot read folder %s: %s", folder, exc.strerror)
+        if skipped is not None:
+            skipped.append((rel, f"folder not readable: {exc.strerror or exc}"))
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 def load_corpus(root: str | os.PathLike) -> LoadResult:
     """Load every supported document under `root`, in a stable (sorted) order.
 
-    Unsupported, unreadable, binary or undecodable files are skipped and listed in
-    `LoadResult.skipped` with a reason; they never stop the load.
+    Unsupported, unreadable, binary or undecodable files, and sub-folders that cannot be read,
+    are skipped and listed in `LoadResult.skipped` (sorted by path) with a reason; they never
+    stop the load.
 
     Raises:
         QAError: the folder does not exist or cannot be read.
@@ -101,13 +129,18 @@ def load_corpus(root: str | os.PathLike) -> LoadResult:
         raise QAError(
             f"no corpus folder at {root}", "create it and put .txt, .md, .html or .pdf files in it"
         )
-    documents: list[Document] = []
-    skipped: list[tuple[str, str]] = []
-    for path in iter_files(root):
+    result = LoadResult([], [])
+    for path in iter_files(root, result.skipped):
         rel = path.relative_to(root).as_posix()
         try:
-            documents.append(load_file(root, path))
-        except ValueError as exc:
-            log.debug("skipped %s: %s", rel, exc)  # callers report LoadResult.skipped
-            skipped.append((rel, str(exc)))
-    return LoadResult(documents, skipped)
+            if is_supported(path):
+                st = path.stat()
+                result.skipped_stats[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            result.documents.append(load_file(root, path))
+            result.skipped_stats.pop(rel, None)
+        except (OSError, ValueError) as exc:
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+            log.debug("skipped %s: %s", rel, reason)  # callers report LoadResult.skipped
+            result.skipped.append((rel, reason))
+    result.skipped.sort()
+    return result

@@ -1,0 +1,173 @@
+"""Is the index out of date? Compare its manifest with the corpus folder and the configuration.
+
+The manifest records, per document, the sha256 of its bytes plus its size and mtime when it
+was read, the model and the chunker parameters. A file whose size and mtime are unchanged (and
+not so recent that a same-tick edit could hide) counts as unchanged without being read; any
+other file is hashed, so touching a file without editing it does not make the index stale.
+
+Light on purpose: no torch, no FAISS, no model load, so `qa info` and the page can call it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from qa import config, store
+from qa.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP
+from qa.errors import QAError
+from qa.loaders import is_supported, iter_files
+
+# Files modified this close to (or after) the moment a build read the corpus are always hashed:
+# within one timestamp tick an edit can leave size and mtime as they were.
+RACY_NS = 2_000_000_000
+
+
+@dataclass
+class Staleness:
+    """How an index differs from its corpus and configuration.
+
+    Attributes:
+        stale: True when a rebuild would index something different.
+        added: documents in the corpus that the index lacks (paths relative to the corpus).
+        changed: documents whose content differs from what was indexed.
+        removed: indexed documents no longer in the corpus.
+        reasons: other causes, in words: another model or chunker than the index's; or why the
+            corpus could not be checked (that alone does not make the index stale).
+        corpus: the corpus folder compared with.
+        built_from: the corpus folder the index was built from.
+        checked: False when the corpus folder could not be read (then only `reasons` count).
+    """
+
+    stale: bool
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    corpus: str = ""
+    built_from: str = ""
+    checked: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for a warning: what differs, with up to three names per kind."""
+        parts = []
+        kinds = (("added", self.added), ("changed", self.changed), ("removed", self.removed))
+        for label, paths in kinds:
+            if paths:
+                more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+                parts.append(f"{len(paths)} {label} ({', '.join(paths[:3])}{more})")
+        parts.extend(self.reasons)
+        if self.stale:
+            return "the index is out of date: " + "; ".join(parts)
+        if not self.checked:
+            return "; ".join(self.reasons)
+        return "the index is up to date"
+
+
+def check(
+    index_dir: str | os.PathLike | None = None,
+    corpus_dir: str | os.PathLike | None = None,
+    model: str | None = None,
+) -> Staleness:
+    """Compare the live index with a corpus folder and the configured model.
+
+    Args:
+        index_dir: the index folder (default: $QA_INDEX or ./index).
+        corpus_dir: the corpus to compare with; None means $QA_CORPUS when set, else the folder
+            the index was built from (recorded in its manifest).
+        model: the configured model; None means $QA_MODEL when set, else no model check (a
+            searcher then uses the index's own model).
+
+    Returns:
+        A `Staleness`. A corpus folder that is missing or unreadable gives `checked=False`
+        with the cause in `reasons`, never an exception.
+
+    Raises:
+        QAError: no index, or an unreadable manifest (as `qa.store.read_manifest`).
+    """
+    index_dir = config.index_dir(index_dir)
+    _, manifest = store.read_manifest(index_dir)
+    built_from = manifest.get("corpus") or ""
+    explicit = corpus_dir or os.environ.get("QA_CORPUS")
+    corpus = Path(explicit) if explicit else Path(built_from)
+    result = Staleness(stale=False, corpus=str(corpus), built_from=built_from)
+
+    result.reasons.extend(_config_reasons(manifest, model))
+    result.stale = bool(result.reasons)
+    try:
+        found = _corpus_files(corpus)
+    except QAError as exc:
+        result.checked = False
+        result.reasons.append(exc.message)  # said, but unknown is not stale
+        return result
+    _compare(manifest, found, result)
+    result.stale = result.stale or bool(result.added or result.changed or result.removed)
+    return result
+
+
+def _config_reasons(manifest: dict, model: str | None) -> list[str]:
+    reasons = []
+    wanted = model or os.environ.get("QA_MODEL")
+    if wanted:
+        model_id, _ = config.resolve_model(wanted)
+        if model_id != manifest["model"]["id"]:
+            reasons.append(f"built with model {manifest['model']['id']}, configured {model_id}")
+    chunking = manifest.get("chunking") or {}
+    if chunking.get("version") != CHUNKER_VERSION or chunking.get("overlap") != DEFAULT_OVERLAP:
+        reasons.append(
+            f"built with chunker v{chunking.get('version')} (overlap {chunking.get('overlap')}), "
+            f"this qa uses v{CHUNKER_VERSION} (overlap {DEFAULT_OVERLAP})"
+        )
+    return reasons
+
+
+def _corpus_files(corpus: Path) -> dict[str, Path]:
+    """Supported files under the corpus, by relative path; QAError when it cannot be listed."""
+    if not corpus.is_dir():
+        raise QAError(f"cannot check: no corpus folder at {corpus}")
+    try:
+        files = iter_files(corpus)
+    except QAError as exc:
+        raise QAError(f"cannot check: {exc.message}") from None
+    return {p.relative_to(corpus).as_posix(): p for p in files if is_supported(p)}
+
+
+def _compare(manifest: dict, found: dict[str, Path], result: Staleness) -> None:
+    indexed = {d["path"]: d for d in manifest["documents"]}
+    skipped = {s["path"]: s for s in manifest.get("skipped") or []}
+    loaded_at = manifest.get("loaded_at_ns")
+    for rel, path in sorted(found.items()):
+        if rel in indexed:
+            if _differs(path, indexed[rel], loaded_at):
+                result.changed.append(rel)
+        elif rel not in skipped or not _same_stat(path, skipped[rel]):
+            result.added.append(rel)  # new, or a file skipped then and edited since
+    result.removed.extend(sorted(set(indexed) - set(found)))
+
+
+def _differs(path: Path, entry: dict, loaded_at: int | None) -> bool:
+    """Whether a file's content differs from the indexed one (unreadable counts as different)."""
+    try:
+        if (
+            loaded_at is not None
+            and _same_stat(path, entry)
+            and entry["mtime_ns"] < loaded_at - RACY_NS
+        ):
+            return False
+        return hashlib.sha256(path.read_bytes()).hexdigest() != entry.get("sha256")
+    except OSError:
+        return True
+
+
+def _same_stat(path: Path, entry: dict) -> bool:
+    """Whether size and mtime are those recorded in a manifest entry."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns

@@ -1,0 +1,231 @@
+"""The index folder: atomic switch, clean-up, lock, checksums before parsing, no unpickling."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import store
+from qa.chunking import Chunk
+from qa.errors import IndexCorruptError, IndexMissingError, QAError
+
+DIM = 8
+
+
+def tiny_build(index_dir: Path, n: int = 3, seed: int = 0, dim: int = DIM) -> Path:
+    """Write a small build straight through the store (no model needed)."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [Chunk(i, f"doc{seed}.txt", None, 0, 5, f"text{i}") for i in range(n)]
+    manifest = {
+        "model": {"id": "test-model", "dim": dim},
+        "chunking": {"version": 1, "max_tokens": 254, "overlap": 1},
+        "documents": [{"path": f"doc{seed}.txt", "title": "T", "sha256": "0", "chunks": n}],
+        "chunks": n,
+        "corpus": "",
+    }
+    with store.lock(index_dir):
+        return store.write_build(index_dir, manifest, chunks, vectors)
+
+
+def test_write_then_load_round_trip(tmp_path):
+    build = tiny_build(tmp_path, n=4)
+    assert (tmp_path / "current").is_symlink()
+    assert store.current_build(tmp_path) == build.resolve()
+    loaded = store.load(tmp_path)
+    assert [c.text for c in loaded.chunks] == ["text0", "text1", "text2", "text3"]
+    assert loaded.vectors.shape == (4, DIM) and loaded.dense.ntotal == 4
+    manifest = json.loads((build / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"chunks.jsonl", "vectors.npy", "dense.faiss"}
+    assert manifest["format"] == store.FORMAT_VERSION
+
+
+def test_new_build_replaces_old_and_removes_it(tmp_path):
+    first = tiny_build(tmp_path, seed=1)
+    second = tiny_build(tmp_path, seed=2)
+    assert store.current_build(tmp_path) == second.resolve()
+    assert not first.exists()
+    assert sorted(p.name for p in (tmp_path / "builds").iterdir()) == [second.name]
+    assert store.load(tmp_path).chunks[0].doc == "doc2.txt"
+
+
+def test_clean_up_removes_leftovers_of_killed_builds_only(tmp_path):
+    live = tiny_build(tmp_path)
+    builds = tmp_path / "builds"
+    (builds / "20250101T000000-dead.tmp").mkdir()
+    (builds / "20250101T000000-dead.tmp" / "chunks.jsonl").write_text("half")
+    shutil.copytree(live, builds / "20250101T000001-complete")  # renamed, never switched to
+    os.symlink("builds/nowhere", tmp_path / ".current.abcd1234")  # link made, never swapped in
+    before = store.load(tmp_path)
+    removed = store.clean_up(tmp_path)
+    assert {p.name for p in removed} == {
+        "20250101T000000-dead.tmp", "20250101T000001-complete", ".current.abcd1234"
+    }
+    assert [p.name for p in builds.iterdir()] == [live.name]
+    assert not os.path.lexists(tmp_path / ".current.abcd1234")
+    after = store.load(tmp_path)
+    assert after.path == before.path and np.array_equal(after.vectors, before.vectors)
+
+
+def test_failed_write_leaves_no_tmp_and_keeps_live(tmp_path, monkeypatch):
+    live = tiny_build(tmp_path)
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(store, "_write_file", full_disk)
+    with pytest.raises(OSError):
+        tiny_build(tmp_path, seed=5)
+    assert store.current_build(tmp_path) == live.resolve()
+    assert [p.name for p in (tmp_path / "builds").iterdir()] == [live.name]
+
+
+def test_missing_index(tmp_path):
+    with pytest.raises(IndexMissingError) as info:
+        store.load(tmp_path / "nothing")
+    assert "no index at" in info.value.message and "qa build" in info.value.hint
+    tiny_build(tmp_path)
+    shutil.rmtree(tmp_path / "builds")  # `current` now dangles
+    with pytest.raises(IndexMissingError):
+        store.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["chunks.jsonl", "vectors.npy", "dense.faiss"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_damaged_file_is_caught_by_checksum_before_parsing(tmp_path, monkeypatch, name, damage):
+    build = tiny_build(tmp_path)
+    path = build / name
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    else:
+        path.unlink()
+    import faiss
+
+    parsed = []
+    monkeypatch.setattr(np, "load", lambda *a, **k: parsed.append("np.load"))
+    monkeypatch.setattr(faiss, "deserialize_index", lambda *a: parsed.append("faiss"))
+    with pytest.raises(IndexCorruptError) as info:
+        store.load(tmp_path)
+    assert "qa build" in info.value.hint
+    assert parsed == []  # nothing was parsed: the checksum failed first
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "{", "[]", '{"format": 99}', '{"format": 1}', '{"format": 1, "model": {"id": 3}}'],
+)
+def test_bad_manifest(tmp_path, text):
+    build = tiny_build(tmp_path)
+    (build / "manifest.json").write_text(text)
+    with pytest.raises(IndexCorruptError) as info:
+        store.load(tmp_path)
+    assert info.value.hint
+
+
+def test_manifest_that_disagrees_with_the_files(tmp_path):
+    build = tiny_build(tmp_path, n=3)
+    manifest = json.loads((build / "manifest.json").read_text())
+    manifest["model"]["dim"] = 16  # the files hold 8-dimensional vectors
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError) as info:
+        store.load(tmp_path)
+    assert "inconsistent" in info.value.message
+
+
+def test_pickled_vectors_are_never_unpickled(tmp_path):
+    """A vectors.npy holding a pickle, even with a matching checksum, is refused unexecuted."""
+    build = tiny_build(tmp_path)
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    with open(build / "vectors.npy", "wb") as fh:
+        np.save(fh, np.array([Payload()], dtype=object), allow_pickle=True)
+    manifest = json.loads((build / "manifest.json").read_text())
+    manifest["files"]["vectors.npy"] = store.sha256_file(build / "vectors.npy")
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError) as info:
+        store.load(tmp_path)
+    assert "cannot be read" in info.value.message
+    assert not marker.exists()
+
+
+def test_load_retries_when_a_build_goes_live_meanwhile(tmp_path, monkeypatch):
+    """A reader that resolved the old build while a new one went live (and removed the old)
+    starts again on the new build instead of failing."""
+    tiny_build(tmp_path, seed=1)
+    real_verify = store._verify
+    calls = []
+
+    def verify_after_a_rebuild(build, manifest):
+        if not calls:
+            calls.append(build)
+            tiny_build(tmp_path, seed=2)  # switches and removes `build`
+        return real_verify(build, manifest)
+
+    monkeypatch.setattr(store, "_verify", verify_after_a_rebuild)
+    loaded = store.load(tmp_path)
+    assert loaded.chunks[0].doc == "doc2.txt"
+    assert not calls[0].exists()
+
+
+def test_lock_refuses_a_second_build_with_a_clear_message(tmp_path):
+    held = store.lock(tmp_path)
+    try:
+        with pytest.raises(QAError) as info:
+            store.lock(tmp_path)
+        assert "another `qa build` is running" in info.value.message
+        assert "--wait" in info.value.hint
+        with pytest.raises(QAError) as info:
+            store.lock(tmp_path, timeout=0.2)
+        assert "did not finish" in info.value.message
+    finally:
+        held.release()
+    store.lock(tmp_path).release()  # free again
+
+
+def test_lock_wait_queues_behind_the_running_build(tmp_path):
+    held = store.lock(tmp_path)
+    got = []
+
+    def second():
+        lock = store.lock(tmp_path, timeout=-1)
+        got.append(time.monotonic())
+        lock.release()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.3)
+    assert got == []  # still waiting
+    released = time.monotonic()
+    held.release()
+    thread.join(10)
+    assert len(got) == 1 and got[0] >= released
+
+
+def test_unreadable_index_folder_is_a_user_error(tmp_path, monkeypatch):
+    tiny_build(tmp_path)
+    real_exists = Path.exists
+
+    def exists(self, *args, **kwargs):
+        if self == tmp_path / "current":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_exists(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    with pytest.raises(QAError) as info:
+        store.load(tmp_path)
+    assert "Permission denied" in info.value.message and info.value.hint
