@@ -25,7 +25,7 @@ from conftest import REPORT
 
 from qa import staleness, store
 from qa.build import build_index
-from qa.chunking import Chunk
+from qa.chunking import CHUNKER_VERSION, Chunk
 from qa.cli import main
 from qa.config import PACKAGED_MODEL_ID
 from qa.errors import QAError, UsageError
@@ -506,7 +506,7 @@ def test_configured_corpus_model_and_chunker(small_index, small_corpus, tmp_path
     (build / "manifest.json").write_text(json.dumps(manifest))
     result = staleness.check(small_index)
     assert result.stale and result.reasons == [
-        "built with chunker v0 (overlap 1), this qa uses v1 (overlap 1)"
+        f"built with chunker v0 (overlap 1), this qa uses v{CHUNKER_VERSION} (overlap 1)"
     ]
 
 
