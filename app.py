@@ -51,12 +51,18 @@ def build(index_dir, heading: str) -> bool:
             summary = build_index(corpus, index_dir, on_progress=report, wait=True)
         except QAError as exc:
             status.update(label="The index could not be built", state="error")
-            st.error(exc.message)
-            st.caption(exc.hint)
+            show_error(exc)
             return False
         status.update(label=page.escape_markdown(summary.line()), state="complete", expanded=False)
     load_searcher.clear()
     return True
+
+
+def show_error(exc: QAError) -> None:
+    """A user-fixable error: its message and hint, as text (they may quote paths or input)."""
+    st.error(page.escape_markdown(exc.message))
+    if exc.hint:
+        st.caption(page.escape_markdown(exc.hint))
 
 
 def ask(question: str) -> None:
@@ -75,10 +81,8 @@ try:
     searcher = load_searcher(str(index_dir))
     searcher.refresh()  # a `qa build` elsewhere went live: answer from it
 except QAError as exc:
-    st.error(exc.message)
-    st.caption(exc.hint)
-    if st.button("Rebuild the index"):
-        build(index_dir, "Rebuilding the index…")
+    show_error(exc)
+    if st.button("Rebuild the index") and build(index_dir, "Rebuilding the index…"):
         st.rerun()
     st.stop()
 
@@ -113,8 +117,7 @@ except UsageError:  # an empty question: say what to do, not what went wrong
     st.info(page.EMPTY_HINT)
     st.stop()
 except QAError as exc:
-    st.error(exc.message)
-    st.caption(exc.hint)
+    show_error(exc)
     st.stop()
 
 st.markdown(page.results_heading_md(question, len(hits)))

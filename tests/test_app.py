@@ -155,12 +155,14 @@ def test_a_fresh_clone_builds_the_index_with_progress_then_answers(monkeypatch, 
 
 
 def test_an_empty_corpus_is_explained_not_a_traceback(monkeypatch, tmp_path, embedder):
-    (tmp_path / "corpus").mkdir()
+    corpus = tmp_path / "my <b>corpus"
+    corpus.mkdir()
     monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
-    monkeypatch.setenv("QA_CORPUS", str(tmp_path / "corpus"))
+    monkeypatch.setenv("QA_CORPUS", str(corpus))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert at.error[0].value.startswith("no documents to index in")
+    assert "my \\<b\\>corpus" in at.error[0].value  # a path is shown as text, too
     assert not at.text_input
 
 
