@@ -11,6 +11,7 @@ import streamlit as st
 
 from qa import config, page
 from qa.errors import QAError, UsageError
+from qa.staleness import check as check_staleness  # light: file sizes and times, no model
 from qa.store import current_build
 
 st.set_page_config(page_title="qa: ask the documents", page_icon="🔎")
@@ -54,8 +55,7 @@ def build(index_dir, heading: str) -> bool:
             show_error(exc)
             return False
         status.update(label=page.escape_markdown(summary.line()), state="complete", expanded=False)
-    load_searcher.clear()
-    return True
+    return True  # a loaded Searcher switches to the new build itself (Searcher.refresh)
 
 
 def show_error(exc: QAError) -> None:
@@ -90,9 +90,18 @@ manifest = searcher.manifest
 st.markdown(page.indexed_md(manifest))
 st.caption(page.DISCLAIMER)
 
+staleness = check_staleness(index_dir)
+if staleness.stale:
+    with st.container(border=True):
+        st.warning(page.stale_md(staleness.summary()))
+        if st.button("Rebuild the index", key="rebuild") and build(index_dir, "Rebuilding…"):
+            st.rerun()
+
 with st.sidebar:
     st.subheader("Index")
     st.markdown(page.index_status_md(manifest))
+    if not staleness.checked:
+        st.caption(page.escape_markdown("Cannot check for changes: " + staleness.summary()))
 
 examples = page.example_questions(manifest)
 box, count = st.columns([4, 1], vertical_alignment="bottom")

@@ -248,3 +248,28 @@ def test_a_pasted_article_is_answered_with_a_note(app):
     assert not app.exception and not app.error
     assert len(passages(app)) == 3
     assert any("only its beginning was used" in c.value for c in app.caption)
+
+
+def test_a_stale_index_is_flagged_and_rebuilt_from_the_page(monkeypatch, tmp_path, embedder):
+    from qa.build import build_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    build_index(corpus, tmp_path / "index", embedder=embedder)
+    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_CORPUS", str(corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.warning
+    (corpus / "new <i>notes.txt").write_text(
+        "Desk notes\n\nA standing desk lets you change posture during the working day.\n",
+        encoding="utf-8",
+    )
+    ask(at, "chiropractor")
+    warning = page_text(at.warning[0].value)
+    assert warning.startswith("The index is out of date: 1 added (new <i>notes.txt)")
+    assert len(passages(at)) == 3  # a stale index still answers
+    at.button(key="rebuild").click().run()
+    assert not at.exception and not at.error and not at.warning
+    ask(at, "Can I change posture at work?")
+    assert passages(at)[0].startswith("A standing desk lets you change posture")

@@ -275,3 +275,11 @@ def test_results_heading_cuts_a_pasted_article():
     md = page.results_heading_md("word " * 10_000, 2)
     assert md.startswith("2 passages for: *word word")
     assert md.endswith("…*") and len(md) < page.QUESTION_SHOWN_CHARS + 40
+
+
+def test_stale_md():
+    md = page.stale_md("the index is out of date: 1 changed (a<b>.txt)")
+    assert md == (
+        "The index is out of date\\: 1 changed \\(a\\<b\\>\\.txt\\). Answers come from the "
+        "documents as they were when the index was built."
+    )

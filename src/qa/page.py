@@ -303,6 +303,15 @@ def index_status_md(manifest: dict, now: datetime | None = None) -> str:
     return "  \n".join(lines)
 
 
+def stale_md(summary: str) -> str:
+    """The warning for a stale index, from `Staleness.summary()` (safe Markdown)."""
+    summary = summary[:1].upper() + summary[1:]
+    return (
+        f"{escape_markdown(summary)}. Answers come from the documents as they were when "
+        "the index was built."
+    )
+
+
 def example_questions(manifest: dict, count: int = 4) -> list[str]:
     """Questions a first-time reader can click: about the report when it is indexed, else
     built from the titles of the first documents."""
