@@ -111,6 +111,16 @@ box.text_input(
     placeholder=f"e.g. {examples[0]}" if examples else "Type a question",
 )
 k = count.number_input("Passages", min_value=1, max_value=20, value=3, step=1, key="k")
+choices = page.document_choices(searcher.documents())
+chosen = []
+if len(choices) > 1:
+    chosen = st.multiselect(
+        "Search in",
+        options=list(choices),
+        format_func=lambda path: choices.get(path, path),
+        placeholder="All documents",
+        key="docs",
+    )
 
 if examples:
     st.caption("Try one of these:")
@@ -121,7 +131,7 @@ if examples:
 
 question = st.session_state.get("question", "")
 try:
-    hits = searcher.search(question, int(k))
+    hits = searcher.search(question, int(k), doc=page.doc_patterns(chosen, choices))
 except UsageError:  # an empty question: say what to do, not what went wrong
     st.info(page.EMPTY_HINT)
     st.stop()
@@ -138,6 +148,12 @@ for hit in hits:
         rel = page.relevance(hit.score)
         st.progress(rel.fraction, text=rel.text)
         st.markdown(page.marked_md(hit.text))
+        download = page.original_download(searcher.original_path(hit.doc))
+        if download is not None:
+            st.download_button(
+                download.label, download.data, download.file_name, download.mime,
+                key=f"download-{hit.rank}",
+            )  # fmt: skip
         with st.expander("Show in context"):
             text = document_text(str(searcher.build_path), hit.doc, manifest)
             if text is None:

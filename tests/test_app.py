@@ -67,7 +67,9 @@ def test_a_question_shows_cards_with_the_answering_passage(app):
     assert len(found) == 3  # the default passage count
     assert found[0].startswith("Instances of longstanding unresolved back pain")
     card = next(c for c in app.main.children.values() if c.type == "flex_container" and c.expander)
-    assert card.markdown[0].value.startswith("**1** · **Chronic Middle Back Pain Causes**")
+    assert card.markdown[0].value.startswith(
+        "**1** · **Chronic middle back pain\\, Chronic Middle Back Pain Causes**"
+    )
     assert card.get("progress")[0].proto.text.startswith("Relevance: strong match")
     context = page_text(card.expander[0].markdown[0].value)
     assert "Chronic Middle Back Pain Causes Severe recurrent pain" in context  # the heading above

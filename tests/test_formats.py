@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qa.chunking import chunk_document
+from qa.citation import cite
 from qa.cli import main
-from qa.docfilter import matches, select_documents
+from qa.docfilter import exact, matches, select_documents
 from qa.errors import UsageError
 from qa.loaders import html, load_corpus, markdown, pdf
-from qa.search import Searcher, cite
+from qa.search import Searcher
 
 EXAMPLES = ROOT / "examples"
 
@@ -303,6 +304,7 @@ def test_citation_text():
     )
     assert cite("Posture at work", "Posture at work", None) == "Posture at work"
     assert cite("Report", None, None) == "Report"
+    assert cite(None, "Causes", 4) == "Causes, p. 4"
 
 
 def test_doc_patterns():
@@ -310,6 +312,11 @@ def test_doc_patterns():
     assert matches("notes/*", "notes/a/b.md") and not matches("notes/*", "other/notes.md")
     assert matches("handbook.pdf", "reports/handbook.pdf")  # a bare file name
     assert not matches("*.md", "a.markdown.txt")
+    assert matches("/guide.pdf", "guide.pdf") and not matches("/guide.pdf", "notes/guide.pdf")
+    assert matches("/notes/*", "notes/a/b.md") and not matches("/notes/*", "x/notes/b.md")
+    odd = "odd [draft] *v2?.md"
+    assert matches(exact(odd), odd) and not matches(exact(odd), "odd d *v2x.md")
+    assert not matches(exact("a.md"), "sub/a.md")
     paths = ["a.txt", "b/c.pdf", "b/d.md"]
     assert select_documents(None, paths) is None and select_documents("", paths) is None
     assert select_documents(["*.pdf", "a.*"], paths) == ["a.txt", "b/c.pdf"]
@@ -455,3 +462,79 @@ def test_cli_plain_and_json_citations(capsys, mixed_index):
     code, _, err = run(capsys, "ask", "x", "--index", str(mixed_index), "--doc", "nope*")
     assert code == 2
     assert err.startswith("qa: error: no document matches --doc 'nope*'") and "hint:" in err
+
+
+# --- The page: citations, the original file, the document filter ----------------------------
+
+
+@pytest.fixture
+def mixed_app(monkeypatch, mixed_index, mixed_corpus, embedder):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("QA_INDEX", str(mixed_index))
+    monkeypatch.setenv("QA_CORPUS", str(mixed_corpus))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _cards(at) -> list:
+    return [c for c in at.main.children.values() if c.type == "flex_container" and c.expander]
+
+
+def test_page_cites_title_section_page_and_offers_the_original(mixed_app):
+    mixed_app.text_input(key="question").input(PDF_QUESTION)
+    mixed_app.run()
+    assert not mixed_app.exception and not mixed_app.error
+    first = _cards(mixed_app)[0]
+    assert first.markdown[0].value == (
+        "**1** · **Back care handbook\\, Sleeping positions\\, p\\. 2** · "
+        "*back\\-care\\-handbook\\.pdf*"
+    )
+    [download] = first.get("download_button")
+    assert download.label == "Download the original (back\\-care\\-handbook\\.pdf)"
+    assert download.proto.url.endswith(".pdf")  # served as application/pdf
+    for card in _cards(mixed_app)[1:]:
+        assert len(card.get("download_button")) == 1
+
+
+def test_page_document_filter(mixed_app):
+    [choice] = mixed_app.multiselect
+    assert choice.options == [
+        "Back care handbook (back-care-handbook.pdf, 3 pages)",
+        "Chronic middle back pain (chronic-middle-back-pain.txt)",
+        "Exercise notes for a stiff upper back (notes/exercise-notes.md)",
+        "Posture at work (posture-at-work.html)",
+    ]
+    mixed_app.text_input(key="question").input("What causes chronic mid back pain?")
+    mixed_app.run()
+    assert all("chronic\\-middle" in c.markdown[0].value for c in _cards(mixed_app))
+    mixed_app.multiselect(key="docs").set_value(["posture-at-work.html"]).run()
+    assert not mixed_app.exception and not mixed_app.error
+    headers = [c.markdown[0].value for c in _cards(mixed_app)]
+    assert len(headers) == 3  # k passages still come back from the chosen document
+    assert all(h.endswith("*posture\\-at\\-work\\.html*") for h in headers)
+    mixed_app.multiselect(key="docs").set_value(
+        ["notes/exercise-notes.md", "back-care-handbook.pdf"]
+    ).run()
+    docs = {c.markdown[0].value.rsplit("· ", 1)[1] for c in _cards(mixed_app)}
+    assert docs <= {"*notes\\/exercise\\-notes\\.md*", "*back\\-care\\-handbook\\.pdf*"}
+
+
+def test_page_helpers_for_originals_and_the_filter(tmp_path: Path):
+    from qa import page
+
+    (tmp_path / "my_notes.md").write_text("# Notes", encoding="utf-8")
+    download = page.original_download(tmp_path / "my_notes.md")
+    assert download == page.Download(
+        "Download the original (my\\_notes\\.md)", "my_notes.md", "text/markdown", b"# Notes"
+    )
+    assert page.original_download(tmp_path / "gone.pdf") is None
+    assert page.original_download(None) is None
+    choices = page.document_choices(
+        [{"path": "a.pdf", "title": "A", "pages": 1}, {"path": "b/c.txt", "title": "C"}]
+    )
+    assert choices == {"a.pdf": "A (a.pdf, 1 page)", "b/c.txt": "C (b/c.txt)"}
+    assert page.doc_patterns([], choices) is None
+    assert page.doc_patterns(["b/c.txt", "removed.md"], choices) == ["/b/c.txt"]

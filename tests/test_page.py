@@ -248,8 +248,10 @@ def test_example_questions():
 def test_card_header_and_results_heading_escape_document_text():
     md = page.card_header_md(2, "Causes <b>", "dir/a_b.txt")
     assert md == "**2** · **Causes \\<b\\>** · *dir/a\\_b\\.txt*".replace("/", "\\/")
-    assert page.card_header_md(1, None, "a.txt", "A title") == "**1** · *A title (a\\.txt)*"
-    assert page.card_header_md(3, "S", "b.pdf", "B", page=7) == "**3** · **S** · *b\\.pdf*, p. 7"
+    assert page.card_header_md(1, None, "a.txt", "A title") == "**1** · **A title** · *a\\.txt*"
+    assert page.card_header_md(3, "S", "b.pdf", "B", page=7) == (
+        "**3** · **B\\, S\\, p\\. 7** · *b\\.pdf*"
+    )
     assert page.results_heading_md("<img src=x onerror=alert(1)>", 1) == (
         "1 passage for: *\\<img src\\=x onerror\\=alert\\(1\\)\\>*"
     )

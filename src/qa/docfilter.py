@@ -3,7 +3,9 @@
 A pattern is a shell-style glob (`*`, `?`, `[abc]`), matched without regard to case against the
 document's path relative to the corpus folder (forward slashes) *or* against its file name alone.
 `*` also matches `/`, so `notes/*` is everything under notes/, at any depth, and `*.pdf` is every
-PDF wherever it lies. Several patterns select the documents any of them matches.
+PDF wherever it lies. A pattern that starts with `/` is anchored at the corpus folder and matches
+the whole path only (`/guide.pdf` is the guide at the top, not notes/guide.pdf); `exact(path)` makes
+such a pattern for one document. Several patterns select the documents any of them matches.
 
 The filter is applied before ranking, as a boolean mask over chunk ids that every ranker honours,
 so a filtered search still returns k passages when the chosen documents have k.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
+from glob import escape
 
 import numpy as np
 
@@ -33,7 +36,14 @@ def as_patterns(patterns: Patterns) -> tuple[str, ...]:
 def matches(pattern: str, path: str) -> bool:
     """Whether a document path matches a pattern (case-insensitive; path or file name)."""
     pattern, path = pattern.lower(), path.lower()
+    if pattern.startswith("/"):
+        return fnmatchcase(path, pattern[1:])
     return fnmatchcase(path, pattern) or fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+
+
+def exact(path: str) -> str:
+    """The pattern that matches one document path and nothing else."""
+    return "/" + escape(path)
 
 
 def select_documents(patterns: Patterns, paths: Iterable[str]) -> list[str] | None:

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from qa.chunking import paragraphs
+from qa.citation import cite
+from qa.docfilter import exact
 
 REPORT_DOC = "chronic-middle-back-pain.txt"  # the report that ships in corpus/
 
@@ -332,15 +334,71 @@ def example_questions(manifest: dict, count: int = 4) -> list[str]:
 def card_header_md(
     rank: int, section: str | None, doc: str, title: str | None = None, page: int | None = None
 ) -> str:
-    """'**1** · **Section heading** · *document*, p. 3' as safe Markdown."""
+    """'**1** · **Title, Section heading, p. 3** · *document path*' as safe Markdown."""
     parts = [f"**{rank}**"]
-    if section:
-        parts.append(f"**{escape_markdown(section)}**")
-    source = escape_markdown(doc)
-    if title and title != doc and not section:
-        source = f"{escape_markdown(title)} ({source})"
-    parts.append(f"*{source}*" + (f", p. {int(page)}" if page else ""))
+    citation = cite(title, section, page)
+    if citation:
+        parts.append(f"**{escape_markdown(citation)}**")
+    parts.append(f"*{escape_markdown(doc)}*")
     return " · ".join(parts)
+
+
+# --- the original file and the document filter -------------------------------------------------
+
+MIME_TYPES = {
+    ".pdf": "application/pdf",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".txt": "text/plain",
+}
+
+
+@dataclass(frozen=True)
+class Download:
+    """What the page needs to offer a document's original file for download."""
+
+    label: str
+    file_name: str
+    mime: str
+    data: bytes
+
+
+def original_download(path: Path | None) -> Download | None:
+    """The original file as a download (None when it is gone or unreadable).
+
+    `path` comes from `Searcher.original_path`, which keeps it inside the corpus folder.
+    """
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    mime = MIME_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    label = f"Download the original ({escape_markdown(path.name)})"  # labels are Markdown
+    return Download(label, path.name, mime, data)
+
+
+def document_choices(documents: list[dict]) -> dict[str, str]:
+    """Document path -> label for the document filter ("Title (path, 3 pages)"), in corpus order.
+
+    Labels are shown by the multiselect as plain text, never as Markdown.
+    """
+    choices = {}
+    for d in documents:
+        extra = f", {_plural(d['pages'], 'page')}" if d.get("pages") else ""
+        choices[d["path"]] = f"{d['title']} ({d['path']}{extra})"
+    return choices
+
+
+def doc_patterns(selected: list[str], choices: dict[str, str]) -> list[str] | None:
+    """The `doc` filter for the documents chosen on the page (None: every document).
+
+    A chosen document that is no longer indexed (the index was rebuilt) is ignored.
+    """
+    return [exact(path) for path in selected if path in choices] or None
 
 
 QUESTION_SHOWN_CHARS = 300  # a pasted article is not repeated in full above the answers

@@ -11,6 +11,7 @@ import numpy as np
 
 from qa import config, docfilter, store
 from qa.chunking import embed_text
+from qa.citation import cite
 from qa.embedding import Embedder
 from qa.errors import QAError, UsageError
 from qa.text import normalize
@@ -53,16 +54,6 @@ class Hit:
     def citation(self) -> str:
         """Where the passage comes from, for a reader: "title, section, p. N"."""
         return cite(self.title, self.section, self.page)
-
-
-def cite(title: str, section: str | None, page: int | None) -> str:
-    """"title, section, p. N", leaving out what is unknown (and a section equal to the title)."""
-    parts = [title]
-    if section and section.strip().lower() != title.strip().lower():
-        parts.append(section)
-    if page is not None:
-        parts.append(f"p. {page}")
-    return ", ".join(parts)
 
 
 def clean_question(question: str) -> str:
