@@ -232,6 +232,14 @@ def test_html_without_main_uses_the_body_and_titles_from_h1():
     )
     assert "longest article" in html.load("a.html", article).text
     assert "short" not in html.load("a.html", article).text
+    kept = (
+        b"<main><div class='hero-banner'><h1>Hero title</h1></div>"
+        b"<p role='alert'>Seek care at once if numb.</p></main>"
+    )
+    assert html.load("k.html", kept).text.split("\n\n") == [
+        "Hero title",
+        "Seek care at once if numb.",
+    ]
 
 
 # --- PDF ------------------------------------------------------------------------------------

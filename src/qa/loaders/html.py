@@ -25,11 +25,11 @@ DROP_TAGS = (
 )  # fmt: skip
 DROP_ROLES = {
     "navigation", "banner", "contentinfo", "complementary", "search", "dialog", "alertdialog",
-    "menu", "menubar", "toolbar", "alert", "status",
+    "menu", "menubar", "toolbar",
 }  # fmt: skip
 BOILERPLATE = re.compile(
     r"(?:^|[-_ ])(?:cookies?|consent|gdpr|privacy-banner|breadcrumbs?|sidebar|navbar|nav|menu|"
-    r"share|sharing|social|newsletter|subscribe|advert|adverts|ads?|promo|popup|modal|banner|"
+    r"share|sharing|social|newsletter|subscribe|advert|adverts|ads?|promo|popup|modal|"
     r"skip-link|related|comments?)(?:$|[-_ ])",
     re.I,
 )
