@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import __version__, config, store
+from qa import __version__, config, sentences, store
 from qa.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP, chunk_documents, embed_text
 from qa.embedding import Embedder
 from qa.errors import QAError
-from qa.loaders import load_corpus
+from qa.loaders import Document, LoadResult, load_corpus
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +53,25 @@ def text_key(model_id: str, text: str) -> str:
     return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()[:32]
 
 
-def _previous_vectors(index_dir: Path, model_id: str, dim: int) -> dict[str, np.ndarray]:
-    """Vectors of the live build by text key, when it used the same model (else empty)."""
+def _previous_vectors(
+    index_dir: Path, model_id: str, dim: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Passage and sentence vectors of the live build by text key, when it used the same model
+    (else empty)."""
     try:
         previous = store.load(index_dir)
     except QAError as exc:
         log.debug("no vectors to reuse: %s", exc)
-        return {}
+        return {}, {}
     if previous.manifest["model"]["id"] != model_id or previous.manifest["model"]["dim"] != dim:
-        return {}
+        return {}, {}
+    sentence_vectors = sentences.previous_vectors(
+        previous.chunks, previous.arrays, lambda t: text_key(model_id, t)
+    )
     keys = previous.manifest.get("keys") or []
     if len(keys) != len(previous.chunks):
-        return {}
-    return {key: previous.vectors[i] for i, key in enumerate(keys)}
+        return {}, sentence_vectors
+    return {key: previous.vectors[i] for i, key in enumerate(keys)}, sentence_vectors
 
 
 def _embed(
@@ -155,51 +161,117 @@ def build_index(
                 + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else ""),
                 "add .txt, .md, .html or .pdf files to the corpus folder, then run `qa build` again",
             )
-        embedder = embedder or Embedder(model)
-        titles = {d.path: d.title for d in loaded.documents}
-        chunks = chunk_documents(loaded.documents, embedder.count_tokens, embedder.max_tokens)
-        texts = [embed_text(c.section, titles[c.doc], c.text) for c in chunks]
-        keys = [text_key(embedder.model_id, t) for t in texts]
-        cached = _previous_vectors(index_dir, embedder.model_id, embedder.dim)
-        todo = [i for i, key in enumerate(keys) if key not in cached]
-        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-        for i, key in enumerate(keys):
-            if key in cached:
-                vectors[i] = cached[key]
-        log.debug("embedding %d passages (%d reused)", len(todo), len(chunks) - len(todo))
-        if todo:
-            vectors[todo] = _embed(embedder, [texts[i] for i in todo], progress, on_progress)
-        elif on_progress is not None:
-            on_progress(0, 0)
-        counts: dict[str, int] = {}
-        for c in chunks:
-            counts[c.doc] = counts.get(c.doc, 0) + 1
-        manifest = {
-            "qa_version": __version__,
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "loaded_at_ns": loaded_at_ns,
-            "corpus": str(corpus_dir.resolve()),
-            "model": {"id": embedder.model_id, "dim": embedder.dim},
-            "chunking": {
-                "version": CHUNKER_VERSION,
-                "max_tokens": embedder.max_tokens,
-                "overlap": DEFAULT_OVERLAP,
-            },
-            "documents": [_document_entry(d, counts.get(d.path, 0)) for d in loaded.documents],
-            "skipped": [
-                {"path": p, "reason": r, **loaded.skipped_stats.get(p, {})}
-                for p, r in loaded.skipped
-            ],
-            "chunks": len(chunks),
-            "keys": keys,
-        }
-        path = store.write_build(index_dir, manifest, chunks, vectors)
+        summary = _build_loaded(
+            index_dir, loaded, str(corpus_dir.resolve()), loaded_at_ns,
+            embedder or Embedder(model), progress, on_progress,
+        )  # fmt: skip
     finally:
         file_lock.release()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def build_documents(
+    documents: list[Document],
+    index_dir: str | os.PathLike,
+    embedder: Embedder,
+    corpus: str,
+    progress: bool = False,
+    wait: bool = False,
+) -> BuildSummary:
+    """Chunk, embed and store already loaded documents as the live index of `index_dir`.
+
+    `qa eval` indexes a benchmark's documents with it: the same chunking, embedding, vector
+    reuse and atomic switch as `build_index`, for documents that are not files in a folder.
+
+    Args:
+        documents: the documents.
+        index_dir: the index folder.
+        embedder: the model to embed with.
+        corpus: where the documents came from (recorded in the manifest).
+        progress, wait: as for `build_index`.
+
+    Raises:
+        QAError: no documents, or another build running.
+    """
+    started = time.perf_counter()
+    index_dir = Path(index_dir)
+    if not documents:
+        raise QAError(f"no documents to index from {corpus}", "give a corpus with documents")
+    file_lock = store.lock(index_dir, timeout=-1 if wait else 0)
+    try:
+        store.clean_up(index_dir)
+        summary = _build_loaded(
+            index_dir, LoadResult(list(documents), []), corpus, time.time_ns(), embedder, progress,
+            None,
+        )  # fmt: skip
+    finally:
+        file_lock.release()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _build_loaded(
+    index_dir: Path,
+    loaded: LoadResult,
+    corpus: str,
+    loaded_at_ns: int,
+    embedder: Embedder,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> BuildSummary:
+    """Chunk, embed (reusing the live build's vectors) and write a build; the caller holds the
+    lock."""
+    titles = {d.path: d.title for d in loaded.documents}
+    chunks = chunk_documents(loaded.documents, embedder.count_tokens, embedder.max_tokens)
+    texts = [embed_text(c.section, titles[c.doc], c.text) for c in chunks]
+    keys = [text_key(embedder.model_id, t) for t in texts]
+    cached, cached_sentences = _previous_vectors(index_dir, embedder.model_id, embedder.dim)
+    todo = [i for i, key in enumerate(keys) if key not in cached]
+    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key in cached:
+            vectors[i] = cached[key]
+    log.debug("embedding %d passages (%d reused)", len(todo), len(chunks) - len(todo))
+    if todo:
+        vectors[todo] = _embed(embedder, [texts[i] for i in todo], progress, on_progress)
+    elif on_progress is not None:
+        on_progress(0, 0)
+    table, sentence_vectors, _ = sentences.embed_sentences(
+        chunks,
+        lambda batch: embedder.encode(batch, progress=progress),
+        lambda t: text_key(embedder.model_id, t),
+        cached_sentences,
+        embedder.dim,
+    )
+    counts: dict[str, int] = {}
+    for c in chunks:
+        counts[c.doc] = counts.get(c.doc, 0) + 1
+    manifest = {
+        "qa_version": __version__,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "loaded_at_ns": loaded_at_ns,
+        "corpus": corpus,
+        "model": {"id": embedder.model_id, "dim": embedder.dim},
+        "chunking": {
+            "version": CHUNKER_VERSION,
+            "max_tokens": embedder.max_tokens,
+            "overlap": DEFAULT_OVERLAP,
+        },
+        "documents": [_document_entry(d, counts.get(d.path, 0)) for d in loaded.documents],
+        "skipped": [
+            {"path": p, "reason": r, **loaded.skipped_stats.get(p, {})}
+            for p, r in loaded.skipped
+        ],
+        "chunks": len(chunks),
+        "keys": keys,
+    }
+    arrays = {sentences.TABLE: table, sentences.VECTORS: sentence_vectors}
+    path = store.write_build(index_dir, manifest, chunks, vectors, arrays)
     return BuildSummary(
         documents=len(loaded.documents),
         chunks=len(chunks),
-        seconds=time.perf_counter() - started,
+        seconds=0.0,
         embedded=len(todo),
         index_path=path,
         skipped=loaded.skipped,

@@ -24,6 +24,7 @@ EPILOG = """environment:
   QA_INDEX    index folder (default: index)
   QA_MODEL    embedding model: name, hub id or local path
               (default: the packaged all-MiniLM-L6-v2, works offline)
+  QA_RERANKER optional CrossEncoder (local folder) to rerank the first passages
   QA_DEBUG    set to 1 to show tracebacks
   HF_HUB_OFFLINE  qa sets it to 1 unless you set it yourself
 """
@@ -38,6 +39,17 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_index(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX or index)")
+
+
+def _add_retrieval(p: argparse.ArgumentParser) -> None:
+    from qa.fusion import DEFAULT_MODE, MODES
+
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help=f"retrieval: dense (meaning), lexical (BM25 words) or hybrid (both; "
+                   f"default: {DEFAULT_MODE}, measured best)")
+    p.add_argument("--reranker", metavar="NAME_OR_PATH",
+                   help="rerank the first passages with this sentence-transformers CrossEncoder "
+                   "(default: $QA_RERANKER; off when unset)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -70,10 +82,27 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, metavar="N", help="passages to return (default: 5)")
     p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (must match the index)")
     p.add_argument("--json", action="store_true", help="print JSON (one object per question)")
+    _add_retrieval(p)
     p.add_argument("--doc", action="append", metavar="PATTERN",
                    help="answer only from documents whose path (relative to the corpus) or file "
                    "name matches this glob, e.g. '*.pdf' or 'notes/*' (* crosses folders; case "
                    "is ignored); repeat for several")
+
+    p = sub.add_parser("eval", help="measure retrieval quality on a BEIR-layout data set",
+                       description="Index a BEIR-layout data set (corpus.jsonl, queries.jsonl, "
+                       "qrels.tsv) with the same pipeline as `qa build`, rank its documents for "
+                       "every query (by their best passage) and report nDCG@10, MRR@10, "
+                       "Recall@10 and Recall@100.")
+    p.add_argument("dataset", metavar="DATASET_DIR", help="folder of the data set")
+    p.add_argument("-k", type=int, default=10, metavar="N",
+                   help="cut-off for nDCG, MRR and the first recall (default: 10)")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    _add_retrieval(p)
+    p.add_argument("--index", metavar="DIR", help="keep the data set's index in DIR and reuse "
+                   "its vectors next time (default: a temporary folder)")
+    p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (default: $QA_MODEL "
+                   "or the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
     p = sub.add_parser("info", help="describe the index: documents, chunks, model, build time",
                        description="Describe the index, and say whether it is stale: whether "
@@ -119,16 +148,39 @@ def terminal_safe(text: str) -> str:
     return " ".join(text.translate(_UNSAFE).split())
 
 
-def format_hits(question: str, hits: list) -> str:
-    """Plain-text rendering of hits for the terminal: rank, score, citation, file, passage."""
-    lines = []
+NOT_COVERED = "The documents do not seem to cover this question. The closest passages:"
+PLAIN_MARKS = ("\u00ab", "\u00bb")  # «highlighted sentence»
+TTY_MARKS = ("\x1b[1m", "\x1b[0m")  # bold
+
+
+def mark(text: str, spans, marks: tuple[str, str] = PLAIN_MARKS) -> str:
+    """`text` with each (start, end) span wrapped in the two marks."""
+    out, pos = [], 0
+    for start, end in sorted(spans):
+        out += [text[pos:start], marks[0], text[start:end], marks[1]]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def format_hits(question: str, hits: list, answered: bool = True, bold: bool = False) -> str:
+    """Plain-text rendering of hits for the terminal: rank, score, citation, file, passage.
+
+    Highlighted sentences are set in «guillemets» (bold on a terminal); when the documents do
+    not seem to cover the question, a line says so above the closest passages.
+    """
+    lines = [] if answered else [NOT_COVERED, ""]
     for hit in hits:
         lines.append(f"{hit.rank}. [{hit.score:.3f}] {terminal_safe(hit.citation())} "
                      f"({terminal_safe(hit.doc)})")
-        body = textwrap.fill(terminal_safe(hit.text), width=96)
+        safe = hit.text.translate(_UNSAFE)  # one character for one: offsets still hold
+        marked = mark(safe, getattr(hit, "highlights", ()), TTY_MARKS if bold else PLAIN_MARKS)
+        body = textwrap.fill(" ".join(marked.split()), width=96)
         lines.append(textwrap.indent(body, "   "))
         lines.append("")
-    return "\n".join(lines).rstrip() + "\n" if lines else "(no passages)\n"
+    if not hits:
+        lines.append("(no passages)")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -138,29 +190,31 @@ def cmd_ask(args: argparse.Namespace) -> int:
         clean_question(args.question)  # fail on an empty question before loading anything
     if not 1 <= args.k <= 1000:
         raise UsageError(f"-k must be between 1 and 1000, not {args.k}", "e.g. -k 5")
-    searcher = Searcher(args.index, model=args.model)
+    searcher = Searcher(args.index, model=args.model, reranker=args.reranker)
     searcher.doc_mask(args.doc)  # a --doc pattern that matches nothing fails before any question
     _warn_if_stale(searcher.index_dir)
     status = 0
     for question in _questions(args):
         try:
-            hits = searcher.search(question, args.k, doc=args.doc)
+            answer = searcher.ask(question, args.k, mode=args.mode, doc=args.doc)
         except UsageError as exc:
             if args.question is not None:
                 raise
             print(f"qa: error: {exc}", file=sys.stderr)
             status = 2
             continue
-        if searcher.truncated:
+        if answer.truncated:
             print(f"qa: note: the question was cut to the model's window (its first "
                   f"{searcher.embedder.max_tokens} word pieces)", file=sys.stderr)
         if args.json:
-            payload = {"question": question, "hits": [_hit_json(h) for h in hits]}
+            payload = {"question": question, "answered": answer.answered, "mode": answer.mode,
+                       "hits": [_hit_json(h) for h in answer.hits]}
             print(json.dumps(payload, ensure_ascii=False), flush=True)
         else:
             if args.question is None:
                 print(f"Q: {terminal_safe(question)[:200]}")
-            sys.stdout.write(format_hits(question, hits))
+            bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+            sys.stdout.write(format_hits(question, answer.hits, answer.answered, bold))
             sys.stdout.flush()
     return status
 
@@ -183,7 +237,27 @@ def _hit_json(hit) -> dict:
     d = hit.to_dict()
     keys = ("rank", "score", "doc", "title", "section", "page", "start", "end", "source_start",
             "source_end", "text")
-    return {key: d[key] for key in keys}
+    out = {key: d[key] for key in keys}
+    out["highlights"] = [list(span) for span in hit.highlights]
+    return out
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from qa.evaluate import evaluate
+
+    if not 1 <= args.k <= 100:
+        raise UsageError(f"-k must be between 1 and 100, not {args.k}", "e.g. -k 10")
+    progress = not args.quiet and sys.stderr.isatty()
+    result = evaluate(args.dataset, mode=args.mode, k=args.k, model=args.model,
+                      index_dir=args.index, reranker=args.reranker, progress=progress)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(f"{result.queries} queries, mode {result.mode}")
+    for name, value in [(f"nDCG@{args.k}", result.ndcg), (f"MRR@{args.k}", result.mrr),
+                        (f"Recall@{args.k}", result.recall), ("Recall@100", result.recall_100)]:
+        print(f"{name:<11} {value:.4f}")
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -238,7 +312,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "ask": cmd_ask, "info": cmd_info}
+COMMANDS = {"build": cmd_build, "ask": cmd_ask, "eval": cmd_eval, "info": cmd_info}
 
 
 def _tolerant_streams() -> None:

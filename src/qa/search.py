@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from qa import config, docfilter, store
+from qa import answered, config, docfilter, highlight, rerank, sentences, store
 from qa.chunking import embed_text
 from qa.citation import cite
 from qa.embedding import Embedder
 from qa.errors import QAError, UsageError
+from qa.fusion import DEFAULT_MODE, MODES, score_fusion
+from qa.lexical import LexicalIndex, content_terms, tokenize
+from qa.rerank import Reranker
 from qa.text import normalize
 
 MAX_K = 1000
+CANDIDATES = 100  # passages each retriever contributes to a hybrid ranking
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,8 @@ class Hit:
 
     Attributes:
         rank: 1 for the best passage.
-        score: cosine similarity of question and passage (higher is better).
+        score: higher is better. Dense: cosine of question and passage; hybrid: that cosine
+            plus a lexical bonus of at most `fusion.LEXICAL_WEIGHT`; lexical: the BM25 score.
         doc: document path relative to the corpus folder.
         title: the document's title.
         section: the heading the passage stands under, or None.
@@ -34,6 +39,8 @@ class Hit:
         page: the 1-based page of a PDF the passage is on, else None.
         source_start, source_end: where the passage is in the file's decoded text (.txt and
             .md files), else None.
+        highlights: (start, end) offsets, relative to `text`, of the sentences that best answer
+            the question; empty when the documents do not seem to cover it.
     """
 
     rank: int
@@ -47,6 +54,7 @@ class Hit:
     page: int | None = None
     source_start: int | None = None
     source_end: int | None = None
+    highlights: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +62,68 @@ class Hit:
     def citation(self) -> str:
         """Where the passage comes from, for a reader: "title, section, p. N"."""
         return cite(self.title, self.section, self.page)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The reply to one question.
+
+    Attributes:
+        question: the question as searched (cleaned).
+        hits: the passages, best first.
+        answered: False when the documents do not seem to cover the question (the hits are
+            then only the closest passages).
+        mode: the retrieval mode used.
+        truncated: whether the question was cut to the model's window.
+    """
+
+    question: str
+    hits: list[Hit]
+    answered: bool
+    mode: str
+    truncated: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "mode": self.mode,
+            "truncated": self.truncated,
+            "hits": [h.to_dict() for h in self.hits],
+        }
+
+
+@dataclass
+class Ranking:
+    """A ranking of passages, with what was learnt about the question on the way."""
+
+    stored: store.StoredIndex  # the build it ranks
+    ids: np.ndarray  # chunk ids, best first
+    scores: np.ndarray  # their scores (mode-dependent; higher is better)
+    query: np.ndarray  # the question's vector, shape (1, dim)
+    terms: list[str]  # the question's lexical terms
+    best_cosine: float  # the highest cosine of any allowed passage (-1 if none)
+    truncated: bool
+    mode: str
+    mask: np.ndarray | None = None  # the passages the document filter allowed (None: all)
+
+
+def resolve_mode(mode: str | None) -> str:
+    """The retrieval mode to use: `mode`, or the default when None.
+
+    Raises:
+        UsageError: not one of `MODES`.
+    """
+    if mode is None:
+        return DEFAULT_MODE
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}", f"use one of: {', '.join(MODES)}")
+    return mode
+
+
+def lexical_text(title: str, section: str | None, text: str) -> str:
+    """What BM25 indexes for a passage: the document title, the section heading, the text."""
+    return " ".join(part for part in (title, section, text) if part)
 
 
 def clean_question(question: str) -> str:
@@ -78,6 +148,8 @@ class Searcher:
         model: the embedding model the caller expects; None means $QA_MODEL, else the model the
             index was built with. A mismatch with the index is an error.
         embedder: an already loaded Embedder to share (e.g. with a build in the same process).
+        reranker: a CrossEncoder (name, local folder, or a `Reranker`) to reorder the first
+            passages with; None means $QA_RERANKER, else no reranking.
 
     Raises:
         QAError: no index, a damaged index, or an index built with another model.
@@ -88,10 +160,14 @@ class Searcher:
         index_dir: str | os.PathLike | None = None,
         model: str | None = None,
         embedder: Embedder | None = None,
+        reranker: str | Reranker | None = None,
     ) -> None:
         self.index_dir = config.index_dir(index_dir)
         self._lock = threading.Lock()  # guards the swap of the index snapshot
         self._refresh_lock = threading.Lock()  # one refresh loads at a time
+        self._lexical_lock = threading.Lock()  # one build of the per-snapshot BM25/sentence data
+        self._lexical: tuple[store.StoredIndex, LexicalIndex] | None = None
+        self._sentences: tuple[store.StoredIndex, sentences.SentenceIndex | None] | None = None
         self._load(store.load(self.index_dir))
         wanted = model or os.environ.get("QA_MODEL")
         if embedder is None:
@@ -99,6 +175,10 @@ class Searcher:
         _check_model(self.manifest, embedder, self.index_dir)
         self.embedder = embedder
         self._local = threading.local()  # per thread: whether its last question was cut
+        if not isinstance(reranker, Reranker):
+            name = rerank.configured(reranker)
+            reranker = Reranker(name) if name else None
+        self.reranker: Reranker | None = reranker
 
     @property
     def truncated(self) -> bool:
@@ -186,37 +266,153 @@ class Searcher:
 
     def passage_text(self, chunk_id: int) -> str:
         """The text the model saw for a chunk: its section heading (or title) and the passage."""
-        c = self.chunks[chunk_id]
-        return embed_text(c.section, self.titles.get(c.doc, ""), c.text)
+        return self._passage_text(self.stored, chunk_id)
+
+    def _passage_text(self, stored: store.StoredIndex, chunk_id: int) -> str:
+        c = stored.chunks[chunk_id]
+        return embed_text(c.section, stored.titles.get(c.doc, ""), c.text)
 
     def encode_question(self, question: str) -> np.ndarray:
         """Embed a question (cut to the model window); shape (1, dim)."""
         text, self._local.truncated = self.embedder.truncate(question)
         return self.embedder.encode([text])
 
-    def search(self, question: str, k: int = 5, doc: docfilter.Patterns = None) -> list[Hit]:
-        """The k passages that best answer `question`, best first.
+    def lexical_index(self, stored: store.StoredIndex | None = None) -> LexicalIndex:
+        """The BM25 index of a build (built on first use, about a second per 16k passages)."""
+        stored = stored or self.stored
+        with self._lexical_lock:
+            cached = self._lexical
+            if cached is None or cached[0] is not stored:
+                texts = [
+                    lexical_text(stored.titles.get(c.doc, ""), c.section, c.text)
+                    for c in stored.chunks
+                ]
+                cached = (stored, LexicalIndex(texts))
+                self._lexical = cached
+            return cached[1]
+
+    def sentence_index(
+        self, stored: store.StoredIndex | None = None
+    ) -> sentences.SentenceIndex | None:
+        """The sentence vectors of a build, or None for a build made before they were stored."""
+        stored = stored or self.stored
+        with self._lexical_lock:
+            cached = self._sentences
+            if cached is None or cached[0] is not stored:
+                table = stored.arrays.get(sentences.TABLE)
+                vectors = stored.arrays.get(sentences.VECTORS)
+                index = None
+                if table is not None and vectors is not None and len(table) == len(vectors):
+                    index = sentences.SentenceIndex(table, vectors, len(stored.chunks))
+                cached = (stored, index)
+                self._sentences = cached
+            return cached[1]
+
+    def rank(
+        self, question: str, n: int, mode: str | None = None, doc: docfilter.Patterns = None
+    ) -> Ranking:
+        """The n best passages for `question` in a retrieval mode, as chunk ids and scores.
+
+        The question must already be cleaned (see `clean_question`); `ask` is the public way in.
+        """
+        mode = resolve_mode(mode)
+        with self._lock:
+            stored = self.stored  # one consistent snapshot even if refresh() swaps it meanwhile
+            mask = self.doc_mask(doc)
+        text, truncated = self.embedder.truncate(question)
+        self._local.truncated = truncated
+        query = self.embedder.encode([text])
+        terms = tokenize(question)
+        wanted = max(n, rerank.DEPTH) if self.reranker is not None else n
+        pool = max(wanted, CANDIDATES)
+        dense_scores, dense_ids = dense_search(
+            stored, query, pool if mode != "dense" else wanted, mask
+        )
+        best_cosine = float(dense_scores[0]) if len(dense_scores) else -1.0
+        if mode == "dense":
+            ids, scores = dense_ids, dense_scores
+        else:
+            lexical = self.lexical_index(stored).scores(terms)
+            if mask is not None:
+                lexical[~mask] = 0.0
+            matched = np.flatnonzero(lexical > 0)
+            lexical_top = matched[np.argsort(-lexical[matched], kind="stable")[:pool]]
+            if mode == "lexical":
+                ids, scores = lexical_top, lexical[lexical_top]
+            else:
+                ids = np.union1d(dense_ids, lexical_top)
+                cosine = stored.vectors[ids] @ query[0]
+                sentence_index = self.sentence_index(stored)
+                best_sentence = (
+                    None if sentence_index is None else sentence_index.best(query[0], ids)
+                )
+                scores = score_fusion(
+                    cosine, lexical[ids], float(lexical.max(initial=0.0)), best_sentence
+                )
+            order = np.lexsort((ids, -scores))[:wanted]  # best first; ties by passage order
+            ids, scores = ids[order], scores[order]
+        if self.reranker is not None and len(ids):
+            passages = [self._passage_text(stored, int(i)) for i in ids]
+            ids, scores = self.reranker.rerank(question, ids, passages)
+        return Ranking(stored, ids[:n].astype(np.int64), scores[:n].astype(np.float32), query,
+                       terms, best_cosine, truncated, mode, mask)
+
+    def ask(
+        self, question: str, k: int = 5, mode: str | None = None, doc: docfilter.Patterns = None
+    ) -> Answer:
+        """Answer `question`: the k best passages, whether they answer it, highlights.
 
         Args:
             question: the question, in plain words.
             k: how many passages to return (fewer when the index, or the filter, has fewer).
+            mode: "dense", "lexical" or "hybrid"; None means the default (`DEFAULT_MODE`).
             doc: only passages of documents matching these glob patterns (see `qa.docfilter`).
 
         Raises:
-            UsageError: empty question, k out of range, or a `doc` pattern matching nothing.
+            UsageError: empty question, k out of range, unknown mode, or a `doc` pattern
+                matching nothing.
         """
         question = clean_question(question)
         if not 1 <= k <= MAX_K:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
-        with self._lock:
-            stored = self.stored  # one consistent snapshot even if refresh() swaps it meanwhile
-            mask = self.doc_mask(doc)
-        query = self.encode_question(question)
-        scores, ids = dense_search(stored, query, k, mask)
-        return [
-            self._hit(rank, float(score), int(i), stored)
-            for rank, (score, i) in enumerate(zip(scores, ids, strict=True), start=1)
-        ]
+        ranking = self.rank(question, k, mode, doc)
+        covered = self.is_answered(question, ranking)
+        hits = []
+        for rank, (score, i) in enumerate(zip(ranking.scores, ranking.ids, strict=True), start=1):
+            hit = self._hit(rank, float(score), int(i), ranking.stored)
+            if covered:
+                hit = replace(hit, highlights=self.highlights(int(i), ranking))
+            hits.append(hit)
+        return Answer(question, hits, covered, ranking.mode, ranking.truncated)
+
+    def is_answered(self, question: str, ranking: Ranking) -> bool:
+        """Whether the documents seem to cover the question (see `qa.answered`)."""
+        if answered.is_answered(ranking.best_cosine, 0):
+            return True
+        lexical = self.lexical_index(ranking.stored)
+        return answered.is_answered(
+            ranking.best_cosine, lexical.passages_with_all(content_terms(question), ranking.mask)
+        )
+
+    def highlights(self, chunk_id: int, ranking: Ranking) -> tuple[tuple[int, int], ...]:
+        """The sentences of a passage that best answer the ranked question (offsets in its text)."""
+        text = ranking.stored.chunks[chunk_id].text
+        sentence_index = self.sentence_index(ranking.stored)
+        if sentence_index is not None:
+            spans = sentence_index.spans(chunk_id)
+            vectors = sentence_index.vectors[sentence_index.rows(chunk_id)]
+        else:  # a build without sentence vectors: embed this passage's sentences now
+            spans = highlight.sentences(text)
+            vectors = self.embedder.encode([normalize(text[s:e]) for s, e in spans])
+        texts = [text[s:e] for s, e in spans]
+        scores = highlight.sentence_scores(ranking.query[0], vectors, texts, ranking.terms)
+        return highlight.choose(spans, scores)
+
+    def search(
+        self, question: str, k: int = 5, mode: str | None = None, doc: docfilter.Patterns = None
+    ) -> list[Hit]:
+        """The k passages that best answer `question`, best first: `ask(...).hits`."""
+        return self.ask(question, k, mode, doc).hits
 
     def _hit(self, rank: int, score: float, chunk_id: int, stored: store.StoredIndex) -> Hit:
         c = stored.chunks[chunk_id]

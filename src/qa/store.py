@@ -7,6 +7,8 @@ Layout (see index/README.md)::
     index/builds/<id>/chunks.jsonl     one passage per line
     index/builds/<id>/vectors.npy      float32 embeddings (numpy format, never pickled)
     index/builds/<id>/dense.faiss      the FAISS index over the vectors
+    index/builds/<id>/<name>.npy       further arrays a build adds (e.g. sentence vectors),
+                                       listed under "arrays" in the manifest
 
 A build is written into `builds/<id>.tmp`, flushed to disk, renamed to `builds/<id>` and only
 then made live by replacing the `current` link in one rename. A build killed at any moment
@@ -54,6 +56,7 @@ class StoredIndex:
     vectors: np.ndarray
     dense: object  # faiss.Index
     titles: dict[str, str] = field(default_factory=dict)  # document path -> title
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # further arrays, by name
 
 
 def sha256_file(path: Path) -> str:
@@ -87,7 +90,20 @@ def chunks_to_jsonl(chunks: list[Chunk]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8") if chunks else b""
 
 
-def write_build(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray) -> Path:
+def _write_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_build(
+    index_dir: Path,
+    manifest: dict,
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    arrays: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Write a complete build and make it the live index in one atomic step.
 
     The caller holds `lock(index_dir)`. Files go to `builds/<id>.tmp`, are flushed to disk,
@@ -99,6 +115,8 @@ def write_build(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: n
         manifest: build description; file checksums and the format version are added here.
         chunks: the chunk table.
         vectors: float32 array, one normalised row per chunk.
+        arrays: further numeric arrays to keep with the build, by name (saved as <name>.npy,
+            checksummed, loaded back into `StoredIndex.arrays`).
 
     Returns:
         The new build folder.
@@ -115,17 +133,19 @@ def write_build(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: n
     log.debug("writing build %s", tmp)
     try:
         _write_file(tmp / CHUNKS, chunks_to_jsonl(chunks))
-        with open(tmp / VECTORS, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_array(tmp / VECTORS, np.asarray(vectors, dtype=np.float32))
+        arrays = arrays or {}
+        for name, array in arrays.items():
+            _write_array(tmp / f"{name}.npy", array)
         dense, index_type = make_index(vectors, manifest.get("index_type"))
         _write_file(tmp / DENSE, faiss.serialize_index(dense).tobytes())
 
         manifest = dict(manifest)
         manifest["format"] = FORMAT_VERSION
         manifest["index_type"] = index_type
-        manifest["files"] = {name: sha256_file(tmp / name) for name in (CHUNKS, VECTORS, DENSE)}
+        manifest["arrays"] = sorted(arrays)
+        names = (CHUNKS, VECTORS, DENSE, *(f"{name}.npy" for name in sorted(arrays)))
+        manifest["files"] = {name: sha256_file(tmp / name) for name in names}
         _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
         _fsync_dir(tmp)
     except BaseException:
@@ -255,10 +275,22 @@ def _check_manifest(build: Path, manifest: dict) -> None:
         )
 
 
+def _array_files(manifest: dict) -> list[str]:
+    """File names of the further arrays a manifest lists."""
+    names = manifest.get("arrays") or []
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and n.isidentifier() for n in names
+    ):
+        raise IndexCorruptError(
+            "index manifest lists malformed arrays", "run `qa build` to rebuild the index"
+        )
+    return [f"{name}.npy" for name in names]
+
+
 def _verify(build: Path, manifest: dict) -> None:
     """Check every data file against the manifest's sha256 before anything parses it."""
     files = manifest["files"]
-    for name in (CHUNKS, VECTORS, DENSE):
+    for name in (CHUNKS, VECTORS, DENSE, *_array_files(manifest)):
         path = build / name
         if name not in files or sha256_file(path) != files[name]:  # FileNotFoundError: retried
             raise IndexCorruptError(
@@ -305,6 +337,10 @@ def _load_build(build: Path, manifest: dict) -> StoredIndex:
         with open(build / CHUNKS, encoding="utf-8") as fh:
             chunks = [Chunk(**json.loads(line)) for line in fh if line.strip()]
         vectors = np.load(build / VECTORS, allow_pickle=False)
+        arrays = {
+            name[: -len(".npy")]: np.load(build / name, allow_pickle=False)
+            for name in _array_files(manifest)
+        }
         dense = faiss.deserialize_index(np.fromfile(build / DENSE, dtype=np.uint8))
     except FileNotFoundError:
         raise
@@ -325,7 +361,7 @@ def _load_build(build: Path, manifest: dict) -> StoredIndex:
             f"index at {build} is inconsistent (chunks, vectors and manifest disagree)",
             "run `qa build` to rebuild the index",
         )
-    return StoredIndex(build, manifest, chunks, vectors, dense)
+    return StoredIndex(build, manifest, chunks, vectors, dense, arrays=arrays)
 
 
 def lock(index_dir: Path, timeout: float = 0):

@@ -1,0 +1,245 @@
+"""`qa eval`: retrieval quality on a BEIR-layout data set, with the same pipeline as `qa build`.
+
+A data set folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl``
+(``_id``, ``text``) and ``qrels.tsv`` (a header line, then ``query-id  corpus-id  score``;
+graded, 0 = not relevant). Each corpus entry becomes a `Document` whose title is the entry's
+title; it is chunked and embedded exactly like a corpus file, so the title stands in for the
+section heading of its passages. Documents are ranked by their best passage.
+
+Metrics follow trec_eval: nDCG@10 with the graded score as gain (log2 discount), MRR@10 and
+Recall@k counting a document as relevant when its score is at least 1. They are averaged over
+every query that has at least one relevant document; a query with no results scores 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.errors import QAError
+from qa.loaders import Document
+
+CORPUS = "corpus.jsonl"
+QUERIES = "queries.jsonl"
+QRELS = "qrels.tsv"
+RANK_DEPTH = 100  # documents ranked per query: enough for Recall@100
+PASSAGE_DEPTH = 500  # passages ranked per query to find those documents
+
+
+@dataclass
+class Dataset:
+    """A BEIR-layout data set as loaded."""
+
+    documents: list[Document]
+    queries: dict[str, str]  # query id -> text
+    qrels: dict[str, dict[str, int]]  # query id -> document id -> graded relevance
+
+
+@dataclass
+class EvalResult:
+    """Averaged metrics of one run (nDCG, MRR and the first recall at cut-off `k`)."""
+
+    ndcg: float
+    mrr: float
+    recall: float
+    recall_100: float
+    queries: int
+    mode: str
+    k: int = 10
+
+    def to_dict(self) -> dict:
+        """The `qa eval --json` object: {"ndcg@10": f, "mrr@10": f, "recall@10": f,
+        "recall@100": f, "queries": n, "mode": str} (the cut-off in the keys follows k)."""
+        return {
+            f"ndcg@{self.k}": self.ndcg,
+            f"mrr@{self.k}": self.mrr,
+            f"recall@{self.k}": self.recall,
+            "recall@100": self.recall_100,
+            "queries": self.queries,
+            "mode": self.mode,
+        }
+
+
+def _jsonl(path: Path) -> Iterable[tuple[int, dict]]:
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise QAError(f"cannot read {path}: {exc.strerror}", "a BEIR data set folder has "
+                      f"{CORPUS}, {QUERIES} and {QRELS}") from None
+    with fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict) or "_id" not in obj:
+                raise QAError(f"{path}:{number}: not a JSON object with an _id",
+                              "each line must be one JSON object")
+            yield number, obj
+
+
+def load_dataset(path: str | os.PathLike) -> Dataset:
+    """Read a BEIR-layout folder.
+
+    Raises:
+        QAError: a file is missing or malformed, or no query has a relevant document.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise QAError(f"no data set folder at {root}",
+                      f"give a folder with {CORPUS}, {QUERIES} and {QRELS}")
+    documents: list[Document] = []
+    seen: set[str] = set()
+    for _, obj in _jsonl(root / CORPUS):
+        doc_id = str(obj["_id"])
+        if doc_id in seen:
+            continue
+        seen.add(doc_id)
+        text = str(obj.get("text") or "")
+        documents.append(Document(doc_id, text, "text", str(obj.get("title") or "")))
+    queries = {str(obj["_id"]): str(obj.get("text") or "") for _, obj in _jsonl(root / QUERIES)}
+    qrels: dict[str, dict[str, int]] = {}
+    try:
+        lines = (root / QRELS).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise QAError(f"cannot read {root / QRELS}: {exc.strerror}", "add the qrels file") from None
+    for number, line in enumerate(lines[1:], start=2):  # the first line is the header
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        try:
+            qid, did, score = parts[0], parts[1], int(parts[2])
+        except (IndexError, ValueError):
+            raise QAError(f"{root / QRELS}:{number}: expected query-id, corpus-id, integer score",
+                          "separate the three columns with tabs") from None
+        qrels.setdefault(qid, {})[did] = score
+    judged = {q: r for q, r in qrels.items() if q in queries and any(s > 0 for s in r.values())}
+    if not documents or not judged:
+        raise QAError(f"nothing to evaluate in {root}",
+                      "the corpus must have documents and some query a relevant document")
+    return Dataset(documents, queries, judged)
+
+
+def ndcg_at(ranking: Sequence[str], qrel: Mapping[str, int], k: int = 10) -> float:
+    """nDCG@k with graded gains (trec_eval's ndcg_cut): DCG of the top k over the ideal DCG."""
+    dcg = sum(max(qrel.get(d, 0), 0) / math.log2(i + 2) for i, d in enumerate(ranking[:k]))
+    ideal = sorted((g for g in qrel.values() if g > 0), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def mrr_at(ranking: Sequence[str], qrel: Mapping[str, int], k: int = 10) -> float:
+    """Reciprocal rank of the first relevant document within the top k (0 if none)."""
+    for i, d in enumerate(ranking[:k]):
+        if qrel.get(d, 0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def recall_at(ranking: Sequence[str], qrel: Mapping[str, int], k: int) -> float:
+    """Share of the relevant documents found in the top k."""
+    relevant = {d for d, g in qrel.items() if g > 0}
+    if not relevant:
+        return 0.0
+    return len(relevant & set(ranking[:k])) / len(relevant)
+
+
+def score_run(
+    run: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], mode: str, k: int = 10
+) -> EvalResult:
+    """Average the metrics of a run (query id -> ranked document ids) over the judged queries.
+
+    Args:
+        run: rankings, best first; a judged query missing from the run scores 0.
+        qrels: judgements; queries without any relevant document are left out.
+        mode: recorded in the result.
+        k: the cut-off for nDCG, MRR and the first recall.
+    """
+    judged = [q for q, r in qrels.items() if any(g > 0 for g in r.values())]
+    if not judged:
+        return EvalResult(0.0, 0.0, 0.0, 0.0, 0, mode, k)
+    sums = [0.0, 0.0, 0.0, 0.0]
+    for qid in judged:
+        ranking, qrel = list(run.get(qid, ())), qrels[qid]
+        sums[0] += ndcg_at(ranking, qrel, k)
+        sums[1] += mrr_at(ranking, qrel, k)
+        sums[2] += recall_at(ranking, qrel, k)
+        sums[3] += recall_at(ranking, qrel, 100)
+    n = len(judged)
+    return EvalResult(sums[0] / n, sums[1] / n, sums[2] / n, sums[3] / n, n, mode, k)
+
+
+def rank_documents(
+    chunk_docs: Sequence[str], ids: Sequence[int], depth: int = RANK_DEPTH
+) -> list[str]:
+    """Documents in the order of their best passage in a passage ranking (first `depth`)."""
+    ranked: dict[str, None] = {}
+    for i in ids:
+        ranked.setdefault(chunk_docs[int(i)], None)
+        if len(ranked) >= depth:
+            break
+    return list(ranked)
+
+
+def evaluate(
+    path: str | os.PathLike,
+    mode: str | None = None,
+    k: int = 10,
+    model: str | None = None,
+    index_dir: str | os.PathLike | None = None,
+    reranker: str | None = None,
+    progress: bool = False,
+    embedder=None,
+) -> EvalResult:
+    """Index a BEIR-layout data set like `qa build` does and measure the ranking of a mode.
+
+    Args:
+        path: the data set folder.
+        mode: retrieval mode (None: the default).
+        k: cut-off for nDCG, MRR and the first recall.
+        model: embedding model (default: $QA_MODEL or the packaged one).
+        index_dir: where to keep the index (reused next time: only changed passages are
+            embedded again); None means a temporary folder, removed afterwards.
+        reranker: CrossEncoder to rerank with (None: $QA_RERANKER, else none).
+        progress: show progress bars (embedding, then queries).
+        embedder: an already loaded Embedder (its model wins over `model`).
+
+    Raises:
+        QAError: unreadable data set, unknown mode, model not loadable.
+    """
+    from qa.build import build_documents
+    from qa.embedding import Embedder
+    from qa.search import Searcher, clean_question, resolve_mode
+
+    mode = resolve_mode(mode)
+    dataset = load_dataset(path)
+    embedder = embedder or Embedder(model)
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        index = Path(index_dir) if index_dir else Path(tmp)
+        build_documents(dataset.documents, index, embedder, corpus=str(Path(path).resolve()),
+                        progress=progress)
+        searcher = Searcher(index, embedder=embedder, reranker=reranker)
+        chunk_docs = [c.doc for c in searcher.chunks]
+        depth = min(len(chunk_docs), PASSAGE_DEPTH)
+        run: dict[str, list[str]] = {}
+        queries = [q for q in dataset.qrels if dataset.queries.get(q, "").strip()]
+        for qid in _progress(queries, progress):
+            question = clean_question(dataset.queries[qid])
+            ranking = searcher.rank(question, depth, mode)
+            run[qid] = rank_documents(chunk_docs, ranking.ids)
+    return score_run(run, dataset.qrels, mode, k)
+
+
+def _progress(items: list, show: bool) -> Iterable:
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="Queries", unit="q")

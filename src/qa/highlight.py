@@ -1,0 +1,62 @@
+"""Answer highlighting: the sentence (or two) of a passage that best answers the question.
+
+Each sentence of a passage is scored by the cosine of its vector with the question's, plus a
+small bonus for the share of the question's terms it contains (so a keyword query lights up
+the sentence that has the keyword). The best sentence is highlighted, and the next best too
+when it scores almost as well: readers get one or two sentences, never the whole passage
+unless it is one sentence long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from qa.lexical import tokenize
+from qa.text import sentence_spans
+
+TERM_WEIGHT = 0.1  # bonus for a sentence holding every term of the question
+MARGIN = 0.03  # a second sentence is highlighted when it scores within this of the best
+MAX_SENTENCES = 2
+
+Span = tuple[int, int]
+
+
+def sentences(text: str) -> list[Span]:
+    """The sentences of a passage, as (start, end) offsets into `text`."""
+    return sentence_spans(text)
+
+
+def term_share(question_terms: Sequence[str], text: str) -> float:
+    """Share of the distinct question terms that occur in `text` (0 when there are none)."""
+    wanted = set(question_terms)
+    if not wanted:
+        return 0.0
+    return len(wanted & set(tokenize(text))) / len(wanted)
+
+
+def sentence_scores(
+    query: np.ndarray, vectors: np.ndarray, texts: Sequence[str], question_terms: Sequence[str]
+) -> np.ndarray:
+    """Score of each sentence: cosine with the question plus the term bonus.
+
+    Args:
+        query: the question's normalised vector, shape (dim,).
+        vectors: the sentences' normalised vectors, shape (n, dim).
+        texts: the sentences' texts.
+        question_terms: the question's lexical terms (`lexical.tokenize`).
+    """
+    cosine = vectors @ query if len(texts) else np.zeros(0, dtype=np.float32)
+    bonus = np.array([term_share(question_terms, t) for t in texts], dtype=np.float32)
+    return cosine + TERM_WEIGHT * bonus
+
+
+def choose(spans: Sequence[Span], scores: np.ndarray) -> tuple[Span, ...]:
+    """The best span, and the runner-up when within `MARGIN` of it; in reading order."""
+    if not len(spans):
+        return ()
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    best = float(scores[order[0]])
+    picked = [int(i) for i in order[:MAX_SENTENCES] if best - float(scores[i]) <= MARGIN]
+    return tuple(spans[i] for i in sorted(picked))
