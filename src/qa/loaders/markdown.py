@@ -19,7 +19,8 @@ from qa.loaders.plain import decode
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 _FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
 _HTML_TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
-_ALIGN_WINDOW = 16  # how far ahead a character that is not copied verbatim is looked for
+_ALIGN_WINDOW = 16  # how far ahead of the cursor kept text is looked for
+_SKIPPABLE = frozenset(" \t\r\n>#*+-_`~|=")  # block markers and white space before kept text
 
 _parser = None
 
@@ -34,47 +35,76 @@ def _markdown_parser():
 
 
 class _Aligner:
-    """Writes rendered pieces, locating each one in the source, in order."""
+    """Writes rendered text, locating each character in the source, left to right.
+
+    A cursor walks the source. Markup that rendering drops (emphasis markers, link and image
+    syntax, raw inline HTML) is stepped over explicitly, so the cursor stands at (or just
+    before) the next kept text. Text found there verbatim, after nothing but block markers and
+    white space, is one run; otherwise (escapes, entities) each character is located at its
+    next occurrence close ahead, and a character not found is written without a source.
+    """
 
     def __init__(self, source: str, out: TextBuilder) -> None:
         self.source = source
         self.out = out
-        self.pos = 0
+        self.pos = 0  # the cursor: source position after the last consumed character
 
-    def emit(self, piece: str, lo: int, hi: int) -> None:
-        """Write `piece`, found in source[lo:hi] at or after the cursor."""
-        pos = max(self.pos, lo)
-        found = self.source.find(piece, pos, hi)
-        if found >= 0:
+    def goto(self, lo: int) -> None:
+        """Move the cursor forward to `lo` (a block's first line); never backwards."""
+        self.pos = max(self.pos, lo)
+
+    def text(self, piece: str, hi: int) -> None:
+        """Write `piece`, copied from source[cursor:hi]."""
+        if not piece:
+            return
+        found = self.source.find(piece, self.pos, min(hi, self.pos + _ALIGN_WINDOW + len(piece)))
+        if found >= 0 and _SKIPPABLE.issuperset(self.source[self.pos : found]):
             self.out.add(piece, found)
             self.pos = found + len(piece)
             return
-        for ch in piece:  # entities, escapes: align character by character
-            j = self.source.find(ch, pos, min(hi, pos + _ALIGN_WINDOW))
+        for ch in piece:
+            j = self.source.find(ch, self.pos, min(hi, self.pos + _ALIGN_WINDOW))
             if j >= 0:
                 self.out.add(ch, j)
-                pos = j + 1
+                self.pos = j + 1
             else:
                 self.out.add(ch)
-        self.pos = pos
+
+    def skip(self, markup: str, hi: int) -> None:
+        """Step over `markup` (e.g. "**") when it comes next in the source."""
+        if not markup:
+            return
+        j = self.source.find(markup, self.pos, min(hi, self.pos + _ALIGN_WINDOW + len(markup)))
+        if j >= 0:
+            self.pos = j + len(markup)
+
+    def skip_brackets(self, hi: int) -> None:
+        """Step over "[...]" starting at the cursor's next "[" (nested brackets included)."""
+        self.skip("[", hi)
+        depth = 1
+        while self.pos < hi and depth:
+            ch = self.source[self.pos]
+            if ch == "\\":
+                self.pos += 1
+            depth += {"[": 1, "]": -1}.get(ch, 0)
+            self.pos += 1
 
     def skip_link_target(self, hi: int) -> None:
-        """After a link's text: move past `](url)` or `][ref]` so the URL is never matched."""
-        j = self.source.find("]", self.pos, min(hi, self.pos + 4))
-        if j < 0 or j + 1 >= hi:
+        """After a link's text: step over "](url)", "][ref]" or the closing "]"."""
+        j = self.source.find("]", self.pos, min(hi, self.pos + _ALIGN_WINDOW))
+        if j < 0:
             return
-        opener = self.source[j + 1]
-        if opener == "[":
-            k = self.source.find("]", j + 2, hi)
-            self.pos = k + 1 if k >= 0 else self.pos
-        elif opener == "(":
-            depth, k = 0, j + 1
-            while k < hi:
-                depth += {"(": 1, ")": -1}.get(self.source[k], 0)
+        self.pos = j + 1
+        if self.source.startswith("(", self.pos):
+            depth = 0
+            while self.pos < hi:
+                depth += {"(": 1, ")": -1}.get(self.source[self.pos], 0)
+                self.pos += 1
                 if depth == 0:
-                    self.pos = k + 1
-                    return
-                k += 1
+                    break
+        elif self.source.startswith("[", self.pos):
+            k = self.source.find("]", self.pos, hi)
+            self.pos = k + 1 if k >= 0 else self.pos
 
 
 def _blank_front_matter(text: str) -> tuple[str, str]:
@@ -124,7 +154,8 @@ def render(text: str) -> tuple[TextBuilder, str]:
             item_start = True
             if token.info:  # an ordered item keeps its number
                 lo, hi = span(token)
-                align.emit(f"{token.info}{token.markup} ", lo, hi)
+                align.goto(lo)
+                align.text(f"{token.info}{token.markup} ", hi)
         elif kind == "heading_open":
             out.separate()
             heading_start = out.length
@@ -139,8 +170,12 @@ def render(text: str) -> tuple[TextBuilder, str]:
         elif kind == "inline":
             _inline(token, align, *span(token))
         elif kind in ("fence", "code_block"):
+            lo, hi = span(token)
+            if kind == "fence":  # the code starts on the line after the opening fence
+                lo = line_starts[min(token.map[0] + 1, len(line_starts) - 1)]
             out.separate()
-            align.emit(token.content.rstrip("\n"), *span(token))
+            align.goto(lo)
+            align.text(token.content.rstrip("\n"), hi)
             out.separate()
         elif kind == "html_block":
             lo, hi = span(token)
@@ -158,15 +193,34 @@ def render(text: str) -> tuple[TextBuilder, str]:
 
 
 def _inline(token, align: _Aligner, lo: int, hi: int) -> None:
+    """The text of an inline token: text and code kept, breaks as new lines, markup stepped over."""
+    align.goto(lo)
     for child in token.children or []:
         kind = child.type
-        if kind in ("text", "code_inline"):
-            align.emit(child.content, lo, hi)
+        if kind == "text":
+            align.text(child.content, hi)
+        elif kind == "code_inline":
+            align.skip(child.markup, hi)
+            align.text(child.content, hi)
+            align.skip(child.markup, hi)
         elif kind in ("softbreak", "hardbreak"):
-            align.emit("\n", lo, hi)
-        elif kind == "link_close" and child.markup != "autolink":
+            align.text("\n", hi)
+        elif kind in ("strong_open", "strong_close", "em_open", "em_close", "s_open", "s_close"):
+            align.skip(child.markup, hi)
+        elif kind == "link_open":
+            align.skip("<" if child.markup == "autolink" else "[", hi)
+        elif kind == "link_close":
+            if child.markup == "autolink":
+                align.skip(">", hi)
+            else:
+                align.skip_link_target(hi)
+        elif kind == "image":  # dropped: its alt text and target are stepped over
+            align.skip("!", hi)
+            align.skip_brackets(hi)
+            align.pos -= 1  # back onto the closing "]" for skip_link_target
             align.skip_link_target(hi)
-        # images, raw inline HTML and emphasis markers write nothing
+        elif kind == "html_inline":
+            align.skip(child.content, hi)
 
 
 def _html_text(source: str, lo: int, hi: int, out: TextBuilder) -> None:
