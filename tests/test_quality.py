@@ -148,7 +148,7 @@ def test_tokenize_and_content_terms():
 
 
 def test_lexical_index():
-    index = LexicalIndex(["back pain causes", "neck pain", "", "massage and drugs for pain"])
+    index = LexicalIndex.build(["back pain causes", "neck pain", "", "massage and drugs for pain"])
     scores = index.scores("causes of back pain")
     assert scores.shape == (4,) and scores.argmax() == 0 and scores[2] == 0
     assert index.scores("zebra").tolist() == [0, 0, 0, 0]
@@ -157,7 +157,36 @@ def test_lexical_index():
     assert index.passages_with_all(["pain", "zebra"]) == 0
     assert index.passages_with_all([]) == 0
     assert index.passages_with_all(["pain"], np.array([True, False, False, False])) == 1
-    assert LexicalIndex([]).scores("pain").shape == (0,)
+    assert LexicalIndex.build([]).scores("pain").shape == (0,)
+    stored = LexicalIndex.from_arrays(index.to_arrays(), 4)
+    assert np.array_equal(stored.scores("causes of back pain"), scores)
+    assert stored.passages_with_all(["pain", "neck"]) == 1
+    assert LexicalIndex.from_arrays(index.to_arrays(), 2) is None  # passage ids out of range
+    assert LexicalIndex.from_arrays({}, 4) is None
+
+
+def test_lexical_scores_match_bm25s():
+    import bm25s
+
+    texts = ["back pain causes", "neck pain and back pain", "massage and drugs", "pain"]
+    ours = LexicalIndex.build(texts).scores("back pain")
+    reference = bm25s.BM25(k1=0.9, b=0.4, method="lucene")
+    reference.index([tokenize(t) for t in texts], show_progress=False)
+    expected = reference.get_scores(tokenize("back pain"))
+    assert ours == pytest.approx(expected, rel=1e-5)
+
+
+def test_build_stores_the_bm25_index(report_index):
+    from qa import lexical, store
+    from qa.search import lexical_texts
+
+    stored = store.load(report_index)
+    assert stored.manifest["lexical"]["version"] == lexical.VERSION
+    loaded = LexicalIndex.from_arrays(stored.arrays, len(stored.chunks))
+    titles = {d["path"]: d["title"] for d in stored.manifest["documents"]}
+    rebuilt = LexicalIndex.build(lexical_texts(stored.chunks, titles))
+    for q in ["chiropractor massage", "thoracic spine injury", "zzz"]:
+        assert np.allclose(loaded.scores(q), rebuilt.scores(q))
 
 
 def test_sentence_vectors_are_stored_checked_and_reused(report_corpus, embedder, tmp_path):

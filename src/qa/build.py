@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import __version__, config, sentences, store
+from qa import __version__, config, lexical, sentences, store
 from qa.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP, chunk_documents, embed_text
 from qa.embedding import Embedder
 from qa.errors import QAError
@@ -264,9 +264,13 @@ def _build_loaded(
             for p, r in loaded.skipped
         ],
         "chunks": len(chunks),
+        "lexical": {"version": lexical.VERSION, "k1": lexical.K1, "b": lexical.B},
         "keys": keys,
     }
-    arrays = {sentences.TABLE: table, sentences.VECTORS: sentence_vectors}
+    from qa.search import lexical_texts
+
+    bm25 = lexical.LexicalIndex.build(lexical_texts(chunks, titles))
+    arrays = {sentences.TABLE: table, sentences.VECTORS: sentence_vectors, **bm25.to_arrays()}
     path = store.write_build(index_dir, manifest, chunks, vectors, arrays)
     return BuildSummary(
         documents=len(loaded.documents),

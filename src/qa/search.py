@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import answered, config, docfilter, highlight, rerank, sentences, store
+from qa import answered, config, docfilter, highlight, lexical, rerank, sentences, store
 from qa.chunking import embed_text
 from qa.citation import cite
 from qa.embedding import Embedder
@@ -121,9 +121,9 @@ def resolve_mode(mode: str | None) -> str:
     return mode
 
 
-def lexical_text(title: str, section: str | None, text: str) -> str:
-    """What BM25 indexes for a passage: the document title, the section heading, the text."""
-    return " ".join(part for part in (title, section, text) if part)
+def lexical_texts(chunks, titles: dict[str, str]) -> list[str]:
+    """What BM25 indexes for each chunk: its document's title, its section and its text."""
+    return [lexical.passage_text(titles.get(c.doc) or c.doc, c.section, c.text) for c in chunks]
 
 
 def clean_question(question: str) -> str:
@@ -278,16 +278,17 @@ class Searcher:
         return self.embedder.encode([text])
 
     def lexical_index(self, stored: store.StoredIndex | None = None) -> LexicalIndex:
-        """The BM25 index of a build (built on first use, about a second per 16k passages)."""
+        """The BM25 index of a build: as stored with it, else computed on first use."""
         stored = stored or self.stored
         with self._lexical_lock:
             cached = self._lexical
             if cached is None or cached[0] is not stored:
-                texts = [
-                    lexical_text(stored.titles.get(c.doc, ""), c.section, c.text)
-                    for c in stored.chunks
-                ]
-                cached = (stored, LexicalIndex(texts))
+                index = None
+                if (stored.manifest.get("lexical") or {}).get("version") == lexical.VERSION:
+                    index = LexicalIndex.from_arrays(stored.arrays, len(stored.chunks))
+                if index is None:
+                    index = LexicalIndex.build(lexical_texts(stored.chunks, stored.titles))
+                cached = (stored, index)
                 self._lexical = cached
             return cached[1]
 

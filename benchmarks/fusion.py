@@ -1,0 +1,147 @@
+"""How the hybrid ranking was chosen: fusion methods and weights on MedQuAD and on the report.
+
+Every configuration ranks all passages of a collection per question, from the same three score
+arrays the product computes (passage cosine, best-sentence cosine, BM25), so the comparison is
+cheap once the collections are indexed. `qa eval` remains the reference for the chosen mode
+(it ranks candidate pools, as `qa ask` does; the figures agree to within rounding here).
+
+Usage (index medquad-small once with `qa eval ... --index DIR`, then):
+
+    python benchmarks/fusion.py --dataset ../shared/benchmarks/medquad-small \
+        --index /tmp/medquad-small-index
+
+Prints a Markdown table: nDCG@10 on the data set, hit@1 and hit@3 on the report's reader
+questions (tests/data) and on the separate report dev questions (benchmarks/data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from qa import fusion  # noqa: E402
+from qa.evaluate import load_dataset, score_run  # noqa: E402
+from qa.lexical import tokenize  # noqa: E402
+from qa.search import Searcher  # noqa: E402
+
+Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min(initial=0)), float(x.max(initial=0))
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def ranks(x: np.ndarray) -> np.ndarray:
+    r = np.empty(len(x), dtype=np.float64)
+    r[np.argsort(-x, kind="stable")] = np.arange(1, len(x) + 1)
+    return r
+
+
+def configurations() -> dict[str, Scorer]:
+    """name -> f(dense, best_sentence, bm25) giving one score per passage."""
+    configs: dict[str, Scorer] = {
+        "dense": lambda d, s, b: d,
+        "lexical (BM25)": lambda d, s, b: b,
+        "dense + best sentence (0.2)": lambda d, s, b: (d + 0.2 * s) / 1.2,
+    }
+    for w in (0.5, 0.7, 0.8):
+        configs[f"min-max fusion, dense weight {w}"] = (
+            lambda d, s, b, w=w: w * minmax(d) + (1 - w) * minmax(b)
+        )
+    for w in (0.5, 0.7):
+        configs[f"RRF k=60, dense weight {w}"] = (
+            lambda d, s, b, w=w: w / (60 + ranks(d)) + (1 - w) / (60 + ranks(b))
+        )
+    for lam in (0.0, 0.2, 0.3):
+        for alpha in (0.1, 0.2, 0.3):
+            name = f"cosine{' + sentence ' + str(lam) if lam else ''} + BM25/max x {alpha}"
+            configs[name] = lambda d, s, b, lam=lam, alpha=alpha: fusion.score_fusion(
+                d, b, float(b.max(initial=0)), s if lam else None, alpha, lam
+            )
+    return configs
+
+
+def arrays(searcher: Searcher, question: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Passage cosine, best-sentence cosine and BM25 score of every passage."""
+    stored = searcher.stored
+    query = searcher.embedder.encode([question])[0]
+    dense = stored.vectors @ query
+    sentence = np.full(len(stored.chunks), -1.0, dtype=np.float32)
+    index = searcher.sentence_index()
+    if index is not None:
+        np.maximum.at(sentence, index.table[:, 0], index.vectors @ query)
+    bm25 = searcher.lexical_index().scores(tokenize(question))
+    return dense, sentence, bm25
+
+
+def dataset_ndcg(searcher: Searcher, dataset_dir: Path, configs: dict[str, Scorer]) -> dict:
+    dataset = load_dataset(dataset_dir)
+    chunk_docs = np.array([c.doc for c in searcher.chunks])
+    runs: dict[str, dict[str, list[str]]] = {name: {} for name in configs}
+    for qid in dataset.qrels:
+        d, s, b = arrays(searcher, dataset.queries[qid])
+        for name, f in configs.items():
+            order = np.argsort(-f(d, s, b), kind="stable")[:500]
+            ranked = list(dict.fromkeys(chunk_docs[order]))[:100]
+            runs[name][qid] = ranked
+    return {name: score_run(run, dataset.qrels, name).ndcg for name, run in runs.items()}
+
+
+def report_hits(searcher: Searcher, questions: list[dict], configs: dict[str, Scorer]) -> dict:
+    def matches(text: str, expected: str) -> bool:
+        return " ".join(text.split()).startswith(expected)
+
+    out = {name: [0, 0] for name in configs}
+    answerable = [q for q in questions if q["expected"]]
+    for q in answerable:
+        d, s, b = arrays(searcher, q["question"])
+        for name, f in configs.items():
+            top = np.argsort(-f(d, s, b), kind="stable")[:3]
+            ok = [matches(searcher.chunks[int(i)].text, q["expected"]) for i in top]
+            out[name][0] += ok[0]
+            out[name][1] += any(ok)
+    n = len(answerable)
+    return {name: (h1 / n, h3 / n) for name, (h1, h3) in out.items()}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True, type=Path, help="BEIR-layout data set")
+    parser.add_argument("--index", required=True, type=Path,
+                        help="its index, as built by `qa eval DATASET --index DIR`")
+    args = parser.parse_args()
+    from qa.build import build_index
+
+    configs = configurations()
+    mq = Searcher(args.index)
+    ndcg = dataset_ndcg(mq, args.dataset, configs)
+    with tempfile.TemporaryDirectory() as tmp:
+        build_index(ROOT / "corpus", tmp, embedder=mq.embedder)
+        report = Searcher(tmp, embedder=mq.embedder)
+        test = report_hits(report, read_jsonl(ROOT / "tests/data/report_questions.jsonl"), configs)
+        dev = report_hits(report, read_jsonl(ROOT / "benchmarks/data/report_dev_questions.jsonl"),
+                          configs)
+    print(f"| configuration | {args.dataset.name} nDCG@10 | report hit@1 | report hit@3 "
+          "| report dev hit@1 | report dev hit@3 |")
+    print("|---|---|---|---|---|---|")
+    for name in configs:
+        print(f"| {name} | {ndcg[name]:.3f} | {test[name][0]:.3f} | {test[name][1]:.3f} "
+              f"| {dev[name][0]:.3f} | {dev[name][1]:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
