@@ -19,7 +19,7 @@ import numpy as np
 
 from qa import __version__, config, lexical, sentences, store
 from qa.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP, chunk_documents, embed_text
-from qa.embedding import Embedder
+from qa.embedding import Embedder, vector_id
 from qa.errors import QAError
 from qa.loaders import Document, LoadResult, load_corpus
 
@@ -57,13 +57,14 @@ def _previous_vectors(
     index_dir: Path, model_id: str, dim: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Passage and sentence vectors of the live build by text key, when it used the same model
-    (else empty)."""
+    and vector space (`model_id` is the embedder's `vector_id`; else empty)."""
     try:
         previous = store.load(index_dir)
     except QAError as exc:
         log.debug("no vectors to reuse: %s", exc)
         return {}, {}
-    if previous.manifest["model"]["id"] != model_id or previous.manifest["model"]["dim"] != dim:
+    model = previous.manifest["model"]
+    if vector_id(model["id"], model.get("backend", "torch")) != model_id or model["dim"] != dim:
         return {}, {}
     sentence_vectors = sentences.previous_vectors(
         previous.chunks, previous.arrays, lambda t: text_key(model_id, t)
@@ -116,6 +117,8 @@ def build_index(
     embedder: Embedder | None = None,
     wait: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    backend: str | None = None,
+    index_type: str | None = None,
 ) -> BuildSummary:
     """Build the index for a corpus folder and switch to it atomically.
 
@@ -128,6 +131,9 @@ def build_index(
         wait: wait for another build on the same index to finish instead of failing.
         on_progress: called with (passages embedded, passages to embed) as embedding goes on,
             e.g. to move a progress bar in the page.
+        backend: "onnx", "onnx-int8" or "torch" (default: $QA_BACKEND or the measured default);
+            recorded in the manifest so that searches embed questions the same way.
+        index_type: FAISS index kind, "auto", "flat", "ivf" or "hnsw" (default: auto, by size).
 
     Raises:
         QAError: missing or empty corpus, another build running, model not loadable.
@@ -163,7 +169,7 @@ def build_index(
             )
         summary = _build_loaded(
             index_dir, loaded, str(corpus_dir.resolve()), loaded_at_ns,
-            embedder or Embedder(model), progress, on_progress,
+            embedder or Embedder(model, backend=backend), progress, on_progress, index_type,
         )  # fmt: skip
     finally:
         file_lock.release()
@@ -219,14 +225,15 @@ def _build_loaded(
     embedder: Embedder,
     progress: bool,
     on_progress: Callable[[int, int], None] | None,
+    index_type: str | None = None,
 ) -> BuildSummary:
     """Chunk, embed (reusing the live build's vectors) and write a build; the caller holds the
     lock."""
     titles = {d.path: d.title for d in loaded.documents}
     chunks = chunk_documents(loaded.documents, embedder.count_tokens, embedder.max_tokens)
     texts = [embed_text(c.section, titles[c.doc], c.text) for c in chunks]
-    keys = [text_key(embedder.model_id, t) for t in texts]
-    cached, cached_sentences = _previous_vectors(index_dir, embedder.model_id, embedder.dim)
+    keys = [text_key(embedder.vector_id, t) for t in texts]
+    cached, cached_sentences = _previous_vectors(index_dir, embedder.vector_id, embedder.dim)
     todo = [i for i, key in enumerate(keys) if key not in cached]
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     for i, key in enumerate(keys):
@@ -240,7 +247,7 @@ def _build_loaded(
     table, sentence_vectors, _ = sentences.embed_sentences(
         chunks,
         lambda batch: embedder.encode(batch, progress=progress),
-        lambda t: text_key(embedder.model_id, t),
+        lambda t: text_key(embedder.vector_id, t),
         cached_sentences,
         embedder.dim,
     )
@@ -252,7 +259,8 @@ def _build_loaded(
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "loaded_at_ns": loaded_at_ns,
         "corpus": corpus,
-        "model": {"id": embedder.model_id, "dim": embedder.dim},
+        "model": {"id": embedder.model_id, "dim": embedder.dim, "backend": embedder.backend},
+        "index_type": index_type or "auto",
         "chunking": {
             "version": CHUNKER_VERSION,
             "max_tokens": embedder.max_tokens,

@@ -25,6 +25,9 @@ EPILOG = """environment:
   QA_MODEL    embedding model: name, hub id or local path
               (default: the packaged all-MiniLM-L6-v2, works offline)
   QA_RERANKER optional CrossEncoder (local folder) to rerank the first passages
+  QA_BACKEND  embedding backend for builds: torch, onnx or onnx-int8 (default: torch)
+  QA_THREADS  CPU threads for the model (default: all cores)
+  QA_CACHE    cache folder for ONNX exports (default: ~/.cache/qa)
   QA_DEBUG    set to 1 to show tracebacks
   HF_HUB_OFFLINE  qa sets it to 1 unless you set it yourself
 """
@@ -70,6 +73,11 @@ def make_parser() -> argparse.ArgumentParser:
     _add_index(p)
     p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (default: $QA_MODEL "
                    "or the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"),
+                   help="how the model runs (default: $QA_BACKEND or torch); recorded in the "
+                   "index, so `qa ask` uses the same")
+    p.add_argument("--index-type", choices=("auto", "flat", "ivf", "hnsw"), default="auto",
+                   help="FAISS index: exact (flat) or approximate (ivf, hnsw); auto picks by size")
     p.add_argument("--wait", action="store_true",
                    help="wait for another build of the same index instead of failing")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -119,7 +127,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from qa.build import build_index
 
     progress = not args.quiet and sys.stderr.isatty()
-    summary = build_index(args.corpus, args.index, args.model, progress=progress, wait=args.wait)
+    summary = build_index(args.corpus, args.index, args.model, progress=progress, wait=args.wait,
+                          backend=args.backend, index_type=args.index_type)
     for path, reason in summary.skipped:
         print(f"qa: warning: skipped {path}: {reason}", file=sys.stderr)
     print(summary.line())
@@ -276,6 +285,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "chunks": m["chunks"],
         "model": m["model"]["id"],
         "dim": m["model"]["dim"],
+        "backend": m["model"].get("backend", "torch"),
         "built_at": m["built_at"],
         "corpus": m.get("corpus"),
         "index_type": m.get("index_type"),
@@ -299,7 +309,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"index:      {info['index']} ({info['index_type']}, format {m['format']})")
     print(f"built:      {info['built_at']} by qa {info['qa_version']} from {info['corpus']}")
-    print(f"model:      {info['model']} ({info['dim']} dimensions)")
+    print(f"model:      {info['model']} ({info['dim']} dimensions, {info['backend']} backend)")
     chunking = info["chunking"]
     print(f"chunking:   v{chunking['version']}, max {chunking['max_tokens']} word pieces, "
           f"overlap {chunking['overlap']} sentence(s)")

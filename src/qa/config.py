@@ -33,6 +33,32 @@ def model_name(value: str | None = None) -> str:
     return value or os.environ.get("QA_MODEL") or PACKAGED_MODEL
 
 
+def backend(value: str | None = None) -> str:
+    """The embedding backend: the argument, else $QA_BACKEND, else the measured default."""
+    from qa.embedding import BACKENDS, DEFAULT_BACKEND
+
+    name = value or os.environ.get("QA_BACKEND") or DEFAULT_BACKEND
+    if name not in BACKENDS:
+        from qa.errors import UsageError
+
+        raise UsageError(f"unknown backend {name!r}", "choose one of " + ", ".join(BACKENDS))
+    return name
+
+
+def cache_dir() -> Path:
+    """Where derived model files (ONNX exports) are cached: $QA_CACHE, else ~/.cache/qa."""
+    if os.environ.get("QA_CACHE"):
+        return Path(os.environ["QA_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "qa"
+
+
+def threads() -> int:
+    """CPU threads for the model and FAISS: $QA_THREADS, else every core (measured best)."""
+    value = os.environ.get("QA_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else max(1, os.cpu_count() or 1)
+
+
 def resolve_model(name: str) -> tuple[str, str]:
     """Map a configured model name to (model id recorded in the index, path or name to load).
 

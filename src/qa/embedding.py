@@ -1,7 +1,12 @@
 """Embeddings: a sentence-transformers model, the packaged offline copy by default.
 
-The model is loaded on first use, so commands that never embed (`qa info`, `qa --help`)
-never import torch.
+Three backends run the same model: "torch" (sentence-transformers itself), "onnx" (the model
+exported to ONNX, run by onnxruntime: same vectors, no torch at query time) and "onnx-int8"
+(the export with int8 matrix products). The model is loaded on first use, so commands that
+never embed (`qa info`, `qa --help`) never import torch.
+
+Thread count and batch size were chosen by `benchmarks/run.py` on the 2-core machine
+(see the README's Performance section).
 """
 
 from __future__ import annotations
@@ -18,25 +23,55 @@ from qa.errors import QAError
 
 log = logging.getLogger(__name__)
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+DEFAULT_BACKEND = "torch"  # onnx is not >= 1.5x faster here (README, Performance)
 DEFAULT_BATCH_SIZE = 32
 
-_MODELS: dict[str, object] = {}
+_MODELS: dict[tuple[str, str], object] = {}
 _MODELS_LOCK = threading.Lock()
 LOADS = {"count": 0}  # models loaded from disk in this process (tests check batch mode loads once)
 
 
-def load_model(path: str):
-    """Load a SentenceTransformer once per process and share it (it is safe for concurrent use)."""
-    with _MODELS_LOCK:
-        if path not in _MODELS:
-            config.ensure_offline()
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
+def vector_id(model_id: str, backend: str) -> str:
+    """The vector space of a model run by a backend: the model, plus the backend when it
+    changes the vectors. torch and onnx compute the same float32 vectors (to about 1e-7, checked
+    by the tests and the benchmark), so they share reusable vectors; int8 ones are kept apart."""
+    return model_id if backend in ("torch", "onnx") else f"{model_id}|{backend}"
 
-            hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
-            _MODELS[path] = SentenceTransformer(path, device="cpu")
+
+def load_model(path: str, backend: str = "torch", model_id: str | None = None):
+    """Load a model once per process and backend, and share it (safe for concurrent use).
+
+    Returns a SentenceTransformer for "torch", else a `qa.onnx_model.OnnxModel` (exported from
+    the local model on first use; see that module for where the export is cached).
+    """
+    key = (path, backend)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            config.ensure_offline()
+            if backend == "torch":
+                _MODELS[key] = _load_torch(path)
+            else:
+                from qa.onnx_model import OnnxModel, ensure_export
+
+                _MODELS_LOCK.release()  # the export loads the torch model through this function
+                try:
+                    onnx_file = ensure_export(model_id or path, path, backend)
+                finally:
+                    _MODELS_LOCK.acquire()
+                _MODELS[key] = OnnxModel(onnx_file, threads=config.threads())
             LOADS["count"] += 1
-        return _MODELS[path]
+        return _MODELS[key]
+
+
+def _load_torch(path: str):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    torch.set_num_threads(config.threads())
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
+    return SentenceTransformer(path, device="cpu")
 
 
 class Embedder:
@@ -45,18 +80,36 @@ class Embedder:
     Args:
         model: model name, hub id or local path; None means $QA_MODEL or the packaged model.
         batch_size: texts per forward pass when encoding many.
+        backend: "torch", "onnx" or "onnx-int8"; None means $QA_BACKEND, else the default.
     """
 
-    def __init__(self, model: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        backend: str | None = None,
+    ) -> None:
         self.name = config.model_name(model)
         self.model_id, self._load_path = config.resolve_model(self.name)
         self.batch_size = batch_size
+        self.backend = config.backend(backend)
+
+    @property
+    def vector_id(self) -> str:
+        """What identifies the vector space: the model, plus the backend when it changes vectors.
+
+        torch and onnx compute the same float32 vectors (the benchmark checks it), so they share
+        cached vectors; int8 vectors differ slightly and are kept apart.
+        """
+        return self.model_id if self.backend in ("torch", "onnx") else f"{self.model_id}|{self.backend}"
 
     @cached_property
     def model(self):
-        """The SentenceTransformer, loaded once (offline unless the user allowed the network)."""
+        """The loaded model, once per process (offline unless the user allowed the network)."""
         try:
-            return load_model(self._load_path)
+            return load_model(self._load_path, self.backend, self.model_id)
+        except QAError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure here is a configuration problem
             log.debug("model load failed", exc_info=True)
             offline = os.environ.get("HF_HUB_OFFLINE") == "1"

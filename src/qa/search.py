@@ -12,7 +12,7 @@ import numpy as np
 from qa import answered, config, docfilter, highlight, lexical, rerank, sentences, store
 from qa.chunking import embed_text
 from qa.citation import cite
-from qa.embedding import Embedder
+from qa.embedding import Embedder, vector_id
 from qa.errors import QAError, UsageError
 from qa.fusion import DEFAULT_MODE, MODES, score_fusion
 from qa.lexical import LexicalIndex, content_terms, tokenize
@@ -171,7 +171,8 @@ class Searcher:
         self._load(store.load(self.index_dir))
         wanted = model or os.environ.get("QA_MODEL")
         if embedder is None:
-            embedder = Embedder(wanted or self.manifest["model"]["id"])
+            embedder = Embedder(wanted or self.manifest["model"]["id"],
+                                backend=self.manifest["model"].get("backend", "torch"))
         _check_model(self.manifest, embedder, self.index_dir)
         self.embedder = embedder
         self._local = threading.local()  # per thread: whether its last question was cut
@@ -436,6 +437,13 @@ def _check_model(manifest: dict, embedder: Embedder, index_dir: Path) -> None:
             f"the index at {index_dir} holds {manifest['model']['dim']}-dimensional vectors; "
             f"model {embedder.model_id!r} gives {embedder.dim}",
             "run `qa build` to rebuild the index with this model",
+        )
+    backend = manifest["model"].get("backend", "torch")
+    if vector_id(manifest["model"]["id"], backend) != embedder.vector_id:
+        raise QAError(
+            f"the index at {index_dir} was embedded with the {backend} backend, "
+            f"not {embedder.backend}",
+            f"search it with backend {backend}, or rebuild it with --backend {embedder.backend}",
         )
 
 

@@ -1,0 +1,234 @@
+"""The embedding model exported to ONNX and run with onnxruntime, without torch at query time.
+
+sentence-transformers' own ONNX backend needs `optimum-onnx`, whose releases pin
+transformers < 4.58 while sentence-transformers 6 needs transformers >= 5: the two cannot be
+installed together. So `qa` exports the model itself, offline, from the local model folder:
+torch's ONNX exporter writes the transformer, onnxruntime's dynamic quantizer optionally makes
+an int8 copy, and this module does the rest of what sentence-transformers does for this kind
+of model (tokenise, pool, normalise) with the `tokenizers` library and numpy.
+
+An export is cached under ``$QA_CACHE/onnx/<model>-<hash>/`` (default ``~/.cache/qa``), made once
+per model and reused by every index; deleting it is safe (the next use exports again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from qa import config
+from qa.errors import QAError
+
+EXPORT_VERSION = 1
+META = "qa_onnx.json"
+FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx"}
+_POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
+
+
+def export_dir(model_id: str, load_path: str) -> Path:
+    """Where the ONNX export of a model is cached."""
+    digest = hashlib.sha256(f"{EXPORT_VERSION}\x00{model_id}\x00{load_path}".encode()).hexdigest()
+    slug = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in model_id)[-60:]
+    return config.cache_dir() / "onnx" / f"{slug}-{digest[:12]}"
+
+
+def ensure_export(model_id: str, load_path: str, backend: str) -> Path:
+    """The ONNX file for `backend` ("onnx" or "onnx-int8"), exported on first use.
+
+    Raises:
+        QAError: the model cannot be exported (not a mean/CLS-pooled transformer).
+    """
+    folder = export_dir(model_id, load_path)
+    target = folder / FILES[backend]
+    if (folder / META).is_file() and target.is_file():
+        return target
+    from filelock import FileLock
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not ((folder / META).is_file() and (folder / FILES["onnx"]).is_file()):
+            _export(load_path, folder)
+        if not target.is_file():
+            _quantize(folder / FILES["onnx"], target)
+    return target
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(tmp, final)
+
+
+def _export(load_path: str, folder: Path) -> None:
+    """Export a sentence-transformers model (Transformer -> Pooling [-> Normalize]) to ONNX."""
+    import torch
+
+    from qa.embedding import load_model
+
+    st = load_model(load_path)
+    names = [type(m).__name__ for m in st]
+    pooling = _pooling_mode(st[1]) if len(st) > 1 else None
+    if names[:2] != ["Transformer", "Pooling"] or pooling is None or len(names) > 3:
+        raise QAError(
+            f"model {load_path!r} cannot run on the ONNX backend (modules: {', '.join(names)})",
+            "use --backend torch",
+        )
+    transformer = st[0].auto_model
+    inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids")
+              if n in st.tokenizer.model_input_names]
+
+    class _Wrapper(torch.nn.Module):
+        def __init__(self, model) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args):
+            return self.model(**dict(zip(inputs, args, strict=True))).last_hidden_state
+
+    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir(parents=True)
+    try:
+        sample = st.tokenizer(["a short text", "a somewhat longer text to pad"], padding=True,
+                              return_tensors="pt")
+        axes = {name: {0: "batch", 1: "tokens"} for name in [*inputs, "last_hidden_state"]}
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on branches that padding never takes
+            torch.onnx.export(
+                _Wrapper(transformer).eval(), tuple(sample[n] for n in inputs),
+                str(tmp / FILES["onnx"]), input_names=inputs, output_names=["last_hidden_state"],
+                dynamic_axes=axes, opset_version=17, dynamo=False,
+            )
+        st.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+        meta = {
+            "version": EXPORT_VERSION,
+            "source": load_path,
+            "inputs": inputs,
+            "pooling": pooling,
+            "normalize": len(names) == 3 and names[2] == "Normalize",
+            "max_seq_length": int(st.max_seq_length),
+            "dim": int(st.get_embedding_dimension()),
+            "pad_id": int(st.tokenizer.pad_token_id or 0),
+            "pad_token": st.tokenizer.pad_token or "[PAD]",
+            "torch": torch.__version__,
+        }
+        (tmp / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        _publish(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pooling_mode(module) -> str | None:
+    """"mean" or "cls" for a Pooling module this file can reproduce, else None."""
+    cfg = module.get_config_dict() if hasattr(module, "get_config_dict") else {}
+    mode = cfg.get("pooling_mode")  # sentence-transformers >= 6
+    if mode is None:  # older releases: one flag per mode
+        modes = [name for key, name in _POOLING.items() if cfg.get(key)]
+        on = [k for k, v in cfg.items() if k.startswith("pooling_mode") and v]
+        mode = modes[0] if len(modes) == 1 and len(on) == 1 else None
+    return mode if mode in ("mean", "cls") and cfg.get("include_prompt", True) else None
+
+
+def _quantize(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation of the matrix products (weights per channel)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs advice meant for image models
+    try:
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"])
+        os.replace(tmp, target)
+    finally:
+        root.setLevel(level)
+        tmp.unlink(missing_ok=True)
+
+
+class _Tokenizer:
+    """The two calls `Embedder` makes on a tokenizer, over a `tokenizers.Tokenizer`."""
+
+    def __init__(self, tokenizer) -> None:
+        self._tok = tokenizer
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+        return {"input_ids": self._tok.encode(text, add_special_tokens=add_special_tokens).ids}
+
+    def decode(self, ids: list[int]) -> str:
+        return self._tok.decode(ids)
+
+
+class OnnxModel:
+    """An exported model behind the part of SentenceTransformer's interface `qa` uses.
+
+    Args:
+        path: the .onnx file (its folder holds tokenizer.json and qa_onnx.json).
+        threads: intra-op threads for onnxruntime.
+    """
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        meta = json.loads((path.parent / META).read_text(encoding="utf-8"))
+        self.meta = meta
+        self.max_seq_length = int(meta["max_seq_length"])
+        self._tok = Tokenizer.from_file(str(path.parent / "tokenizer.json"))
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        self.tokenizer = _Tokenizer(self._tok)
+        self._batch_tok = Tokenizer.from_file(str(path.parent / "tokenizer.json"))
+        self._batch_tok.enable_truncation(max_length=self.max_seq_length)
+        self._batch_tok.enable_padding(pad_id=meta["pad_id"], pad_token=meta["pad_token"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.meta["dim"])
+
+    def encode(
+        self,
+        texts: list[str],
+        batch_size: int = 32,
+        normalize_embeddings: bool = True,
+        show_progress_bar: bool = False,
+        **_: object,
+    ) -> np.ndarray:
+        """Embeddings of `texts` (longest first in batches, returned in input order)."""
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), self.get_embedding_dimension()), dtype=np.float32)
+        starts = range(0, len(texts), batch_size)
+        if show_progress_bar:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="Batches", unit="batch")
+        for start in starts:
+            idx = order[start : start + batch_size]
+            out[idx] = self._embed([texts[i] for i in idx])
+        if normalize_embeddings or self.meta["normalize"]:
+            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+    def _embed(self, batch: list[str]) -> np.ndarray:
+        encodings = self._batch_tok.encode_batch(batch)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        (hidden,) = self.session.run(None, {n: feeds[n] for n in self.meta["inputs"]})
+        if self.meta["pooling"] == "cls":
+            return hidden[:, 0]
+        mask = feeds["attention_mask"][..., None].astype(np.float32)
+        return (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)

@@ -1,0 +1,188 @@
+"""Incremental builds: unchanged passages are never embedded twice; the reuse cache stays bounded.
+
+The "cache" is the live build: vectors are keyed by (vector space, exact embed text) in the
+manifest, so it holds exactly the current passages and deleting the index is always safe.
+Encoded texts are counted with a spy on `Embedder.encode`.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from qa import store
+from qa.build import build_index, text_key
+from qa.chunking import embed_text
+from qa.embedding import Embedder
+
+TOPICS = ["back pain", "sleep", "posture", "exercise", "diet", "stress", "massage", "yoga"]
+
+
+def write_corpus(folder, n: int = 24) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        topic = TOPICS[i % len(TOPICS)]
+        (folder / f"doc{i:02d}.md").write_text(
+            f"# Note {i} on {topic}\n\n## Causes\n\n"
+            f"Note {i} explains how {topic} relates to the spine and muscles of the back.\n\n"
+            f"## Advice\n\nFor {topic}, note {i} suggests rest, movement and seeing a doctor.\n",
+            encoding="utf-8",
+        )
+
+
+@pytest.fixture
+def spy(embedder, monkeypatch):
+    """Records every list of texts given to the session embedder's encode."""
+    calls: list[list[str]] = []
+    real = embedder.encode
+
+    def encode(texts, progress=False):
+        calls.append(list(texts))
+        return real(texts, progress=progress)
+
+    monkeypatch.setattr(embedder, "encode", encode)
+    return calls
+
+
+def encoded(calls) -> list[str]:
+    return [t for call in calls for t in call]
+
+
+def live_texts(index_dir, path: str | None = None) -> list[str]:
+    s = store.load(index_dir)
+    titles = {d["path"]: d["title"] for d in s.manifest["documents"]}
+    return [embed_text(c.section, titles[c.doc], c.text) for c in s.chunks
+            if path is None or c.doc == path]
+
+
+def test_unchanged_rebuild_embeds_nothing(tmp_path, embedder, spy):
+    write_corpus(tmp_path / "c")
+    first = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    assert first.embedded == first.chunks == len(encoded(spy)) == 48
+    before = store.load(tmp_path / "i")
+    spy.clear()
+    again = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    assert encoded(spy) == [] and again.embedded == 0 and again.chunks == 48
+    after = store.load(tmp_path / "i")
+    assert after.path != before.path  # a new build went live...
+    assert np.array_equal(after.vectors, before.vectors)  # ...with the very same vectors
+    assert after.manifest["keys"] == before.manifest["keys"]
+
+
+def test_changing_one_document_embeds_only_its_changed_chunks(tmp_path, embedder, spy):
+    write_corpus(tmp_path / "c")
+    build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    doc = tmp_path / "c" / "doc05.md"
+    doc.write_text(doc.read_text(encoding="utf-8").replace("rest, movement", "gentle stretching"),
+                   encoding="utf-8")
+    spy.clear()
+    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    new_texts = live_texts(tmp_path / "i", "doc05.md")
+    assert summary.embedded == 1 and encoded(spy) == [t for t in new_texts if "stretching" in t]
+    # the reused vectors are the ones a fresh embedding would give
+    fresh = embedder.encode(live_texts(tmp_path / "i"))
+    assert np.allclose(store.load(tmp_path / "i").vectors, fresh, atol=1e-5)
+
+
+def test_new_and_deleted_documents(tmp_path, embedder, spy):
+    write_corpus(tmp_path / "c", 10)
+    build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    (tmp_path / "c" / "doc03.md").unlink()
+    shutil.copy(tmp_path / "c" / "doc04.md", tmp_path / "c" / "copy-of-doc04.md")
+    spy.clear()
+    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    assert summary.chunks == 20 and summary.embedded == 0  # a copy has the same passages
+    # the cache never outgrows the index: the deleted document's keys are gone
+    manifest = store.load(tmp_path / "i").manifest
+    keys = manifest["keys"]
+    assert len(keys) == manifest["chunks"] == 20
+    assert keys == [text_key(embedder.vector_id, t) for t in live_texts(tmp_path / "i")]
+    assert not any("Note 3 " in t for t in live_texts(tmp_path / "i"))
+    assert len(list((tmp_path / "i" / "builds").iterdir())) == 1  # old builds are removed
+
+
+def test_deleting_the_index_is_safe(tmp_path, embedder, spy):
+    write_corpus(tmp_path / "c", 6)
+    build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    vectors = store.load(tmp_path / "i").vectors
+    shutil.rmtree(tmp_path / "i")
+    spy.clear()
+    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    assert summary.embedded == summary.chunks == 12 and len(encoded(spy)) == 12
+    assert np.allclose(store.load(tmp_path / "i").vectors, vectors, atol=1e-5)
+
+
+def test_a_damaged_live_build_is_not_reused(tmp_path, embedder, spy):
+    write_corpus(tmp_path / "c", 4)
+    build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    vectors_file = store.current_build(tmp_path / "i") / store.VECTORS
+    vectors_file.write_bytes(vectors_file.read_bytes()[:-16] + b"\x00" * 16)
+    spy.clear()
+    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    assert summary.embedded == summary.chunks == 8  # checksum mismatch: everything re-embedded
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    """ONNX exports of the packaged model, made once for this module in a private cache."""
+    cache = tmp_path_factory.mktemp("qa-cache")
+    old = os.environ.get("QA_CACHE")
+    os.environ["QA_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        del os.environ["QA_CACHE"]
+    else:
+        os.environ["QA_CACHE"] = old
+
+
+def test_onnx_backend_matches_torch_and_is_recorded(tmp_path, embedder, onnx_cache, capsys):
+    from qa.cli import main
+    from qa.search import Searcher
+
+    write_corpus(tmp_path / "c", 4)
+    texts = [f"note {i} on back pain and posture" for i in range(5)]
+    onnx = Embedder(backend="onnx")
+    assert np.allclose(onnx.encode(texts), embedder.encode(texts), atol=1e-5)
+    assert onnx.count_tokens("Mid back pain") == embedder.count_tokens("Mid back pain")
+    assert onnx.truncate("pain " * 400)[1] and not onnx.truncate("pain")[1]
+    assert any((onnx_cache / "onnx").glob("*/model.onnx"))  # exported into $QA_CACHE
+
+    build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)  # torch
+    torch_vectors = store.load(tmp_path / "i").vectors
+    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=onnx)
+    assert summary.embedded == 0  # same vector space: torch vectors reused
+    int8 = Embedder(backend="onnx-int8")
+    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=int8)
+    assert summary.embedded == summary.chunks == 8  # a different vector space is re-embedded
+    stored = store.load(tmp_path / "i")
+    assert stored.manifest["model"]["backend"] == "onnx-int8"
+    cosines = (stored.vectors * torch_vectors).sum(axis=1)
+    assert cosines.min() > 0.98 and not np.array_equal(stored.vectors, torch_vectors)
+    searcher = Searcher(tmp_path / "i")  # the backend comes from the manifest
+    assert searcher.embedder.backend == "onnx-int8"
+    assert searcher.search("posture advice", k=2)[0].doc.startswith("doc")
+    assert main(["info", "--index", str(tmp_path / "i"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["backend"] == "onnx-int8"
+
+
+def test_unknown_backend_is_a_usage_error(capsys, tmp_path):
+    from qa.cli import main
+
+    write_corpus(tmp_path / "c", 1)
+    code = main(["build", "--corpus", str(tmp_path / "c"), "--index", str(tmp_path / "i"),
+                 "--backend", "tensorflow"])
+    assert code == 2 and "invalid choice: 'tensorflow'" in capsys.readouterr().err
+
+
+def test_info_does_not_import_torch(tmp_path, report_index):
+    code = ("import sys, json; from qa.cli import main\n"
+            f"assert main(['info', '--index', {str(report_index)!r}, '--json']) == 0\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "assert 'sentence_transformers' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["chunks"] == 12
