@@ -15,6 +15,8 @@ DATA = Path(__file__).resolve().parent / "data"
 SHARED = ROOT.parent / "shared"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# ONNX exports of the model go to an ignored folder of the checkout, made once, not to ~/.cache
+os.environ.setdefault("QA_CACHE", str(ROOT / "tests" / "output" / "qa-cache"))
 
 
 def report_questions() -> list[dict]:

@@ -6,7 +6,6 @@ Encoded texts are counted with a spy on `Embedder.encode`.
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,6 @@ import pytest
 from qa import store
 from qa.build import build_index, text_key
 from qa.chunking import embed_text
-from qa.embedding import Embedder
 
 TOPICS = ["back pain", "sleep", "posture", "exercise", "diet", "stress", "massage", "yoga"]
 
@@ -124,58 +122,6 @@ def test_a_damaged_live_build_is_not_reused(tmp_path, embedder, spy):
     spy.clear()
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
     assert summary.embedded == summary.chunks == 8  # checksum mismatch: everything re-embedded
-
-
-@pytest.fixture(scope="module")
-def onnx_cache(tmp_path_factory):
-    """ONNX exports of the packaged model, made once for this module in a private cache."""
-    cache = tmp_path_factory.mktemp("qa-cache")
-    old = os.environ.get("QA_CACHE")
-    os.environ["QA_CACHE"] = str(cache)
-    yield cache
-    if old is None:
-        del os.environ["QA_CACHE"]
-    else:
-        os.environ["QA_CACHE"] = old
-
-
-def test_onnx_backend_matches_torch_and_is_recorded(tmp_path, embedder, onnx_cache, capsys):
-    from qa.cli import main
-    from qa.search import Searcher
-
-    write_corpus(tmp_path / "c", 4)
-    texts = [f"note {i} on back pain and posture" for i in range(5)]
-    onnx = Embedder(backend="onnx")
-    assert np.allclose(onnx.encode(texts), embedder.encode(texts), atol=1e-5)
-    assert onnx.count_tokens("Mid back pain") == embedder.count_tokens("Mid back pain")
-    assert onnx.truncate("pain " * 400)[1] and not onnx.truncate("pain")[1]
-    assert any((onnx_cache / "onnx").glob("*/model.onnx"))  # exported into $QA_CACHE
-
-    build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)  # torch
-    torch_vectors = store.load(tmp_path / "i").vectors
-    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=onnx)
-    assert summary.embedded == 0  # same vector space: torch vectors reused
-    int8 = Embedder(backend="onnx-int8")
-    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=int8)
-    assert summary.embedded == summary.chunks == 8  # a different vector space is re-embedded
-    stored = store.load(tmp_path / "i")
-    assert stored.manifest["model"]["backend"] == "onnx-int8"
-    cosines = (stored.vectors * torch_vectors).sum(axis=1)
-    assert cosines.min() > 0.98 and not np.array_equal(stored.vectors, torch_vectors)
-    searcher = Searcher(tmp_path / "i")  # the backend comes from the manifest
-    assert searcher.embedder.backend == "onnx-int8"
-    assert searcher.search("posture advice", k=2)[0].doc.startswith("doc")
-    assert main(["info", "--index", str(tmp_path / "i"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["backend"] == "onnx-int8"
-
-
-def test_unknown_backend_is_a_usage_error(capsys, tmp_path):
-    from qa.cli import main
-
-    write_corpus(tmp_path / "c", 1)
-    code = main(["build", "--corpus", str(tmp_path / "c"), "--index", str(tmp_path / "i"),
-                 "--backend", "tensorflow"])
-    assert code == 2 and "invalid choice: 'tensorflow'" in capsys.readouterr().err
 
 
 def test_info_does_not_import_torch(tmp_path, report_index):

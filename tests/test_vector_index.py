@@ -22,7 +22,8 @@ def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+    pairs = zip(found, truth, strict=True)
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in pairs]))
 
 
 def test_auto_follows_the_measured_threshold():

@@ -25,7 +25,7 @@ EPILOG = """environment:
   QA_MODEL    embedding model: name, hub id or local path
               (default: the packaged all-MiniLM-L6-v2, works offline)
   QA_RERANKER optional CrossEncoder (local folder) to rerank the first passages
-  QA_BACKEND  embedding backend for builds: torch, onnx or onnx-int8 (default: torch)
+  QA_BACKEND  embedding backend for builds: onnx, onnx-int8 or torch (default: onnx)
   QA_THREADS  CPU threads for the model (default: all cores)
   QA_CACHE    cache folder for ONNX exports (default: ~/.cache/qa)
   QA_DEBUG    set to 1 to show tracebacks
@@ -74,7 +74,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (default: $QA_MODEL "
                    "or the packaged all-MiniLM-L6-v2)")
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"),
-                   help="how the model runs (default: $QA_BACKEND or torch); recorded in the "
+                   help="how the model runs (default: $QA_BACKEND or onnx); recorded in the "
                    "index, so `qa ask` uses the same")
     p.add_argument("--index-type", choices=("auto", "flat", "ivf", "hnsw"), default="auto",
                    help="FAISS index: exact (flat) or approximate (ivf, hnsw); auto picks by size")

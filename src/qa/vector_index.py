@@ -16,8 +16,8 @@ import numpy as np
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 AUTO_THRESHOLD = 200_000  # vectors; measured: see README, Performance
-IVF_TRAIN_PER_LIST = 32  # training vectors per IVF list (k-means), capped by the data size
-IVF_NPROBE_FRACTION = 1 / 64  # lists searched per query, as a share of nlist (measured)
+IVF_TRAIN_PER_LIST = 40  # training vectors per IVF list (k-means), capped by the data size
+IVF_NPROBE_FRACTION = 1 / 32  # lists searched per query, as a share of nlist (measured)
 IVF_MIN_NPROBE = 32
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
@@ -33,7 +33,8 @@ def choose_type(n: int, index_type: str | None = None) -> str:
     """
     index_type = index_type or "auto"
     if index_type not in INDEX_TYPES:
-        raise ValueError(f"unknown index type {index_type!r} (choose from {', '.join(INDEX_TYPES)})")
+        choices = ", ".join(INDEX_TYPES)
+        raise ValueError(f"unknown index type {index_type!r} (choose from {choices})")
     if index_type == "auto":
         return "ivf" if n >= AUTO_THRESHOLD else "flat"
     return index_type

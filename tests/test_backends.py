@@ -1,0 +1,93 @@
+"""Embedding backends: ONNX export cached, same vectors as torch, recorded and used by ask."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_incremental import write_corpus
+
+from qa import store
+from qa.build import build_index
+from qa.embedding import DEFAULT_BACKEND, Embedder
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    """ONNX exports of the packaged model, made once for this module in a private cache."""
+    cache = tmp_path_factory.mktemp("qa-cache")
+    old = os.environ.get("QA_CACHE")
+    os.environ["QA_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        del os.environ["QA_CACHE"]
+    else:
+        os.environ["QA_CACHE"] = old
+
+
+def test_export_is_cached_in_qa_cache(onnx_cache, embedder):
+    from qa import onnx_model
+
+    path = onnx_model.ensure_export(embedder.model_id, embedder._load_path, "onnx-int8")
+    folder = path.parent
+    assert folder.parent == onnx_cache / "onnx" and path.name == "model_int8.onnx"
+    assert {"model.onnx", "tokenizer.json", "qa_onnx.json"} <= {p.name for p in folder.iterdir()}
+    stamp = path.stat().st_mtime_ns
+    assert onnx_model.ensure_export(embedder.model_id, embedder._load_path, "onnx-int8") == path
+    assert path.stat().st_mtime_ns == stamp  # made once, then reused
+
+
+def test_onnx_backend_matches_torch_and_is_recorded(tmp_path, onnx_cache, capsys):
+    from qa.cli import main
+    from qa.search import Searcher
+
+    write_corpus(tmp_path / "c", 4)
+    texts = [f"note {i} on back pain and posture" for i in range(5)] + ["pain " * 300]
+    torch, onnx = Embedder(backend="torch"), Embedder(backend="onnx")
+    assert np.allclose(onnx.encode(texts), torch.encode(texts), atol=1e-5)
+    assert onnx.count_tokens("Mid back pain") == torch.count_tokens("Mid back pain") == 3
+    assert onnx.truncate("pain " * 400) == torch.truncate("pain " * 400)
+    assert onnx.truncate("pain")[1] is False and onnx.dim == torch.dim and onnx.max_tokens == 254
+
+    build_index(tmp_path / "c", tmp_path / "i", embedder=torch)
+    torch_vectors = store.load(tmp_path / "i").vectors
+    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=onnx)
+    assert summary.embedded == 0  # same vector space: torch vectors reused
+    int8 = Embedder(backend="onnx-int8")
+    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=int8)
+    assert summary.embedded == summary.chunks == 8  # a different vector space is re-embedded
+    stored = store.load(tmp_path / "i")
+    assert stored.manifest["model"]["backend"] == "onnx-int8"
+    cosines = (stored.vectors * torch_vectors).sum(axis=1)
+    assert cosines.min() > 0.98 and not np.array_equal(stored.vectors, torch_vectors)
+    searcher = Searcher(tmp_path / "i")  # the backend comes from the manifest
+    assert searcher.embedder.backend == "onnx-int8"
+    assert searcher.search("posture advice", k=2)[0].doc.startswith("doc")
+    assert main(["info", "--index", str(tmp_path / "i"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["backend"] == "onnx-int8"
+
+
+def test_unknown_backend_is_a_usage_error(capsys, tmp_path):
+    from qa.cli import main
+
+    write_corpus(tmp_path / "c", 1)
+    code = main(["build", "--corpus", str(tmp_path / "c"), "--index", str(tmp_path / "i"),
+                 "--backend", "tensorflow"])
+    assert code == 2 and "invalid choice: 'tensorflow'" in capsys.readouterr().err
+
+
+def test_default_backend_answers_without_torch(report_index):
+    """An index built with the default (onnx) backend is searched without importing torch."""
+    assert DEFAULT_BACKEND == "onnx"
+    assert store.read_manifest(report_index)[1]["model"]["backend"] == "onnx"
+    argv = ["ask", "chiropractor", "--index", str(report_index), "--json"]
+    code = ("import sys, json; from qa.cli import main\n"
+            f"assert main({argv!r}) == 0\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    hits = json.loads(proc.stdout.splitlines()[0])["hits"]
+    assert any(h["section"] == "Chronic Middle Back Pain Treatments" for h in hits)
