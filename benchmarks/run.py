@@ -97,6 +97,19 @@ with open(sys.argv[1], "w") as fh:
 """
 
 
+def sentence_texts(index_dir: Path) -> list[str]:
+    """The sentence texts a build embedded besides its passages (none before hybrid search)."""
+    from qa import store
+
+    try:
+        from qa import sentences
+    except ImportError:
+        return []
+    stored = store.load(index_dir)
+    table = getattr(stored, "arrays", {}).get(sentences.TABLE)
+    return [] if table is None else sentences.sentence_texts(stored.chunks, table)
+
+
 def measured_process(cmd: list[str], stdin_text: str = "", env: dict | None = None) -> dict:
     """Run a process; its wall seconds, peak RSS (MiB) and standard output."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,13 +143,16 @@ def worker_main(mode: str, payload_file: str) -> None:
     payload = json.loads(Path(payload_file).read_text())
     from qa.embedding import Embedder
 
-    embedder = Embedder(backend=payload["backend"], batch_size=payload.get("batch_size", 32))
+    embedder = Embedder(backend=payload["backend"])
     embedder.model  # noqa: B018 - loaded before the clock starts, as for the floor
     if mode == "encode":  # floor for (b): the model's raw encode of the same texts
-        texts = payload["texts"]
+        texts, extra = payload["texts"], payload.get("extra", [])
         start = time.perf_counter()
         embedder.encode(texts)
-        print(json.dumps({"seconds": time.perf_counter() - start, "n": len(texts)}))
+        middle = time.perf_counter()
+        embedder.encode(extra)
+        print(json.dumps({"seconds": middle - start, "n": len(texts),
+                          "extra_seconds": time.perf_counter() - middle, "extra_n": len(extra)}))
     elif mode == "build":
         from qa.build import build_index
 
@@ -172,7 +188,7 @@ def tune(sample: list[str], quick: bool) -> dict:
                 model = onnx_model.OnnxModel(path, threads=t)
             for b in batches:
                 best = math.inf
-                for _ in range(1 if quick else 2):
+                for _ in range(1):
                     start = time.perf_counter()
                     model.encode(sample, batch_size=b, normalize_embeddings=True)
                     best = min(best, time.perf_counter() - start)
@@ -231,7 +247,7 @@ def warm_queries(index_dir: Path, questions: list[str]) -> dict:
         "chunks": len(searcher.chunks), "queries": len(questions),
         "index_type": searcher.manifest.get("index_type"),
         "backend": embedder.backend,
-        "mode": getattr(searcher, "mode", "dense"),
+        "mode": searcher.ask(questions[0], K).mode,
         "p50_ms": pct(lib, 50) * 1e3, "p95_ms": pct(lib, 95) * 1e3,
         "floor_p50_ms": pct(base, 50) * 1e3, "floor_p95_ms": pct(base, 95) * 1e3,
     }
@@ -245,7 +261,7 @@ def build_and_rebuild(corpus: Path, index: Path, backend: str) -> dict:
     shutil.rmtree(index, ignore_errors=True)
     first = run_worker("build", {"corpus": str(corpus), "index": str(index), "backend": backend})
     texts = embed_texts(index)
-    raw = run_worker("encode", {"texts": texts, "backend": backend})
+    raw = run_worker("encode", {"texts": texts, "extra": sentence_texts(index), "backend": backend})
     log(f"build {first['chunks']} chunks {first['seconds']:.1f}s, raw encode {raw['seconds']:.1f}s")
     embedder = Embedder(backend=backend)
     embedder.model  # noqa: B018
@@ -262,6 +278,7 @@ def build_and_rebuild(corpus: Path, index: Path, backend: str) -> dict:
         "backend": backend, "documents": first["documents"], "chunks": first["chunks"],
         "build_s": first["seconds"], "build_chunks_per_s": first["chunks"] / first["seconds"],
         "encode_s": raw["seconds"], "encode_chunks_per_s": raw["n"] / raw["seconds"],
+        "sentences": raw["extra_n"], "encode_sentences_s": raw["extra_seconds"],
         "build_rss_mib": first["rss_mib"], "encode_rss_mib": raw["rss_mib"],
         "unchanged_s": unchanged_s, "unchanged_embedded": unchanged.embedded,
         "one_changed_s": changed_s, "one_changed_embedded": changed.embedded,
@@ -496,8 +513,15 @@ def markdown(r: dict, command: str) -> str:
         rr = ratio(b["build_chunks_per_s"], b["encode_chunks_per_s"])
         row(f"(b) build throughput, {b['documents']:,} shortest medquad-full answers "
             f"({b['chunks']:,} chunks, {b['backend']})", f"{b['build_chunks_per_s']:.1f} chunks/s",
-            f"{b['encode_chunks_per_s']:.1f} chunks/s (raw encode, same texts)", f"{rr:.2f}x",
-            ">= 0.9x", rr >= 0.9)
+            f"{b['encode_chunks_per_s']:.1f} chunks/s (raw encode of the chunk texts)",
+            f"{rr:.2f}x", ">= 0.9x", rr >= 0.9)
+        if b.get("sentences"):
+            floor_s = b["encode_s"] + b["encode_sentences_s"]
+            rr = ratio(b["build_chunks_per_s"], b["chunks"] / floor_s)
+            row(f"(b') the same build against encoding everything it embeds: {b['chunks']:,} "
+                f"chunks + {b['sentences']:,} sentences", f"{b['build_s']:.1f} s",
+                f"{floor_s:.1f} s (raw encode of chunks + sentences)", f"{rr:.2f}x", ">= 0.9x",
+                rr >= 0.9)
     if "cold" in r:
         c = r["cold"]
         rr = ratio(c["ask_s"], c["floor_s"])
@@ -579,6 +603,8 @@ def main() -> int:
     parser.add_argument("--parts", default=",".join(PARTS),
                         help="comma-separated parts to run (default: all); the others are kept "
                         "from the previous results/latest.json")
+    parser.add_argument("--large-set", default="medquad-full", choices=("medquad-full",
+                        "medquad-small"), help="data set for (a), serving RSS and real vectors")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -597,7 +623,7 @@ def main() -> int:
     latest = RESULTS / "latest.json"
     r: dict = json.loads(latest.read_text("utf-8")) if latest.exists() and parts != list(PARTS) \
         else {}
-    large = "medquad-small" if quick else "medquad-full"
+    large = "medquad-small" if quick else args.large_set
     r.update({"quick": quick, "backend": backend, "large_name": large})
     r.setdefault("ran", {})
     env = environment()
@@ -627,7 +653,8 @@ def save(r: dict, args: argparse.Namespace, part: str) -> str:
                 r[name] = on_disk[name]
                 r["ran"][name] = on_disk["ran"][name]
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "") + \
-        (" --large" if args.large else "")
+        (" --large" if args.large else "") + \
+        (f" --large-set {args.large_set}" if args.large_set != "medquad-full" else "")
     text = markdown(r, command)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name in ("latest", stamp):
@@ -644,7 +671,7 @@ def large_index(work: Path, backend: str, large: str) -> Path:
     corpus = work / f"{large}-corpus"
     if not corpus.exists():
         write_medquad(large, corpus)
-    s = build_index(corpus, index, backend=backend, progress=sys.stderr.isatty())
+    s = build_index(corpus, index, backend=backend, progress=sys.stderr.isatty(), wait=True)
     log(f"{large}: {s.line()}")
     return index
 
@@ -657,7 +684,7 @@ def sample_queries(large: str, n: int) -> list[str]:
 
 
 def part_tune(work, backend, large, quick, args) -> dict:
-    return tune(embed_texts_sample(work, 32 if quick else 96), quick)
+    return tune(embed_texts_sample(work, 32 if quick else 48), quick)
 
 
 def part_warm(work, backend, large, quick, args) -> dict:
@@ -697,7 +724,7 @@ def part_cold(work, backend, large, quick, args) -> dict:
 
 
 def part_backends(work, backend, large, quick, args) -> dict:
-    n = 100 if quick else 300
+    n = 100 if quick else 150
     return {"set": f"the first {n} medquad-small answers and their questions",
             "rows": backends(work, "medquad-small", n, None)}
 

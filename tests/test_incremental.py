@@ -1,7 +1,7 @@
-"""Incremental builds: unchanged passages are never embedded twice; the reuse cache stays bounded.
+"""Incremental builds: unchanged texts are never embedded twice; the reuse cache stays bounded.
 
-The "cache" is the live build: vectors are keyed by (vector space, exact embed text) in the
-manifest, so it holds exactly the current passages and deleting the index is always safe.
+The "cache" is the live build: passage and sentence vectors are keyed by (vector space, exact
+embedded text), so it holds exactly the current passages and deleting the index is always safe.
 Encoded texts are counted with a spy on `Embedder.encode`.
 """
 
@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from qa import store
+from qa import sentences, store
 from qa.build import build_index, text_key
 from qa.chunking import embed_text
 
@@ -57,10 +57,17 @@ def live_texts(index_dir, path: str | None = None) -> list[str]:
             if path is None or c.doc == path]
 
 
+def live_sentences(index_dir) -> list[str]:
+    s = store.load(index_dir)
+    return sentences.sentence_texts(s.chunks, s.arrays[sentences.TABLE])
+
+
 def test_unchanged_rebuild_embeds_nothing(tmp_path, embedder, spy):
     write_corpus(tmp_path / "c")
     first = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
-    assert first.embedded == first.chunks == len(encoded(spy)) == 48
+    assert first.embedded == first.chunks == 48
+    everything = live_texts(tmp_path / "i") + live_sentences(tmp_path / "i")
+    assert sorted(encoded(spy)) == sorted(everything)  # each passage and sentence, once
     before = store.load(tmp_path / "i")
     spy.clear()
     again = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
@@ -68,6 +75,7 @@ def test_unchanged_rebuild_embeds_nothing(tmp_path, embedder, spy):
     after = store.load(tmp_path / "i")
     assert after.path != before.path  # a new build went live...
     assert np.array_equal(after.vectors, before.vectors)  # ...with the very same vectors
+    assert np.array_equal(after.arrays[sentences.VECTORS], before.arrays[sentences.VECTORS])
     assert after.manifest["keys"] == before.manifest["keys"]
 
 
@@ -79,8 +87,10 @@ def test_changing_one_document_embeds_only_its_changed_chunks(tmp_path, embedder
                    encoding="utf-8")
     spy.clear()
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
-    new_texts = live_texts(tmp_path / "i", "doc05.md")
-    assert summary.embedded == 1 and encoded(spy) == [t for t in new_texts if "stretching" in t]
+    new_texts = live_texts(tmp_path / "i", "doc05.md") + live_sentences(tmp_path / "i")
+    changed = [t for t in new_texts if "stretching" in t]
+    assert len(changed) == 2  # the changed passage and its one sentence
+    assert summary.embedded == 1 and sorted(encoded(spy)) == sorted(changed)
     # the reused vectors are the ones a fresh embedding would give
     fresh = embedder.encode(live_texts(tmp_path / "i"))
     assert np.allclose(store.load(tmp_path / "i").vectors, fresh, atol=1e-5)
@@ -110,7 +120,8 @@ def test_deleting_the_index_is_safe(tmp_path, embedder, spy):
     shutil.rmtree(tmp_path / "i")
     spy.clear()
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
-    assert summary.embedded == summary.chunks == 12 and len(encoded(spy)) == 12
+    assert summary.embedded == summary.chunks == 12
+    assert len(encoded(spy)) == 12 + len(live_sentences(tmp_path / "i"))
     assert np.allclose(store.load(tmp_path / "i").vectors, vectors, atol=1e-5)
 
 

@@ -199,7 +199,7 @@ def test_bad_files_are_skipped_with_one_warning_each(capsys, tmp_path, monkeypat
 
     monkeypatch.setattr(qa.loaders, "open", fake_open, raising=False)
     monkeypatch.setattr(os, "scandir", fake_scandir)
-    monkeypatch.setattr("qa.build.Embedder", lambda model=None: embedder)
+    monkeypatch.setattr("qa.build.Embedder", lambda model=None, **_: embedder)
     code, out, err = run(capsys, "build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
     assert code == 0, err
     assert out.startswith("Indexed 1 documents, 12 chunks")

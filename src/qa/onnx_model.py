@@ -159,10 +159,11 @@ class _Tokenizer:
     def __init__(self, tokenizer) -> None:
         self._tok = tokenizer
 
-    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+    def __call__(self, text: str, add_special_tokens: bool = True, **_: object) -> dict:
+        """{"input_ids": [...]}, like a Hugging Face tokenizer (other options have no effect)."""
         return {"input_ids": self._tok.encode(text, add_special_tokens=add_special_tokens).ids}
 
-    def decode(self, ids: list[int]) -> str:
+    def decode(self, ids: list[int], **_: object) -> str:
         return self._tok.decode(ids)
 
 
