@@ -447,6 +447,15 @@ def test_doc_filter_applies_before_ranking(mixed_searcher):
         mixed_searcher.search(question, doc="*.docx")
 
 
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_doc_filter_holds_in_every_mode(mixed_searcher, mode):
+    answer = mixed_searcher.ask("What causes chronic mid back pain?", k=3, mode=mode, doc="*.pdf")
+    assert answer.mode == mode
+    assert len(answer.hits) == 3
+    assert {h.doc for h in answer.hits} == {"back-care-handbook.pdf"}
+    assert all(h.page in (1, 2, 3) for h in answer.hits)
+
+
 def test_cli_plain_and_json_citations(capsys, mixed_index):
     code, out, err = run(capsys, "ask", PDF_QUESTION, "--index", str(mixed_index), "-k", "2")
     assert code == 0, err
