@@ -11,6 +11,8 @@ import streamlit as st
 
 from qa import config, page
 from qa.errors import QAError, UsageError
+from qa.fusion import DEFAULT_MODE, MODES
+from qa.search import clean_question
 from qa.staleness import check as check_staleness  # light: file sizes and times, no model
 from qa.store import current_build
 
@@ -65,6 +67,33 @@ def show_error(exc: QAError) -> None:
         st.caption(page.escape_markdown(exc.hint))
 
 
+def card(hit, mode: str, best: float | None, in_context: bool) -> None:
+    """One result: rank and citation, relevance bar, the passage with its highlights marked,
+    the original file, and (optionally) the passage in the context of its document."""
+    with st.container(border=True):
+        st.markdown(page.card_header_md(hit.rank, hit.section, hit.doc, hit.title, hit.page))
+        rel = page.relevance(hit.score, mode, best)
+        st.progress(rel.fraction, text=rel.text)
+        st.markdown(page.marked_md(hit.text, hit.highlights))
+        download = page.original_download(searcher.original_path(hit.doc))
+        if download is not None:
+            st.download_button(
+                download.label, download.data, download.file_name, download.mime,
+                key=f"download-{hit.rank}",
+            )  # fmt: skip
+        if not in_context:
+            return
+        with st.expander("Show in context"):
+            text = document_text(str(searcher.build_path), hit.doc, searcher.manifest)
+            if text is None:
+                st.caption(
+                    "The document changed or moved since the index was built; "
+                    "rebuild the index to read this passage in context."
+                )
+            else:
+                st.markdown(page.context_md(page.context_window(text, hit.start, hit.end)))
+
+
 def ask(question: str) -> None:
     """Put an example question in the box (a button callback)."""
     st.session_state.question = question
@@ -98,6 +127,15 @@ if staleness.stale:
             st.rerun()
 
 with st.sidebar:
+    st.subheader("Search")
+    mode = st.radio(
+        "Mode",
+        MODES,
+        index=MODES.index(DEFAULT_MODE),
+        format_func=page.mode_label,
+        key="mode",
+        help="How passages are found: by meaning, by keywords, or both (the default).",
+    )
     st.subheader("Index")
     st.markdown(page.index_status_md(manifest))
     if not staleness.checked:
@@ -131,35 +169,27 @@ if examples:
 
 question = st.session_state.get("question", "")
 try:
-    hits = searcher.search(question, int(k), doc=page.doc_patterns(chosen, choices))
+    clean_question(question)
 except UsageError:  # an empty question: say what to do, not what went wrong
     st.info(page.EMPTY_HINT)
     st.stop()
+try:
+    answer = searcher.ask(question, int(k), mode=mode, doc=page.doc_patterns(chosen, choices))
 except QAError as exc:
     show_error(exc)
     st.stop()
 
-st.markdown(page.results_heading_md(question, len(hits)))
-if searcher.truncated:
+st.markdown(page.results_heading_md(question, len(answer.hits)))
+if answer.truncated:
     st.caption("Your question is longer than the model reads; only its beginning was used.")
-for hit in hits:
-    with st.container(border=True):
-        st.markdown(page.card_header_md(hit.rank, hit.section, hit.doc, hit.title, hit.page))
-        rel = page.relevance(hit.score)
-        st.progress(rel.fraction, text=rel.text)
-        st.markdown(page.marked_md(hit.text))
-        download = page.original_download(searcher.original_path(hit.doc))
-        if download is not None:
-            st.download_button(
-                download.label, download.data, download.file_name, download.mime,
-                key=f"download-{hit.rank}",
-            )  # fmt: skip
-        with st.expander("Show in context"):
-            text = document_text(str(searcher.build_path), hit.doc, manifest)
-            if text is None:
-                st.caption(
-                    "The document changed or moved since the index was built; "
-                    "rebuild the index to read this passage in context."
-                )
-            else:
-                st.markdown(page.context_md(page.context_window(text, hit.start, hit.end)))
+best = answer.hits[0].score if answer.hits else None
+if not answer.hits:
+    st.info(page.NO_PASSAGES)
+elif answer.answered:
+    for hit in answer.hits:
+        card(hit, answer.mode, best, in_context=True)
+else:
+    st.warning(page.NOT_COVERED)
+    with st.expander(f"The closest passages ({len(answer.hits)})", expanded=False):
+        for hit in answer.hits:
+            card(hit, answer.mode, best, in_context=False)  # expanders do not nest

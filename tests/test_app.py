@@ -31,10 +31,14 @@ def ask(at: AppTest, question: str) -> AppTest:
     return at.run()
 
 
+def cards(at: AppTest) -> list:
+    """The result cards of an answer (those with a "Show in context" expander)."""
+    return [c for c in at.main.children.values() if c.type == "flex_container" and c.expander]
+
+
 def passages(at: AppTest) -> list[str]:
     """The passage of every result card, as plain text."""
-    cards = [c for c in at.main.children.values() if c.type == "flex_container" and c.expander]
-    return [page_text(card.markdown[1].value) for card in cards]
+    return [page_text(card.markdown[1].value) for card in cards(at)]
 
 
 def heading(at: AppTest) -> str:
@@ -43,7 +47,9 @@ def heading(at: AppTest) -> str:
 
 
 def page_text(markdown: str) -> str:
-    return " ".join(markdown.replace("\\", "").replace(page.WORD_JOINER, "").split())
+    """What a reader sees of page Markdown: marks and escapes dropped (as the browser shows it)."""
+    text = re.sub(r"(?<!\\)\]", "", markdown.replace(page.MARK_OPEN, ""))
+    return " ".join(re.sub(r"\\(.)", r"\1", text).replace(page.WORD_JOINER, "").split())
 
 
 def all_markdown(at: AppTest) -> list:
@@ -66,7 +72,7 @@ def test_a_question_shows_cards_with_the_answering_passage(app):
     found = passages(app)
     assert len(found) == 3  # the default passage count
     assert found[0].startswith("Instances of longstanding unresolved back pain")
-    card = next(c for c in app.main.children.values() if c.type == "flex_container" and c.expander)
+    card = cards(app)[0]
     assert card.markdown[0].value.startswith(
         "**1** · **Chronic middle back pain\\, Chronic Middle Back Pain Causes**"
     )
@@ -124,7 +130,7 @@ def test_html_in_a_document_is_shown_as_text(monkeypatch, tmp_path, embedder):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     ask(at, "back pain treatments")
     assert not at.exception
-    card = next(c for c in at.main.children.values() if c.type == "flex_container" and c.expander)
+    card = cards(at)[0]
     shown = [card.markdown[0].value, card.markdown[1].value, card.expander[0].markdown[0].value]
     for md in shown:
         assert (
@@ -275,3 +281,48 @@ def test_a_stale_index_is_flagged_and_rebuilt_from_the_page(monkeypatch, tmp_pat
     assert not at.exception and not at.error and not at.warning
     ask(at, "Can I change posture at work?")
     assert passages(at)[0].startswith("A standing desk lets you change posture")
+
+
+def test_highlights_are_marked_in_the_passage(app, report_searcher):
+    question = "Should I get a second opinion?"
+    ask(app, question)
+    expected = report_searcher.ask(question, 3)
+    assert expected.answered and expected.hits[0].highlights
+    card = cards(app)[0]
+    assert card.markdown[1].value == page.marked_md(
+        expected.hits[0].text, expected.hits[0].highlights
+    )
+    assert page.MARK_OPEN in card.markdown[1].value
+
+
+def test_a_question_the_documents_do_not_cover(app):
+    ask(app, "What is the capital of France?")
+    assert not app.exception and not app.error
+    assert app.warning[0].value == page.NOT_COVERED
+    closest = app.main.expander[0]
+    assert closest.label == "The closest passages (3)"
+    assert not closest.proto.expanded  # collapsed: there, but not presented as an answer
+    assert len([c for c in closest.children.values() if c.type == "flex_container"]) == 3
+    assert not any(e.label == "Show in context" for e in app.main.expander)
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_the_mode_choice(app, report_searcher, mode):
+    assert app.sidebar.radio(key="mode").value == "hybrid"  # the default
+    app.sidebar.radio(key="mode").set_value(mode).run()
+    ask(app, "psychosomatic pain")
+    expected = report_searcher.ask("psychosomatic pain", 3, mode=mode)
+    assert expected.answered and expected.hits
+    assert passages(app) == [page_text(page.marked_md(h.text, h.highlights)) for h in expected.hits]
+    bar = cards(app)[0].get("progress")[0].proto.text
+    best = expected.hits[0].score
+    assert bar == page.relevance(best, mode, best).text
+    assert ("keyword score" in bar) == (mode == "lexical")
+
+
+def test_no_matching_passage_is_said_plainly(app):
+    app.sidebar.radio(key="mode").set_value("lexical").run()
+    ask(app, "chiropractor")  # no passage has the word (the report says "chiropractic")
+    assert not app.exception and not app.error
+    assert page.NO_PASSAGES in [i.value for i in app.info]
+    assert passages(app) == []

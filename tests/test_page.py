@@ -138,6 +138,21 @@ def test_relevance_labels(score, label):
     assert rel.text == f"Relevance: {label} ({score:.2f})"
 
 
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_relevance_on_the_cosine_scale_for_dense_and_hybrid(mode):
+    assert page.relevance(1.05, mode).label == "strong match"
+    assert page.relevance(1.05, mode).fraction == 1.0
+
+
+def test_relevance_of_keyword_scores_is_relative_to_the_best():
+    assert page.relevance(8.0, "lexical", best=8.0).text == (
+        "Relevance: 100% of the best keyword score (BM25 8.0)"
+    )
+    rel = page.relevance(2.0, "lexical", best=8.0)
+    assert (rel.label, rel.fraction) == ("25% of the best keyword score", 0.25)
+    assert page.relevance(0.0, "lexical", best=0.0).fraction == 0.0
+
+
 def test_relevance_bar_grows_with_score():
     fractions = [page.relevance(s).fraction for s in (-0.1, 0.0, 0.2, 0.4, 0.8, 1.0)]
     assert fractions == sorted(fractions)

@@ -33,6 +33,20 @@ DISCLAIMER = (
     "Ask a doctor about your own health."
 )
 EMPTY_HINT = "Type a question and press Enter, or click one of the examples."
+NOT_COVERED = "The documents do not seem to cover this question."
+NO_PASSAGES = "No passage matches. Try other words, or another search mode."
+
+MODE_LABELS = {
+    "hybrid": "Meaning and keywords",
+    "dense": "Meaning only",
+    "lexical": "Keywords only (BM25)",
+}
+
+
+def mode_label(mode: str) -> str:
+    """A retrieval mode in words, for the mode choice."""
+    return MODE_LABELS.get(mode, mode)
+
 
 # CommonMark lets a backslash escape any ASCII punctuation character, and then shows it
 # literally: that covers Markdown syntax (* _ ` # [ ] ...), HTML (< > &), Streamlit's
@@ -135,9 +149,10 @@ def marked_md(text: str, marks: list[tuple[int, int]] | tuple = ()) -> str:
 
 # --- relevance -------------------------------------------------------------------------------
 
-# Cosine similarity of question and passage under all-MiniLM-L6-v2. On the shipped report
-# (tests/data/report_questions.jsonl) answering passages score about 0.4-0.85 and off-topic
-# questions below 0.05; these cut points turn that into words a reader understands.
+# Dense and hybrid scores are on the cosine scale (hybrid adds a lexical bonus of at most 0.2).
+# Under all-MiniLM-L6-v2, on the shipped report (tests/data/report_questions.jsonl), answering
+# passages score about 0.4-0.85 in cosine and off-topic questions below 0.05; these cut points
+# turn that into words a reader understands.
 RELEVANCE_LEVELS = ((0.6, "strong match"), (0.4, "good match"), (0.2, "weak match"))
 WEAKEST = "hardly related"
 FULL_BAR_SCORE = 0.8
@@ -145,20 +160,36 @@ FULL_BAR_SCORE = 0.8
 
 @dataclass(frozen=True)
 class Relevance:
-    """How well a passage matches, for people: a label and a bar fill between 0 and 1."""
+    """How well a passage matches, for people: a label, a bar fill in [0, 1], and the score."""
 
     label: str
     fraction: float
     score: float
+    keyword: bool = False  # a BM25 score (no fixed scale) rather than a cosine-scaled one
 
     @property
     def text(self) -> str:
-        """e.g. 'Relevance: strong match (0.85)'."""
+        """e.g. 'Relevance: strong match (0.85)', or for BM25
+        'Relevance: 60% of the best keyword score (BM25 4.2)'."""
+        if self.keyword:
+            return f"Relevance: {self.label} (BM25 {self.score:.1f})"
         return f"Relevance: {self.label} ({self.score:.2f})"
 
 
-def relevance(score: float) -> Relevance:
-    """Label and bar fill for a cosine-similarity score (higher is better)."""
+def relevance(score: float, mode: str = "dense", best: float | None = None) -> Relevance:
+    """Label and bar fill for a passage's score.
+
+    Args:
+        score: the hit's score (higher is better).
+        mode: the retrieval mode that scored it. "lexical" scores are BM25, which has no fixed
+            scale, so they are shown relative to `best`; other modes are on the cosine scale.
+        best: the best score of the answer (the first hit's), for "lexical".
+    """
+    if mode == "lexical":
+        fraction = min(1.0, max(0.0, score / best)) if best and best > 0 else 0.0
+        return Relevance(
+            f"{round(fraction * 100)}% of the best keyword score", fraction, score, True
+        )
     label = next((name for floor, name in RELEVANCE_LEVELS if score >= floor), WEAKEST)
     fraction = min(1.0, max(0.0, score / FULL_BAR_SCORE))
     return Relevance(label, fraction, score)
