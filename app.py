@@ -130,8 +130,7 @@ with st.sidebar:
     st.subheader("Search")
     mode = st.radio(
         "Mode",
-        MODES,
-        index=MODES.index(DEFAULT_MODE),
+        [DEFAULT_MODE] + [m for m in MODES if m != DEFAULT_MODE],  # the default first
         format_func=page.mode_label,
         key="mode",
         help="How passages are found: by meaning, by keywords, or both (the default).",
