@@ -165,7 +165,7 @@ def build_index(
             raise QAError(
                 f"no documents to index in {corpus_dir}"
                 + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else ""),
-                "add .txt, .md, .html or .pdf files to the corpus folder, then run `qa build` again",
+                "add .txt, .md, .html or .pdf files to the corpus folder, then `qa build` again",
             )
         summary = _build_loaded(
             index_dir, loaded, str(corpus_dir.resolve()), loaded_at_ns,

@@ -215,10 +215,7 @@ def _split_long_sentence(
             if run_start is not None:
                 yield run_start, run_end, run_tokens
                 run_start, run_tokens = None, 0
-            step = max(1, (we - ws) * budget // (n + 1))
-            for cs in range(ws, we, step):
-                ce = min(we, cs + step)
-                yield cs, ce, count_tokens(text[cs:ce])
+            yield from _cut_word(text, ws, we, count_tokens, budget, n)
             continue
         if run_start is not None and run_tokens + n > budget:
             yield run_start, run_end, run_tokens
@@ -229,6 +226,26 @@ def _split_long_sentence(
         run_end = we
     if run_start is not None:
         yield run_start, run_end, run_tokens
+
+
+def _cut_word(
+    text: str, start: int, end: int, count_tokens: TokenCounter, budget: int, tokens: int
+) -> Iterable[tuple[int, int, int]]:
+    """Cut one over-long run of characters into pieces that each fit `budget` tokens.
+
+    Pieces start at the length the average density suggests and shrink until they fit, since
+    the density varies along the run (digits, CJK, emoji tokenize very differently).
+    """
+    step = max(1, (end - start) * budget // (tokens + 1))
+    cs = start
+    while cs < end:
+        ce = min(end, cs + step)
+        n = count_tokens(text[cs:ce])
+        while n > budget and ce - cs > 1:
+            ce = cs + max(1, (ce - cs) * budget // (n + 1))
+            n = count_tokens(text[cs:ce])
+        yield cs, ce, n
+        cs = ce
 
 
 def _pack(units: list[tuple[int, int, int]], budget: int, overlap: int) -> list[tuple[int, int]]:
