@@ -112,14 +112,21 @@ def test_missing_index(capsys, tmp_path):
         assert "run `qa build`" in err
 
 
-@pytest.mark.parametrize("name", ["chunks.jsonl", "vectors.npy", "dense.faiss"])
-def test_truncated_index_file(capsys, copy_index, name):
-    path = copy_index / "current" / name
-    path.write_bytes(path.read_bytes()[:100])
-    code, _, err = run(capsys, "ask", "back pain", "--index", str(copy_index))
-    assert code == 1
-    assert_one_line_error(err, "checksum mismatch")
-    assert "qa build" in err
+def test_every_damaged_index_file_is_caught(capsys, report_index, tmp_path):
+    """Each data file of a real build (chunks, vectors, FAISS, and every array a build adds),
+    truncated in turn: one line naming it, before anything parses it."""
+    names = sorted(p.name for p in store.current_build(report_index).iterdir()
+                   if p.name != "manifest.json")
+    assert {"chunks.jsonl", "vectors.npy", "dense.faiss"} < set(names)
+    for name in names:
+        index = tmp_path / name
+        shutil.copytree(report_index, index, symlinks=True)
+        path = index / "current" / name
+        path.write_bytes(path.read_bytes()[:100])
+        code, _, err = run(capsys, "ask", "back pain", "--index", str(index))
+        assert code == 1, name
+        assert_one_line_error(err, f"{name} is damaged (checksum mismatch)")
+        assert "qa build" in err
 
 
 def test_garbage_manifest(capsys, copy_index):
@@ -500,6 +507,15 @@ def test_configured_corpus_model_and_chunker(small_index, small_corpus, tmp_path
     monkeypatch.setenv("QA_MODEL", "all-MiniLM-L6-v2")  # another name of the same model
     assert staleness.check(small_index).stale is False
     monkeypatch.delenv("QA_MODEL")
+
+    built = store.read_manifest(small_index)[1]["model"]["backend"]
+    monkeypatch.setenv("QA_BACKEND", "onnx-int8")  # other vectors
+    assert staleness.check(small_index).reasons == [
+        f"built with the {built} backend, configured onnx-int8"
+    ]
+    monkeypatch.setenv("QA_BACKEND", "torch")  # the same vectors as onnx
+    assert staleness.check(small_index).stale is False
+    monkeypatch.delenv("QA_BACKEND")
 
     build = store.current_build(small_index)
     manifest = json.loads((build / "manifest.json").read_text())

@@ -34,8 +34,9 @@ class Staleness:
         added: documents in the corpus that the index lacks (paths relative to the corpus).
         changed: documents whose content differs from what was indexed.
         removed: indexed documents no longer in the corpus.
-        reasons: other causes, in words: another model or chunker than the index's; or why the
-            corpus could not be checked (that alone does not make the index stale).
+        reasons: other causes, in words: another model, backend (vectors) or chunker than the
+            index's; or why the corpus could not be checked (that alone does not make the
+            index stale).
         corpus: the corpus folder compared with.
         built_from: the corpus folder the index was built from.
         checked: False when the corpus folder could not be read (then only `reasons` count).
@@ -81,7 +82,7 @@ def check(
         corpus_dir: the corpus to compare with; None means $QA_CORPUS when set, else the folder
             the index was built from (recorded in its manifest).
         model: the configured model; None means $QA_MODEL when set, else no model check (a
-            searcher then uses the index's own model).
+            searcher then uses the index's own model). $QA_BACKEND, when set, is checked too.
 
     Returns:
         A `Staleness`. A corpus folder that is missing or unreadable gives `checked=False`
@@ -117,6 +118,13 @@ def _config_reasons(manifest: dict, model: str | None) -> list[str]:
         model_id, _ = config.resolve_model(wanted)
         if model_id != manifest["model"]["id"]:
             reasons.append(f"built with model {manifest['model']['id']}, configured {model_id}")
+    backend = os.environ.get("QA_BACKEND")
+    if backend:
+        from qa.embedding import vector_id
+
+        built = manifest["model"].get("backend", "torch")
+        if vector_id(manifest["model"]["id"], backend) != vector_id(manifest["model"]["id"], built):
+            reasons.append(f"built with the {built} backend, configured {backend}")
     chunking = manifest.get("chunking") or {}
     if chunking.get("version") != CHUNKER_VERSION or chunking.get("overlap") != DEFAULT_OVERLAP:
         reasons.append(
