@@ -317,6 +317,17 @@ def test_unexpected_error_is_one_line_and_debug_shows_it(capsys, monkeypatch, re
         main(["ask", "back pain", "--index", str(report_index)])
 
 
+def test_debug_flag_anywhere_but_never_from_a_question(capsys, tmp_path):
+    missing = str(tmp_path / "nope")
+    for argv in (["--debug", "ask", "x", "--index", missing], ["ask", "x", "--index", missing,
+                                                                 "--debug"]):
+        with pytest.raises(QAError):
+            main(argv)
+    code, _, err = run(capsys, "ask", "--index", missing, "--", "--debug")  # a question
+    assert code == 1
+    assert_one_line_error(err, "no index at")
+
+
 def test_debug_shows_the_traceback_in_a_real_process(tmp_path):
     plain = qa_subprocess("ask", "hello", "--index", str(tmp_path / "nope"))
     assert plain.returncode == 1 and "Traceback" not in plain.stderr

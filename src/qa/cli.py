@@ -69,7 +69,8 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build (or rebuild) the index from the corpus folder",
                        description="Build the index from the corpus folder. Unchanged passages "
                        "reuse their vectors; the new index goes live atomically when complete.")
-    p.add_argument("--corpus", metavar="DIR", help="documents folder (default: $QA_CORPUS or corpus)")
+    p.add_argument("--corpus", metavar="DIR",
+                   help="documents folder (default: $QA_CORPUS or corpus)")
     _add_index(p)
     p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (default: $QA_MODEL "
                    "or the packaged all-MiniLM-L6-v2)")
@@ -120,6 +121,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", metavar="DIR", help="corpus to compare with (default: $QA_CORPUS, "
                    "else the folder the index was built from)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    for command in sub.choices.values():  # `qa ask x --debug` works as well as `qa --debug ask x`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks on errors")
     return parser
 
 
@@ -337,7 +341,8 @@ def _tolerant_streams() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `qa` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv or os.environ.get("QA_DEBUG", "") not in ("", "0")
+    options = argv[: argv.index("--")] if "--" in argv else argv  # not a question "--debug"
+    debug = "--debug" in options or os.environ.get("QA_DEBUG", "") not in ("", "0")
     for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
         logging.addLevelName(level, logging.getLevelName(level).lower())
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
