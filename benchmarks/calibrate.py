@@ -61,7 +61,7 @@ def main() -> None:
 
     mq = Searcher(args.index)
     dataset = load_dataset(args.dataset)
-    queries = [dataset.queries[q] for q in dataset.qrels]
+    queries = [t for q, t in dataset.queries if q in dataset.qrels]
     titles = sorted({d.title for d in dataset.documents if d.title})
     titles = random.Random(0).sample(titles, min(150, len(titles)))
     off = [line.strip() for line in (ROOT / "benchmarks/data/offtopic_questions.txt")

@@ -86,14 +86,16 @@ def arrays(searcher: Searcher, question: str) -> tuple[np.ndarray, np.ndarray, n
 
 def dataset_ndcg(searcher: Searcher, dataset_dir: Path, configs: dict[str, Scorer]) -> dict:
     dataset = load_dataset(dataset_dir)
-    chunk_docs = np.array([c.doc for c in searcher.chunks])
-    runs: dict[str, dict[str, list[str]]] = {name: {} for name in configs}
-    for qid in dataset.qrels:
-        d, s, b = arrays(searcher, dataset.queries[qid])
+    corpus_ids = {d.path: d.metadata["corpus_id"] for d in dataset.documents}
+    chunk_docs = np.array([corpus_ids.get(c.doc, c.doc) for c in searcher.chunks])
+    runs: dict[str, list[tuple[str, list[str]]]] = {name: [] for name in configs}
+    for qid, text in dataset.queries:
+        if qid not in dataset.qrels:
+            continue
+        d, s, b = arrays(searcher, text)
         for name, f in configs.items():
             order = np.argsort(-f(d, s, b), kind="stable")[:500]
-            ranked = list(dict.fromkeys(chunk_docs[order]))[:100]
-            runs[name][qid] = ranked
+            runs[name].append((qid, list(dict.fromkeys(chunk_docs[order]))[:100]))
     return {name: score_run(run, dataset.qrels, name).ndcg for name, run in runs.items()}
 
 

@@ -69,6 +69,9 @@ def test_metric_edge_cases():
     assert mrr_at(["x"] * 10 + ["a"], {"a": 1}) == 0.0  # beyond the cut-off
     assert recall_at(["a", "c"], {"a": 1, "b": 2, "c": 0}, 10) == 0.5
     assert score_run({}, {"q": {"d": 0}}, "hybrid").queries == 0
+    # pairs: a repeated query id counts once per question
+    twice = score_run([("q", ["a"]), ("q", ["b"])], {"q": {"a": 1}}, "dense")
+    assert twice.queries == 2 and twice.mrr == 0.5
 
 
 def test_load_dataset(tmp_path):
@@ -82,8 +85,18 @@ def test_load_dataset(tmp_path):
     (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t0\n")
     ds = load_dataset(tmp_path)
     assert [d.path for d in ds.documents] == ["d1", "d2"]
+    assert ds.queries == [("q1", "text?"), ("q2", "x")]
     assert ds.documents[0].title == "T" and ds.documents[0].text == "Some text."
     assert ds.qrels == {"q1": {"d1": 1}}  # q2 has no relevant document
+    # a repeated id keeps both records (as in medquad-small)
+    (tmp_path / "corpus.jsonl").write_text(
+        '{"_id": "d1", "text": "One."}\n{"_id": "d1", "text": "Two."}\n')
+    (tmp_path / "queries.jsonl").write_text(
+        '{"_id": "q1", "text": "a"}\n{"_id": "q1", "text": "b"}\n')
+    ds = load_dataset(tmp_path)
+    assert [(d.path, d.text, d.metadata["corpus_id"]) for d in ds.documents] == [
+        ("d1", "One.", "d1"), ("d1#2", "Two.", "d1")]
+    assert ds.queries == [("q1", "a"), ("q1", "b")]
     (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\tmany\n")
     with pytest.raises(QAError, match="qrels.tsv:2"):
         load_dataset(tmp_path)

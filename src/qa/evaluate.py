@@ -9,6 +9,10 @@ section heading of its passages. Documents are ranked by their best passage.
 Metrics follow trec_eval: nDCG@10 with the graded score as gain (log2 discount), MRR@10 and
 Recall@k counting a document as relevant when its score is at least 1. They are averaged over
 every query that has at least one relevant document; a query with no results scores 0.
+
+Repeated ids are kept, not dropped: medquad-small files 18 pairs of different answers (and 18
+pairs of different questions) under one id each. Every record is indexed and every question
+asked; a document id stands for all the texts filed under it, and each question counts once.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ PASSAGE_DEPTH = 500  # passages ranked per query to find those documents
 class Dataset:
     """A BEIR-layout data set as loaded."""
 
-    documents: list[Document]
-    queries: dict[str, str]  # query id -> text
+    documents: list[Document]  # path: the corpus id (with "#2", "#3"... for a repeated id)
+    queries: list[tuple[str, str]]  # (query id, text), in file order; an id may repeat
     qrels: dict[str, dict[str, int]]  # query id -> document id -> graded relevance
 
 
@@ -96,15 +100,16 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         raise QAError(f"no data set folder at {root}",
                       f"give a folder with {CORPUS}, {QUERIES} and {QRELS}")
     documents: list[Document] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for _, obj in _jsonl(root / CORPUS):
         doc_id = str(obj["_id"])
-        if doc_id in seen:
-            continue
-        seen.add(doc_id)
+        seen[doc_id] = seen.get(doc_id, 0) + 1
+        path = doc_id if seen[doc_id] == 1 else f"{doc_id}#{seen[doc_id]}"
         text = str(obj.get("text") or "")
-        documents.append(Document(doc_id, text, "text", str(obj.get("title") or "")))
-    queries = {str(obj["_id"]): str(obj.get("text") or "") for _, obj in _jsonl(root / QUERIES)}
+        title = str(obj.get("title") or "")
+        documents.append(Document(path, text, "text", title, metadata={"corpus_id": doc_id}))
+    queries = [(str(obj["_id"]), str(obj.get("text") or "")) for _, obj in _jsonl(root / QUERIES)]
+    query_ids = {q for q, _ in queries}
     qrels: dict[str, dict[str, int]] = {}
     try:
         lines = (root / QRELS).read_text(encoding="utf-8").splitlines()
@@ -120,7 +125,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
             raise QAError(f"{root / QRELS}:{number}: expected query-id, corpus-id, integer score",
                           "separate the three columns with tabs") from None
         qrels.setdefault(qid, {})[did] = score
-    judged = {q: r for q, r in qrels.items() if q in queries and any(s > 0 for s in r.values())}
+    judged = {q: r for q, r in qrels.items() if q in query_ids and any(s > 0 for s in r.values())}
     if not documents or not judged:
         raise QAError(f"nothing to evaluate in {root}",
                       "the corpus must have documents and some query a relevant document")
@@ -152,27 +157,35 @@ def recall_at(ranking: Sequence[str], qrel: Mapping[str, int], k: int) -> float:
 
 
 def score_run(
-    run: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], mode: str, k: int = 10
+    run: Mapping[str, Sequence[str]] | Sequence[tuple[str, Sequence[str]]],
+    qrels: Mapping[str, Mapping[str, int]],
+    mode: str,
+    k: int = 10,
 ) -> EvalResult:
-    """Average the metrics of a run (query id -> ranked document ids) over the judged queries.
+    """Average the metrics of a run over the judged queries.
 
     Args:
-        run: rankings, best first; a judged query missing from the run scores 0.
+        run: rankings (document ids, best first) by query id, as a mapping or as (query id,
+            ranking) pairs - pairs let a query id that repeats count once per question. A
+            judged query missing from the run scores 0.
         qrels: judgements; queries without any relevant document are left out.
         mode: recorded in the result.
         k: the cut-off for nDCG, MRR and the first recall.
     """
-    judged = [q for q, r in qrels.items() if any(g > 0 for g in r.values())]
-    if not judged:
+    pairs = list(run.items()) if isinstance(run, Mapping) else list(run)
+    judged = {q for q, r in qrels.items() if any(g > 0 for g in r.values())}
+    asked = {q for q, _ in pairs}
+    pairs = [(q, r) for q, r in pairs if q in judged] + [(q, []) for q in judged - asked]
+    if not pairs:
         return EvalResult(0.0, 0.0, 0.0, 0.0, 0, mode, k)
     sums = [0.0, 0.0, 0.0, 0.0]
-    for qid in judged:
-        ranking, qrel = list(run.get(qid, ())), qrels[qid]
+    for qid, ranked in pairs:
+        ranking, qrel = list(ranked), qrels[qid]
         sums[0] += ndcg_at(ranking, qrel, k)
         sums[1] += mrr_at(ranking, qrel, k)
         sums[2] += recall_at(ranking, qrel, k)
         sums[3] += recall_at(ranking, qrel, 100)
-    n = len(judged)
+    n = len(pairs)
     return EvalResult(sums[0] / n, sums[1] / n, sums[2] / n, sums[3] / n, n, mode, k)
 
 
@@ -226,14 +239,14 @@ def evaluate(
         build_documents(dataset.documents, index, embedder, corpus=str(Path(path).resolve()),
                         progress=progress)
         searcher = Searcher(index, embedder=embedder, reranker=reranker)
-        chunk_docs = [c.doc for c in searcher.chunks]
+        corpus_ids = {d.path: d.metadata["corpus_id"] for d in dataset.documents}
+        chunk_docs = [corpus_ids.get(c.doc, c.doc) for c in searcher.chunks]
         depth = min(len(chunk_docs), PASSAGE_DEPTH)
-        run: dict[str, list[str]] = {}
-        queries = [q for q in dataset.qrels if dataset.queries.get(q, "").strip()]
-        for qid in _progress(queries, progress):
-            question = clean_question(dataset.queries[qid])
-            ranking = searcher.rank(question, depth, mode)
-            run[qid] = rank_documents(chunk_docs, ranking.ids)
+        run: list[tuple[str, list[str]]] = []
+        queries = [(q, t) for q, t in dataset.queries if q in dataset.qrels and t.strip()]
+        for qid, text in _progress(queries, progress):
+            ranking = searcher.rank(clean_question(text), depth, mode)
+            run.append((qid, rank_documents(chunk_docs, ranking.ids)))
     return score_run(run, dataset.qrels, mode, k)
 
 
