@@ -45,7 +45,7 @@ def sentence_scores(
         query: the question's normalised vector, shape (dim,).
         vectors: the sentences' normalised vectors, shape (n, dim).
         texts: the sentences' texts.
-        question_terms: the question's lexical terms (`lexical.tokenize`).
+        question_terms: the question's stemmed terms (`lexical.content_terms`).
     """
     cosine = vectors @ query if len(texts) else np.zeros(0, dtype=np.float32)
     bonus = np.array([term_share(question_terms, t) for t in texts], dtype=np.float32)

@@ -379,11 +379,12 @@ class Searcher:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
         ranking = self.rank(question, k, mode, doc)
         covered = self.is_answered(question, ranking)
+        words = content_terms(question)
         hits = []
         for rank, (score, i) in enumerate(zip(ranking.scores, ranking.ids, strict=True), start=1):
             hit = self._hit(rank, float(score), int(i), ranking.stored)
             if covered:
-                hit = replace(hit, highlights=self.highlights(int(i), ranking))
+                hit = replace(hit, highlights=self.highlights(int(i), ranking, words))
             hits.append(hit)
         return Answer(question, hits, covered, ranking.mode, ranking.truncated)
 
@@ -396,8 +397,14 @@ class Searcher:
             ranking.best_cosine, lexical.passages_with_all(content_terms(question), ranking.mask)
         )
 
-    def highlights(self, chunk_id: int, ranking: Ranking) -> tuple[tuple[int, int], ...]:
-        """The sentences of a passage that best answer the ranked question (offsets in its text)."""
+    def highlights(
+        self, chunk_id: int, ranking: Ranking, words: list[str] | None = None
+    ) -> tuple[tuple[int, int], ...]:
+        """The sentences of a passage that best answer the ranked question (offsets in its text).
+
+        `words`: the question's content words (`lexical.content_terms`) for the term bonus;
+        None uses its BM25 terms.
+        """
         text = ranking.stored.chunks[chunk_id].text
         sentence_index = self.sentence_index(ranking.stored)
         if sentence_index is not None:
@@ -407,7 +414,8 @@ class Searcher:
             spans = highlight.sentences(text)
             vectors = self.embedder.encode([normalize(text[s:e]) for s, e in spans])
         texts = [text[s:e] for s, e in spans]
-        scores = highlight.sentence_scores(ranking.query[0], vectors, texts, ranking.terms)
+        terms = ranking.terms if words is None else words
+        scores = highlight.sentence_scores(ranking.query[0], vectors, texts, terms)
         return highlight.choose(spans, scores)
 
     def search(
