@@ -39,9 +39,8 @@ def test_auto_follows_the_measured_threshold():
 def test_ivf_parameters_scale_with_size():
     assert vector_index.ivf_lists(1_000_000) == 4000
     assert vector_index.ivf_lists(100) == 12  # never more than n / 8
-    assert vector_index.ivf_nprobe(4000) == round(4000 * vector_index.IVF_NPROBE_FRACTION)
+    assert vector_index.ivf_nprobe(4000) == vector_index.IVF_NPROBE
     assert vector_index.ivf_nprobe(12) == 12  # small: search every list
-    assert vector_index.ivf_nprobe(256) == vector_index.IVF_MIN_NPROBE
 
 
 def test_flat_is_exact():

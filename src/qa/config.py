@@ -54,7 +54,10 @@ def cache_dir() -> Path:
 
 
 def threads() -> int:
-    """CPU threads for the model and FAISS: $QA_THREADS, else every core (measured best)."""
+    """CPU threads for encoding many texts (builds): $QA_THREADS, else every core.
+
+    One question is always encoded, and searched, on one thread (measured; README, Performance).
+    """
     value = os.environ.get("QA_THREADS", "")
     return int(value) if value.isdigit() and int(value) > 0 else max(1, os.cpu_count() or 1)
 

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import answered, config, docfilter, highlight, lexical, rerank, sentences, store
+from qa import (
+    answered,
+    config,
+    docfilter,
+    highlight,
+    lexical,
+    rerank,
+    sentences,
+    store,
+    vector_index,
+)
 from qa.chunking import embed_text
 from qa.citation import cite
 from qa.embedding import Embedder, vector_id
@@ -464,7 +474,7 @@ def dense_search(
     so a filtered search returns k passages whenever the allowed chunks number k or more.
     """
     if mask is None:
-        scores, ids = stored.dense.search(query, min(k, len(stored.chunks)))
+        scores, ids = vector_index.search(stored.dense, query, min(k, len(stored.chunks)))
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
     allowed = np.flatnonzero(mask)
