@@ -36,11 +36,28 @@ def test_auto_follows_the_measured_threshold():
         vector_index.choose_type(10, "annoy")
 
 
-def test_ivf_parameters_scale_with_size():
+def test_ivf_lists_scale_with_size():
     assert vector_index.ivf_lists(1_000_000) == 4000
     assert vector_index.ivf_lists(100) == 12  # never more than n / 8
-    assert vector_index.ivf_nprobe(4000) == vector_index.IVF_NPROBE
-    assert vector_index.ivf_nprobe(12) == 12  # small: search every list
+
+
+def test_nprobe_is_calibrated_on_the_data():
+    """Clustered data needs few lists; structureless data needs many (measured at build)."""
+
+    rng = np.random.default_rng(5)
+    noise = rng.standard_normal((3000, 32)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    easy = clustered(3000, centres=10, seed=2)
+    nprobes = {}
+    for name, x in (("easy", easy), ("noise", noise)):
+        index, kind = vector_index.make_index(x, "ivf")
+        assert kind == "ivf" and index.ntotal == 3000
+        nprobes[name] = index.nprobe
+        q = x[:50] + 0.05 * rng.standard_normal((50, 32)).astype(np.float32)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        _, ids = index.search(q, 10)
+        assert recall(ids, exact_top(x, q, 10)) >= 0.95
+    assert nprobes["easy"] == vector_index.IVF_MIN_NPROBE < nprobes["noise"]
 
 
 def test_flat_is_exact():
@@ -65,8 +82,8 @@ def test_approximate_kinds_keep_recall_and_parameters(kind):
     again = faiss.deserialize_index(faiss.serialize_index(index))
     assert vector_index.search_params(again) == params
     if kind == "ivf":
-        assert params == {"nlist": vector_index.ivf_lists(4000),
-                          "nprobe": vector_index.ivf_nprobe(vector_index.ivf_lists(4000))}
+        assert params["nlist"] == vector_index.ivf_lists(4000)
+        assert vector_index.IVF_MIN_NPROBE <= params["nprobe"] <= params["nlist"]
     else:
         assert params["efSearch"] == vector_index.HNSW_EF_SEARCH
 

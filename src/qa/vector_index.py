@@ -4,9 +4,9 @@ The kind follows the data size, so nobody has to tune it: exact search ("flat") 
 `AUTO_THRESHOLD` vectors, an inverted file ("ivf") above. "hnsw" (a graph) is there for experts.
 The threshold and the search parameters come from `benchmarks/run.py` on the 2-core machine
 (README, Performance): below 50,000 vectors exact search takes about a millisecond or two, so
-approximation buys nothing; past it exact search grows to tens of milliseconds (memory-bound),
-and IVF searching 128 lists keeps recall@10 >= 0.95 on synthetic embeddings shaped like real
-ones (64 lists gave 0.93 at 20,000-50,000 vectors).
+approximation buys nothing; past it exact search grows to tens of milliseconds (memory-bound)
+while IVF answers in about a millisecond. How many IVF lists to search is measured on the data
+at build time (`calibrate_nprobe`), since no fixed number or share held across the benchmarks.
 FAISS stores nprobe/efSearch inside the index, so a loaded index searches as it was built.
 """
 
@@ -19,7 +19,11 @@ import numpy as np
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 AUTO_THRESHOLD = 50_000  # vectors; measured: see README, Performance
 IVF_TRAIN_PER_LIST = 40  # training vectors per IVF list (k-means), capped by the data size
-IVF_NPROBE = 128  # lists searched per query (measured: recall@10 >= 0.95 from 20k to 1M vectors)
+IVF_NPROBES = (8, 16, 32, 64, 128, 256)  # candidates for lists searched per query
+IVF_TARGET_RECALL = 0.97  # the smallest candidate reaching it on held-out passages...
+IVF_MARGIN = 2  # ...times this, at least IVF_MIN_NPROBE: questions lie farther from the passages
+IVF_MIN_NPROBE = 32  # than passages from each other, and need more lists (tests, README)
+CALIBRATION_QUERIES = 200
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96  # measured: recall@10 0.99 on 20,000-50,000 synthetic vectors
@@ -46,11 +50,30 @@ def ivf_lists(n: int) -> int:
     return max(1, min(int(4 * math.sqrt(n)), n // 8))
 
 
-def ivf_nprobe(nlist: int) -> int:
-    """Lists searched per query for an IVF index of `nlist` lists: a fixed count, since the
-    recall of a given count held steady (or rose) as the data grew, where a fixed share of the
-    lists would search ever more vectors."""
-    return min(nlist, IVF_NPROBE)
+def calibrate_nprobe(index, queries: np.ndarray, base: np.ndarray, base_ids: np.ndarray):
+    """The fewest IVF lists to search per query for recall@10 >= IVF_TARGET_RECALL on this data.
+
+    The recall of a given nprobe depended on the data and its size in the benchmarks (on the
+    synthetic sets 128 of 565 lists gave 0.985 at 20,000 vectors, 16 of 4,000 gave 0.981 at
+    1,000,000), so it is measured at build time. `queries` are held out: neither trained on nor
+    yet in the index, which holds exactly `base` (with ids `base_ids`). Returns the smallest
+    nprobe reaching the target and its recall; sets the index's nprobe to that times the margin.
+    """
+    import faiss
+
+    k = min(10, len(base))
+    _, truth = faiss.knn(queries, base, k, metric=faiss.METRIC_INNER_PRODUCT)
+    truth = base_ids[truth]
+    candidates = [p for p in IVF_NPROBES if p < index.nlist] + [index.nlist]
+    for nprobe in candidates:
+        index.nprobe = nprobe
+        _, found = index.search(queries, k)
+        pairs = zip(found, truth, strict=True)
+        recall = float(np.mean([len(set(f) & set(t)) / k for f, t in pairs]))
+        if recall >= IVF_TARGET_RECALL:
+            break
+    index.nprobe = min(index.nlist, max(IVF_MIN_NPROBE, nprobe * IVF_MARGIN))
+    return nprobe, recall
 
 
 def make_index(vectors: np.ndarray, index_type: str | None = None):
@@ -71,7 +94,7 @@ def make_index(vectors: np.ndarray, index_type: str | None = None):
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = vectors.shape
     kind = choose_type(n, index_type)
-    if kind == "ivf" and n < 64:
+    if kind == "ivf" and n < 4 * CALIBRATION_QUERIES:
         kind = "flat"  # too few vectors to train a quantiser; exact search is instant anyway
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
@@ -84,11 +107,16 @@ def make_index(vectors: np.ndarray, index_type: str | None = None):
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.niter = 10
         index.cp.seed = SEED
-        sample = min(n, nlist * IVF_TRAIN_PER_LIST)
-        rows = np.random.default_rng(SEED).choice(n, size=sample, replace=False)
+        rng = np.random.default_rng(SEED)
+        order = rng.permutation(n)
+        held_out, rest = np.sort(order[:CALIBRATION_QUERIES]), np.sort(order[CALIBRATION_QUERIES:])
+        train = rest[: nlist * IVF_TRAIN_PER_LIST]  # a random sample: `order` is shuffled
         index.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
-        index.train(vectors[np.sort(rows)])
-        index.nprobe = ivf_nprobe(nlist)
+        index.train(vectors[np.sort(train)])
+        index.add_with_ids(vectors[rest], rest.astype(np.int64))
+        calibrate_nprobe(index, vectors[held_out], vectors[rest], rest)
+        index.add_with_ids(vectors[held_out], held_out.astype(np.int64))
+        return index, kind
     if n:
         index.add(vectors)
     return index, kind
