@@ -107,8 +107,14 @@ class SentenceIndex:
         """For each chunk, the highest cosine of any of its sentences with `query` (shape (dim,));
         -1 for a chunk without sentences."""
         out = np.full(len(chunk_ids), -1.0, dtype=np.float32)
-        for i, cid in enumerate(chunk_ids):
-            rows = self.rows(int(cid))
-            if rows.stop > rows.start:
-                out[i] = float(np.max(self.vectors[rows] @ query))
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        starts, lengths = self._bounds[ids], self._bounds[ids + 1] - self._bounds[ids]
+        has = lengths > 0
+        if not has.any():
+            return out
+        starts, lengths = starts[has], lengths[has]
+        firsts = np.concatenate(([0], np.cumsum(lengths)[:-1]))  # each chunk's first score
+        rows = np.arange(int(lengths.sum())) + np.repeat(starts - firsts, lengths)
+        scores = self.vectors[rows] @ query  # one product for all candidates' sentences
+        out[has] = np.maximum.reduceat(scores, firsts)
         return out
