@@ -494,12 +494,14 @@ def markdown(r: dict, command: str) -> str:
     lines += ["", "| measure | qa | floor (same run) | ratio | target | holds |",
               "|---|---|---|---|---|---|"]
 
+    large = r["large_name"]
+
     def row(name, value, floor, rat, target, ok):
         verdict = "-" if ok is None else ("yes" if ok else "NO")
         lines.append(f"| {name} | {value} | {floor} | {rat} | {target} | {verdict} |")
 
     if "warm" in r:
-        for key, label in (("report", "the report"), ("large", r["large_name"])):
+        for key, label in (("report", "the report"), ("large", r["warm"].get("set", large))):
             w = r["warm"][key]
             for p in ("p50", "p95"):
                 rr = ratio(w[f"{p}_ms"], w[f"floor_{p}_ms"])
@@ -541,7 +543,8 @@ def markdown(r: dict, command: str) -> str:
             f"{ratio(b['build_rss_mib'], b['encode_rss_mib']):.2f}x", "-", None)
     if "warm" in r and "cold" in r:
         s = r["warm"]["serving"]
-        row(f"(e) peak RSS, serving process (`qa ask`, {r['large_name']}, {s['questions']} "
+        row(f"(e) peak RSS, serving process (`qa ask`, {r['warm'].get('set', large)}, "
+            f"{s['questions']} "
             "questions)", f"{s['rss_mib']:.0f} MiB",
             f"{r['cold']['floor_rss_mib']:.0f} MiB (load model)",
             f"{ratio(s['rss_mib'], r['cold']['floor_rss_mib']):.2f}x", "-", None)
@@ -696,7 +699,7 @@ def part_warm(work, backend, large, quick, args) -> dict:
     report_qs = [q["question"] for q in read_jsonl(REPORT_QUESTIONS)] * (2 if quick else 6)
     index = large_index(work, backend, large)
     picked = sample_queries(large, 300)
-    return {"report": warm_queries(report_index, report_qs),
+    return {"report": warm_queries(report_index, report_qs), "set": large,
             "large": warm_queries(index, picked[: 60 if quick else 300]),
             "serving": serving_rss(index, picked[:50])}
 
