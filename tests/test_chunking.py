@@ -28,7 +28,9 @@ def test_report_headings_are_sections_not_passages(report_corpus, embedder):
     for c in chunks:
         assert doc.text[c.start : c.end] == c.text
         assert c.doc == "chronic-middle-back-pain.txt"
-        assert embedder.count_tokens(embed_text(c.section, doc.title, c.text)) <= embedder.max_tokens
+        assert (
+            embedder.count_tokens(embed_text(c.section, doc.title, c.text)) <= embedder.max_tokens
+        )
     assert [c.id for c in chunks] == list(range(12))
 
 
@@ -61,11 +63,16 @@ def test_plain_text_heading_rules():
     # a short line followed by another heading-like line is not taken as a heading
     doc = Document("a.txt", "Title One\n\nTitle Two\n\nBody text here.", "text", "A")
     chunks = chunk_document(doc, words)
-    assert [(c.section, c.text) for c in chunks] == [(None, "Title One"), ("Title Two", "Body text here.")]
+    assert [(c.section, c.text) for c in chunks] == [
+        (None, "Title One"),
+        ("Title Two", "Body text here."),
+    ]
 
 
 def test_overlong_paragraph_split_at_sentences_with_overlap(embedder):
-    sentences = [f"Sentence number {i} talks about spinal pain and its many causes." for i in range(80)]
+    sentences = [
+        f"Sentence number {i} talks about spinal pain and its many causes." for i in range(80)
+    ]
     text = "Long Section\n\n" + " ".join(sentences) + "\n"
     doc = Document("long.txt", text, "text", "Long")
     chunks = chunk_document(doc, embedder.count_tokens, embedder.max_tokens)
@@ -73,9 +80,11 @@ def test_overlong_paragraph_split_at_sentences_with_overlap(embedder):
     for c in chunks:
         assert text[c.start : c.end] == c.text
         assert c.section == "Long Section"
-        assert embedder.count_tokens(embed_text(c.section, doc.title, c.text)) <= embedder.max_tokens
+        assert (
+            embedder.count_tokens(embed_text(c.section, doc.title, c.text)) <= embedder.max_tokens
+        )
         assert c.text.startswith("Sentence") and c.text.endswith(".")  # sentence boundaries
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in zip(chunks, chunks[1:], strict=False):
         assert b.start < a.end  # overlap: the next piece repeats the previous one's last sentence
         assert a.start < b.start
     covered = set()
@@ -92,7 +101,9 @@ def test_sentence_longer_than_window_is_cut_at_words(embedder):
     assert len(chunks) >= 8
     for c in chunks:
         assert text[c.start : c.end] == c.text
-        assert embedder.count_tokens(embed_text(c.section, doc.title, c.text)) <= embedder.max_tokens
+        assert (
+            embedder.count_tokens(embed_text(c.section, doc.title, c.text)) <= embedder.max_tokens
+        )
         assert re.fullmatch(r"word( word)*", c.text)
 
 

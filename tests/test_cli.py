@@ -10,8 +10,19 @@ import pytest
 from qa import embedding
 from qa.cli import main
 
-HIT_KEYS = {"rank", "score", "doc", "title", "section", "page", "start", "end", "source_start",
-            "source_end", "text"}
+HIT_KEYS = {
+    "rank",
+    "score",
+    "doc",
+    "title",
+    "section",
+    "page",
+    "start",
+    "end",
+    "source_start",
+    "source_end",
+    "text",
+}
 
 
 def run(capsys, *argv):
@@ -30,8 +41,16 @@ def test_build_prints_summary(capsys, report_corpus, tmp_path):
 
 
 def test_ask_json_shape(capsys, report_index, report_corpus):
-    code, out, err = run(capsys, "ask", "What causes chronic mid back pain?", "--index",
-                         str(report_index), "-k", "3", "--json")
+    code, out, err = run(
+        capsys,
+        "ask",
+        "What causes chronic mid back pain?",
+        "--index",
+        str(report_index),
+        "-k",
+        "3",
+        "--json",
+    )
     assert code == 0, err
     payload = json.loads(out)
     assert payload["question"] == "What causes chronic mid back pain?"
@@ -48,15 +67,19 @@ def test_ask_plain_output(capsys, report_index):
     code, out, _ = run(capsys, "ask", "chiropractor", "--index", str(report_index), "-k", "2")
     assert code == 0
     assert out.startswith("1. [")
-    assert ("Chronic middle back pain, Chronic Middle Back Pain Treatments "
-            "(chronic-middle-back-pain.txt)") in out
+    assert (
+        "Chronic middle back pain, Chronic Middle Back Pain Treatments "
+        "(chronic-middle-back-pain.txt)"
+    ) in out
     assert "\n2. [" in out
 
 
 def test_ask_stdin_batch_loads_model_once(capsys, monkeypatch, report_index):
     import io
 
-    questions = "What causes chronic mid back pain?\n\nchiropractor\nShould I get a second opinion?\n"
+    questions = (
+        "What causes chronic mid back pain?\n\nchiropractor\nShould I get a second opinion?\n"
+    )
     monkeypatch.setattr(sys, "stdin", io.StringIO(questions))
     monkeypatch.setattr(embedding, "_MODELS", {})  # force a fresh load, then count loads
     before = embedding.LOADS["count"]
@@ -64,7 +87,9 @@ def test_ask_stdin_batch_loads_model_once(capsys, monkeypatch, report_index):
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [o["question"] for o in lines] == [
-        "What causes chronic mid back pain?", "chiropractor", "Should I get a second opinion?"
+        "What causes chronic mid back pain?",
+        "chiropractor",
+        "Should I get a second opinion?",
     ]
     assert all(len(o["hits"]) == 2 for o in lines)
     assert embedding.LOADS["count"] - before == 1
@@ -104,8 +129,9 @@ def test_user_errors_are_one_line(capsys, tmp_path, argv, code, message):
 
 def test_empty_corpus(capsys, tmp_path):
     (tmp_path / "corpus").mkdir()
-    code, _, err = run(capsys, "build", "--corpus", str(tmp_path / "corpus"), "--index",
-                       str(tmp_path / "index"))
+    code, _, err = run(
+        capsys, "build", "--corpus", str(tmp_path / "corpus"), "--index", str(tmp_path / "index")
+    )
     assert code == 1 and "no documents to index" in err and "Traceback" not in err
 
 
@@ -121,7 +147,10 @@ def test_console_script_subprocess(report_index):
     proc = subprocess.run(
         [sys.executable, "-m", "qa", "ask", "--json", "-k", "1"],
         input="What is knowledge therapy?\nchiropractor\n",
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     answers = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -131,8 +160,10 @@ def test_console_script_subprocess(report_index):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from qa.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n" \
-           "assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys; from qa.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "usage: qa" in proc.stdout

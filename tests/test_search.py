@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import passage_matches, report_questions
+
 from qa.errors import QAError, UsageError
 from qa.search import Hit, Searcher
 

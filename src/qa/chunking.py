@@ -105,7 +105,7 @@ def _marked_blocks(text: str, headings: tuple[tuple[int, int], ...]) -> list[Blo
 
 
 def looks_like_heading(line: str) -> bool:
-    """A plain-text heading: one short line, starting with a capital or digit, no closing punctuation."""
+    """A plain-text heading: one short line, capital or digit first, no closing punctuation."""
     line = normalize(line)
     return (
         0 < len(line) <= MAX_HEADING_CHARS
@@ -170,8 +170,14 @@ def chunk_document(
             source = document.source_span(start, end) or (None, None)
             chunks.append(
                 Chunk(
-                    first_id + len(chunks), document.path, section, start, end, text[start:end],
-                    document.page_at(start), *source,
+                    first_id + len(chunks),
+                    document.path,
+                    section,
+                    start,
+                    end,
+                    text[start:end],
+                    document.page_at(start),
+                    *source,
                 )  # fmt: skip
             )
     return chunks
