@@ -10,6 +10,7 @@ from conftest import REPORT, ROOT
 from streamlit.testing.v1 import AppTest
 
 from qa import page
+from qa.build import build_index
 
 APP = str(ROOT / "app.py")
 TIMEOUT = 120  # a first run may load the model or build an index on a busy machine
@@ -229,15 +230,19 @@ def test_model_and_index_load_once_per_process(monkeypatch, tmp_path, report_cor
     assert embedding.LOADS["count"] == loads
 
 
-def test_a_rebuild_elsewhere_goes_live_on_the_next_question(monkeypatch, tmp_path, embedder):
-    from qa.build import build_index
-
+def app_on_own_report_index(monkeypatch, tmp_path, embedder) -> tuple:
+    """A page over a private copy of the report and its index (tests that change them)."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(REPORT, corpus / REPORT.name)
     build_index(corpus, tmp_path / "index", embedder=embedder)
     monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    monkeypatch.setenv("QA_CORPUS", str(corpus))
+    return corpus, AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+
+def test_a_rebuild_elsewhere_goes_live_on_the_next_question(monkeypatch, tmp_path, embedder):
+    corpus, at = app_on_own_report_index(monkeypatch, tmp_path, embedder)
     assert at.markdown[0].value.startswith("Searching 1 document")
     (corpus / "sleep.txt").write_text(
         "Sleep and back pain\n\nA firm mattress and sleeping on your side can ease back pain at "
@@ -259,15 +264,7 @@ def test_a_pasted_article_is_answered_with_a_note(app):
 
 
 def test_a_stale_index_is_flagged_and_rebuilt_from_the_page(monkeypatch, tmp_path, embedder):
-    from qa.build import build_index
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(REPORT, corpus / REPORT.name)
-    build_index(corpus, tmp_path / "index", embedder=embedder)
-    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
-    monkeypatch.setenv("QA_CORPUS", str(corpus))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    corpus, at = app_on_own_report_index(monkeypatch, tmp_path, embedder)
     assert not at.warning
     (corpus / "new <i>notes.txt").write_text(
         "Desk notes\n\nA standing desk lets you change posture during the working day.\n",

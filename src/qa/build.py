@@ -10,7 +10,8 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,6 +110,17 @@ def _document_entry(document, chunks: int) -> dict:
     return entry
 
 
+@contextmanager
+def _exclusive(index_dir: Path, wait: bool) -> Iterator[None]:
+    """Hold the index folder's build lock, after removing what a killed build left behind."""
+    file_lock = store.lock(index_dir, timeout=-1 if wait else 0)
+    try:
+        store.clean_up(index_dir)
+        yield
+    finally:
+        file_lock.release()
+
+
 def build_index(
     corpus_dir: str | os.PathLike | None = None,
     index_dir: str | os.PathLike | None = None,
@@ -150,9 +162,7 @@ def build_index(
             f"no corpus folder at {corpus_dir}",
             "create it and put .txt, .md, .html or .pdf files in it",
         )
-    file_lock = store.lock(index_dir, timeout=-1 if wait else 0)
-    try:
-        store.clean_up(index_dir)  # what a killed build left behind
+    with _exclusive(index_dir, wait):
         loaded_at_ns = time.time_ns()  # files changed after this are re-hashed by staleness checks
         loaded = load_corpus(corpus_dir)
         log.debug(
@@ -171,8 +181,6 @@ def build_index(
             index_dir, loaded, str(corpus_dir.resolve()), loaded_at_ns,
             embedder or Embedder(model, backend=backend), progress, on_progress, index_type,
         )  # fmt: skip
-    finally:
-        file_lock.release()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -204,15 +212,11 @@ def build_documents(
     index_dir = Path(index_dir)
     if not documents:
         raise QAError(f"no documents to index from {corpus}", "give a corpus with documents")
-    file_lock = store.lock(index_dir, timeout=-1 if wait else 0)
-    try:
-        store.clean_up(index_dir)
+    with _exclusive(index_dir, wait):
         summary = _build_loaded(
             index_dir, LoadResult(list(documents), []), corpus, time.time_ns(), embedder, progress,
             None,
         )  # fmt: skip
-    finally:
-        file_lock.release()
     summary.seconds = time.perf_counter() - started
     return summary
 
