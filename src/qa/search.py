@@ -388,8 +388,8 @@ class Searcher:
         if not 1 <= k <= MAX_K:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
         ranking = self.rank(question, k, mode, doc)
-        covered = self.is_answered(question, ranking)
         words = content_terms(question)
+        covered = self.is_answered(question, ranking, words)
         hits = []
         for rank, (score, i) in enumerate(zip(ranking.scores, ranking.ids, strict=True), start=1):
             hit = self._hit(rank, float(score), int(i), ranking.stored)
@@ -398,14 +398,17 @@ class Searcher:
             hits.append(hit)
         return Answer(question, hits, covered, ranking.mode, ranking.truncated)
 
-    def is_answered(self, question: str, ranking: Ranking) -> bool:
-        """Whether the documents seem to cover the question (see `qa.answered`)."""
+    def is_answered(self, question: str, ranking: Ranking, words: list[str] | None = None) -> bool:
+        """Whether the documents seem to cover the question (see `qa.answered`).
+
+        `words`: the question's content words when the caller has them already.
+        """
         if answered.is_answered(ranking.best_cosine, 0):
             return True
         lexical = self.lexical_index(ranking.stored)
-        return answered.is_answered(
-            ranking.best_cosine, lexical.passages_with_all(content_terms(question), ranking.mask)
-        )
+        words = content_terms(question) if words is None else words
+        with_all = lexical.passages_with_all(words, ranking.mask)
+        return answered.is_answered(ranking.best_cosine, with_all)
 
     def highlights(
         self, chunk_id: int, ranking: Ranking, words: list[str] | None = None
