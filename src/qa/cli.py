@@ -26,7 +26,7 @@ EPILOG = """environment:
               (default: the packaged all-MiniLM-L6-v2, works offline)
   QA_RERANKER optional CrossEncoder (local folder) to rerank the first passages
   QA_BACKEND  embedding backend for builds: onnx, onnx-int8 or torch (default: onnx)
-  QA_THREADS  CPU threads for the model (default: all cores)
+  QA_THREADS  CPU threads for the model in builds (default: 1, measured best)
   QA_CACHE    cache folder for ONNX exports (default: ~/.cache/qa)
   QA_DEBUG    set to 1 to show tracebacks
   HF_HUB_OFFLINE  qa sets it to 1 unless you set it yourself
