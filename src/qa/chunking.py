@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from qa.loaders import Document
-from qa.text import normalize, sentence_spans
+from qa.text import append_trimmed, normalize, sentence_spans
 
 CHUNKER_VERSION = 2
 DEFAULT_MAX_TOKENS = 254  # all-MiniLM-L6-v2: 256 word pieces minus [CLS] and [SEP]
@@ -80,19 +80,10 @@ def paragraphs(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     pos = 0
     for match in _BLANK_LINE.finditer(text):
-        _trimmed(text, pos, match.start(), spans)
+        append_trimmed(text, pos, match.start(), spans)
         pos = match.end()
-    _trimmed(text, pos, len(text), spans)
+    append_trimmed(text, pos, len(text), spans)
     return spans
-
-
-def _trimmed(text: str, start: int, end: int, out: list[tuple[int, int]]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        out.append((start, end))
 
 
 def _marked_blocks(text: str, headings: tuple[tuple[int, int], ...]) -> list[Block]:

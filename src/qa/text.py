@@ -25,13 +25,14 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     spans: list[tuple[int, int]] = []
     pos = start
     for match in _SENTENCE_END.finditer(text, start, end):
-        _append_trimmed(text, pos, match.end(), spans)
+        append_trimmed(text, pos, match.end(), spans)
         pos = match.end()
-    _append_trimmed(text, pos, end, spans)
+    append_trimmed(text, pos, end, spans)
     return spans
 
 
-def _append_trimmed(text: str, start: int, end: int, out: list[tuple[int, int]]) -> None:
+def append_trimmed(text: str, start: int, end: int, out: list[tuple[int, int]]) -> None:
+    """Append text[start:end], trimmed of white space, to `out` as a span, unless it is empty."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
