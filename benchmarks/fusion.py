@@ -62,7 +62,7 @@ def configurations() -> dict[str, Scorer]:
         configs[f"RRF k=60, dense weight {w}"] = (
             lambda d, s, b, w=w: w / (60 + ranks(d)) + (1 - w) / (60 + ranks(b))
         )
-    for lam in (0.0, 0.2, 0.3):
+    for lam in (0.0, 0.2, 0.3, 0.5):
         for alpha in (0.1, 0.2, 0.3):
             name = f"cosine{' + sentence ' + str(lam) if lam else ''} + BM25/max x {alpha}"
             configs[name] = lambda d, s, b, lam=lam, alpha=alpha: fusion.score_fusion(

@@ -97,19 +97,6 @@ with open(sys.argv[1], "w") as fh:
 """
 
 
-def sentence_texts(index_dir: Path) -> list[str]:
-    """The sentence texts a build embedded besides its passages (none before hybrid search)."""
-    from qa import store
-
-    try:
-        from qa import sentences
-    except ImportError:
-        return []
-    stored = store.load(index_dir)
-    table = getattr(stored, "arrays", {}).get(sentences.TABLE)
-    return [] if table is None else sentences.sentence_texts(stored.chunks, table)
-
-
 def measured_process(cmd: list[str], stdin_text: str = "", env: dict | None = None) -> dict:
     """Run a process; its wall seconds, peak RSS (MiB) and standard output."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,13 +133,10 @@ def worker_main(mode: str, payload_file: str) -> None:
     embedder = Embedder(backend=payload["backend"])
     embedder.model  # noqa: B018 - loaded before the clock starts, as for the floor
     if mode == "encode":  # floor for (b): the model's raw encode of the same texts
-        texts, extra = payload["texts"], payload.get("extra", [])
+        texts = payload["texts"]
         start = time.perf_counter()
         embedder.encode(texts)
-        middle = time.perf_counter()
-        embedder.encode(extra)
-        print(json.dumps({"seconds": middle - start, "n": len(texts),
-                          "extra_seconds": time.perf_counter() - middle, "extra_n": len(extra)}))
+        print(json.dumps({"seconds": time.perf_counter() - start, "n": len(texts)}))
     elif mode == "build":
         from qa.build import build_index
 
@@ -266,11 +250,10 @@ def build_and_rebuild(corpus: Path, index: Path, backend: str) -> dict:
                 builds.append(run_worker("build", {"corpus": str(corpus), "index": str(index),
                                                    "backend": backend}))
             else:
-                raws.append(run_worker("encode", {"texts": embed_texts(index), "backend": backend,
-                                                  "extra": sentence_texts(index)}))
+                raws.append(run_worker("encode", {"texts": embed_texts(index), "backend": backend}))
     first = min(builds, key=lambda b: b["seconds"])
     first["rss_mib"] = max(b["rss_mib"] for b in builds)
-    raw = min(raws, key=lambda x: x["seconds"] + x["extra_seconds"])
+    raw = min(raws, key=lambda x: x["seconds"])
     raw["rss_mib"] = max(x["rss_mib"] for x in raws)
     log(f"build {first['chunks']} chunks {first['seconds']:.1f}s, raw encode {raw['seconds']:.1f}s")
     embedder = Embedder(backend=backend)
@@ -288,7 +271,6 @@ def build_and_rebuild(corpus: Path, index: Path, backend: str) -> dict:
         "backend": backend, "documents": first["documents"], "chunks": first["chunks"],
         "build_s": first["seconds"], "build_chunks_per_s": first["chunks"] / first["seconds"],
         "encode_s": raw["seconds"], "encode_chunks_per_s": raw["n"] / raw["seconds"],
-        "sentences": raw["extra_n"], "encode_sentences_s": raw["extra_seconds"],
         "build_rss_mib": first["rss_mib"], "encode_rss_mib": raw["rss_mib"],
         "unchanged_s": unchanged_s, "unchanged_embedded": unchanged.embedded,
         "one_changed_s": changed_s, "one_changed_embedded": changed.embedded,
@@ -527,13 +509,6 @@ def markdown(r: dict, command: str) -> str:
             f"({b['chunks']:,} chunks, {b['backend']})", f"{b['build_chunks_per_s']:.1f} chunks/s",
             f"{b['encode_chunks_per_s']:.1f} chunks/s (raw encode of the chunk texts)",
             f"{rr:.2f}x", ">= 0.9x", rr >= 0.9)
-        if b.get("sentences"):
-            floor_s = b["encode_s"] + b["encode_sentences_s"]
-            rr = ratio(b["build_chunks_per_s"], b["chunks"] / floor_s)
-            row(f"(b') the same build against encoding everything it embeds: {b['chunks']:,} "
-                f"chunks + {b['sentences']:,} sentences", f"{b['build_s']:.1f} s",
-                f"{floor_s:.1f} s (raw encode of chunks + sentences)", f"{rr:.2f}x", ">= 0.9x",
-                rr >= 0.9)
     if "cold" in r:
         c = r["cold"]
         rr = ratio(c["ask_s"], c["floor_s"])

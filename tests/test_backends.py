@@ -51,6 +51,12 @@ def test_onnx_backend_matches_torch_and_is_recorded(tmp_path, onnx_cache, capsys
     assert onnx.truncate("pain " * 400) == torch.truncate("pain " * 400)
     assert onnx.truncate("pain")[1] is False and onnx.dim == torch.dim and onnx.max_tokens == 254
 
+    spans = [[(0, 4), (5, 6)]] * 5 + [[(0, 9), (1490, 1499)]]  # the last span is past the window
+    (onnx_v, onnx_s), (torch_v, torch_s) = (e.encode_spans(texts, spans) for e in (onnx, torch))
+    assert np.allclose(onnx_v, torch_v, atol=1e-5) and np.allclose(onnx_s, torch_s, atol=1e-5)
+    assert np.allclose(onnx_v, onnx.encode(texts), atol=1e-6)  # the same pass, the same vectors
+    assert np.allclose(onnx_s[-1], onnx.encode([texts[-1][1490:1499]])[0], atol=1e-5)  # on its own
+
     build_index(tmp_path / "c", tmp_path / "i", embedder=torch)
     torch_vectors = store.load(tmp_path / "i").vectors
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=onnx)

@@ -1,8 +1,9 @@
 """Incremental builds: unchanged texts are never embedded twice; the reuse cache stays bounded.
 
-The "cache" is the live build: passage and sentence vectors are keyed by (vector space, exact
-embedded text), so it holds exactly the current passages and deleting the index is always safe.
-Encoded texts are counted with a spy on `Embedder.encode`.
+The "cache" is the live build: passage vectors, and the sentence vectors pooled from each
+passage's forward pass, are keyed by (vector space, exact embedded text), so it holds exactly the
+current passages and deleting the index is always safe. Every text the model runs on is counted
+with a spy on `Embedder.encode` and `Embedder.encode_spans`.
 """
 
 import json
@@ -34,15 +35,20 @@ def write_corpus(folder, n: int = 24) -> None:
 
 @pytest.fixture
 def spy(embedder, monkeypatch):
-    """Records every list of texts given to the session embedder's encode."""
+    """Records every list of texts the session embedder runs the model on."""
     calls: list[list[str]] = []
-    real = embedder.encode
+    real, real_spans = embedder.encode, embedder.encode_spans
 
     def encode(texts, progress=False):
         calls.append(list(texts))
         return real(texts, progress=progress)
 
+    def encode_spans(texts, spans, progress=False):
+        calls.append(list(texts))
+        return real_spans(texts, spans, progress=progress)
+
     monkeypatch.setattr(embedder, "encode", encode)
+    monkeypatch.setattr(embedder, "encode_spans", encode_spans)
     return calls
 
 
@@ -66,8 +72,9 @@ def test_unchanged_rebuild_embeds_nothing(tmp_path, embedder, spy):
     write_corpus(tmp_path / "c")
     first = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
     assert first.embedded == first.chunks == 48
-    everything = live_texts(tmp_path / "i") + live_sentences(tmp_path / "i")
-    assert sorted(encoded(spy)) == sorted(everything)  # each passage and sentence, once
+    # each passage once, and no sentence on its own: their vectors come from the passage's pass
+    assert sorted(encoded(spy)) == sorted(live_texts(tmp_path / "i"))
+    assert len(live_sentences(tmp_path / "i")) == 48  # one sentence per passage here
     before = store.load(tmp_path / "i")
     spy.clear()
     again = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
@@ -87,13 +94,16 @@ def test_changing_one_document_embeds_only_its_changed_chunks(tmp_path, embedder
                    encoding="utf-8")
     spy.clear()
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
-    new_texts = live_texts(tmp_path / "i", "doc05.md") + live_sentences(tmp_path / "i")
-    changed = [t for t in new_texts if "stretching" in t]
-    assert len(changed) == 2  # the changed passage and its one sentence
-    assert summary.embedded == 1 and sorted(encoded(spy)) == sorted(changed)
-    # the reused vectors are the ones a fresh embedding would give
-    fresh = embedder.encode(live_texts(tmp_path / "i"))
-    assert np.allclose(store.load(tmp_path / "i").vectors, fresh, atol=1e-5)
+    changed = [t for t in live_texts(tmp_path / "i", "doc05.md") if "stretching" in t]
+    assert len(changed) == 1  # the changed passage
+    assert summary.embedded == 1 and encoded(spy) == changed
+    # the reused vectors are the ones a fresh embedding would give, sentences included
+    stored = store.load(tmp_path / "i")
+    texts = live_texts(tmp_path / "i")
+    fresh, fresh_sentences = embedder.encode_spans(
+        texts, [sentences.model_spans(c, t) for c, t in zip(stored.chunks, texts, strict=True)])
+    assert np.allclose(stored.vectors, fresh, atol=1e-5)
+    assert np.allclose(stored.arrays[sentences.VECTORS], fresh_sentences, atol=1e-5)
 
 
 def test_new_and_deleted_documents(tmp_path, embedder, spy):
@@ -113,6 +123,38 @@ def test_new_and_deleted_documents(tmp_path, embedder, spy):
     assert len(list((tmp_path / "i" / "builds").iterdir())) == 1  # old builds are removed
 
 
+def test_pooling_sentence_spans_in_their_passage(embedder):
+    from qa.chunking import Chunk
+    from qa.embedding import pool_spans
+
+    hidden = np.arange(12, dtype=np.float32).reshape(4, 3)
+    offsets = np.array([[0, 0], [0, 4], [5, 9], [0, 0]])  # [CLS] back pain [SEP]
+    pooled = pool_spans(hidden, offsets, [(0, 4), (0, 9), (3, 6), (20, 30)])
+    assert np.allclose(pooled, [hidden[1], hidden[1:3].mean(0), hidden[1:3].mean(0), [0, 0, 0]])
+    text = "  Rest  helps.\nSo does\tmovement!  Ask a doctor "
+    chunk = Chunk(id=0, doc="d.md", section="Advice\n", start=0, end=len(text), text=text)
+    embedded = embed_text(chunk.section, "Title", chunk.text)
+    spans = sentences.model_spans(chunk, embedded)
+    assert [embedded[s:e] for s, e in spans] == ["Rest helps.", "So does movement!", "Ask a doctor"]
+    vectors, pooled = embedder.encode_spans([embedded], [spans])
+    assert pooled.shape == (3, embedder.dim)
+    assert np.allclose(np.linalg.norm(pooled, axis=1), 1, atol=1e-5)
+
+
+def test_a_build_with_separately_embedded_sentences_is_upgraded_once(tmp_path, embedder, spy):
+    write_corpus(tmp_path / "c", 4)
+    build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    manifest_file = store.current_build(tmp_path / "i") / "manifest.json"
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    del manifest["sentence_vectors"]  # as written before sentence vectors were pooled
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    spy.clear()
+    summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
+    assert summary.embedded == summary.chunks == 8 and len(encoded(spy)) == 8
+    spy.clear()
+    assert build_index(tmp_path / "c", tmp_path / "i", embedder=embedder).embedded == 0
+
+
 def test_deleting_the_index_is_safe(tmp_path, embedder, spy):
     write_corpus(tmp_path / "c", 6)
     build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
@@ -121,7 +163,7 @@ def test_deleting_the_index_is_safe(tmp_path, embedder, spy):
     spy.clear()
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
     assert summary.embedded == summary.chunks == 12
-    assert len(encoded(spy)) == 12 + len(live_sentences(tmp_path / "i"))
+    assert len(encoded(spy)) == 12
     assert np.allclose(store.load(tmp_path / "i").vectors, vectors, atol=1e-5)
 
 

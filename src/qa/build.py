@@ -49,6 +49,9 @@ class BuildSummary:
         return text
 
 
+SENTENCE_VECTORS = "pooled"  # how this version makes sentence vectors (see qa.sentences)
+
+
 def text_key(model_id: str, text: str) -> str:
     """Cache key of an embedded text: the model and the exact text the model saw."""
     return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()[:32]
@@ -57,8 +60,9 @@ def text_key(model_id: str, text: str) -> str:
 def _previous_vectors(
     index_dir: Path, model_id: str, dim: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Passage and sentence vectors of the live build by text key, when it used the same model
-    and vector space (`model_id` is the embedder's `vector_id`; else empty)."""
+    """Passage vectors and their sentences' vectors in the live build, both by passage key,
+    when it used the same model and vector space (`model_id` is the embedder's `vector_id`;
+    else empty)."""
     try:
         previous = store.load(index_dir)
     except QAError as exc:
@@ -67,31 +71,34 @@ def _previous_vectors(
     model = previous.manifest["model"]
     if vector_id(model["id"], model.get("backend", "torch")) != model_id or model["dim"] != dim:
         return {}, {}
-    sentence_vectors = sentences.previous_vectors(
-        previous.chunks, previous.arrays, lambda t: text_key(model_id, t)
-    )
     keys = previous.manifest.get("keys") or []
     if len(keys) != len(previous.chunks):
-        return {}, sentence_vectors
-    return {key: previous.vectors[i] for i, key in enumerate(keys)}, sentence_vectors
+        return {}, {}
+    pooled = previous.manifest.get("sentence_vectors") == SENTENCE_VECTORS
+    return (
+        {key: previous.vectors[i] for i, key in enumerate(keys)},
+        sentences.previous_vectors(previous.arrays, keys, pooled),
+    )
 
 
 def _embed(
     embedder: Embedder,
     texts: list[str],
+    spans: list[list[tuple[int, int]]],
     progress: bool,
     on_progress: Callable[[int, int], None] | None,
-) -> np.ndarray:
-    """Embed texts, in slices of a few batches when someone is watching the progress."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embed passages and their sentences, in slices of a few batches when someone is watching
+    the progress."""
     if on_progress is None:
-        return embedder.encode(texts, progress=progress)
+        return embedder.encode_spans(texts, spans, progress=progress)
     step = embedder.batch_size * 8
     parts = []
     on_progress(0, len(texts))
     for i in range(0, len(texts), step):
-        parts.append(embedder.encode(texts[i : i + step], progress=progress))
+        parts.append(embedder.encode_spans(texts[i : i + step], spans[i : i + step], progress))
         on_progress(min(i + step, len(texts)), len(texts))
-    return np.concatenate(parts)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _document_entry(document, chunks: int) -> dict:
@@ -237,24 +244,28 @@ def _build_loaded(
     chunks = chunk_documents(loaded.documents, embedder.count_tokens, embedder.max_tokens)
     texts = [embed_text(c.section, titles[c.doc], c.text) for c in chunks]
     keys = [text_key(embedder.vector_id, t) for t in texts]
+    table = sentences.sentence_table(chunks)
+    bounds = sentences.rows_per_chunk(table, len(chunks))
     cached, cached_sentences = _previous_vectors(index_dir, embedder.vector_id, embedder.dim)
-    todo = [i for i, key in enumerate(keys) if key not in cached]
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    sentence_vectors = np.zeros((len(table), embedder.dim), dtype=np.float32)
+    todo = []
     for i, key in enumerate(keys):
-        if key in cached:
-            vectors[i] = cached[key]
+        rows = slice(bounds[i], bounds[i + 1])
+        if key in cached and len(cached_sentences.get(key, ())) == rows.stop - rows.start:
+            vectors[i], sentence_vectors[rows] = cached[key], cached_sentences[key]
+        else:
+            todo.append(i)
     log.debug("embedding %d passages (%d reused)", len(todo), len(chunks) - len(todo))
     if todo:
-        vectors[todo] = _embed(embedder, [texts[i] for i in todo], progress, on_progress)
+        spans = [sentences.model_spans(chunks[i], texts[i]) for i in todo]
+        vectors[todo], pooled = _embed(
+            embedder, [texts[i] for i in todo], spans, progress, on_progress
+        )
+        rows = [np.arange(bounds[i], bounds[i + 1]) for i in todo]
+        sentence_vectors[np.concatenate(rows).astype(np.int64)] = pooled
     elif on_progress is not None:
         on_progress(0, 0)
-    table, sentence_vectors, _ = sentences.embed_sentences(
-        chunks,
-        lambda batch: embedder.encode(batch, progress=progress),
-        lambda t: text_key(embedder.vector_id, t),
-        cached_sentences,
-        embedder.dim,
-    )
     counts: dict[str, int] = {}
     for c in chunks:
         counts[c.doc] = counts.get(c.doc, 0) + 1
@@ -278,6 +289,7 @@ def _build_loaded(
         "chunks": len(chunks),
         "lexical": {"version": lexical.VERSION, "k1": lexical.K1, "b": lexical.B},
         "keys": keys,
+        "sentence_vectors": SENTENCE_VECTORS,
     }
     from qa.search import lexical_texts
 

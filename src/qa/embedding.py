@@ -166,3 +166,96 @@ class Embedder:
             if one:
                 torch.set_num_threads(threads)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of `texts` and of character spans inside them, from one forward pass each.
+
+        A span's vector is the normalised mean of the model's output for the tokens inside it,
+        read in the context of its whole text ("late chunking"): the passage's own encode
+        yields its sentences' vectors, so sentences cost no second pass through the model.
+        A span with no token inside the model window is embedded on its own.
+
+        Args:
+            texts: the texts to embed.
+            spans: for each text, (start, end) character offsets into it.
+            progress: show a progress bar.
+
+        Returns:
+            (text vectors, shape (len(texts), dim); span vectors, one row per span, in order).
+        """
+        if len(spans) != len(texts):
+            raise ValueError("one list of spans per text")
+        total = sum(len(s) for s in spans)
+        if not texts:
+            return (np.zeros((0, self.dim), np.float32), np.zeros((total, self.dim), np.float32))
+        if self.backend == "torch":
+            vectors, span_vectors = self._torch_spans(texts, spans, progress)
+        else:
+            vectors, span_vectors = self.model.encode_spans(
+                texts, spans, batch_size=self.batch_size, show_progress_bar=progress
+            )
+        empty = np.flatnonzero(~span_vectors.any(axis=1))
+        if len(empty):  # outside the window: embed those spans on their own
+            flat = [texts[i][s:e] for i, text_spans in enumerate(spans) for s, e in text_spans]
+            span_vectors[empty] = self.encode([flat[j] for j in empty])
+        return vectors, _normalized(span_vectors)
+
+    def _torch_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        model = self.model
+        step = self.batch_size * 8  # token outputs of a slice at a time (bounded memory)
+        vectors, span_vectors = [], []
+        starts = range(0, len(texts), step)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="Batches", unit="slice")
+        for start in starts:
+            part = texts[start : start + step]
+            offsets = model.tokenizer(
+                part, return_offsets_mapping=True, truncation=True,
+                max_length=model.max_seq_length, verbose=False,
+            )["offset_mapping"]  # fmt: skip
+            outputs = model.encode(part, batch_size=self.batch_size, output_value=None)
+            for out, offs, text_spans in zip(outputs, offsets, spans[start : start + step],
+                                             strict=True):
+                hidden = out["token_embeddings"][: len(offs)].float().numpy()
+                span_vectors.append(pool_spans(hidden, np.asarray(offs), text_spans))
+                vectors.append(out["sentence_embedding"].float().numpy())
+        return _normalized(np.vstack(vectors)), np.vstack(span_vectors)
+
+
+def pool_spans(
+    hidden: np.ndarray, offsets: np.ndarray, spans: list[tuple[int, int]]
+) -> np.ndarray:
+    """Mean of the token vectors that overlap each character span (not normalised).
+
+    Args:
+        hidden: (tokens, dim) model output of one text.
+        offsets: (tokens, 2) character offsets of each token in the text; special and padding
+            tokens have empty offsets and are never pooled.
+        spans: (start, end) character spans.
+
+    Returns:
+        (len(spans), dim) float32; a row of zeros for a span no token overlaps.
+    """
+    out = np.zeros((len(spans), hidden.shape[1]), dtype=np.float32)
+    if not len(offsets):
+        return out
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    real = ends > starts
+    for j, (s, e) in enumerate(spans):
+        inside = real & (starts < e) & (ends > s)
+        if inside.any():
+            out[j] = hidden[inside].mean(axis=0)
+    return out
+
+
+def _normalized(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float32 and contiguous."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.clip(norms, 1e-12, None))

@@ -219,8 +219,40 @@ class OnnxModel:
         **_: object,
     ) -> np.ndarray:
         """Embeddings of `texts` (longest first in batches, returned in input order)."""
+        out, _spans = self._run(texts, None, batch_size, show_progress_bar)
+        if normalize_embeddings or self.meta["normalize"]:
+            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+    def encode_spans(
+        self,
+        texts: list[str],
+        spans: list[list[tuple[int, int]]],
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised embeddings of `texts`, and the mean token output of each character span
+        (one row per span, in order, not normalised; zeros where no token overlaps it)."""
+        out, span_out = self._run(texts, spans, batch_size, show_progress_bar)
+        out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        return out, span_out
+
+    def _run(
+        self,
+        texts: list[str],
+        spans: list[list[tuple[int, int]]] | None,
+        batch_size: int,
+        show_progress_bar: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        from qa.embedding import pool_spans
+
+        dim = self.get_embedding_dimension()
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.zeros((len(texts), self.get_embedding_dimension()), dtype=np.float32)
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        span_out = None
+        if spans is not None:
+            first = np.concatenate(([0], np.cumsum([len(s) for s in spans])))
+            span_out = np.zeros((int(first[-1]), dim), dtype=np.float32)
         starts = range(0, len(texts), batch_size)
         if show_progress_bar:
             from tqdm import tqdm
@@ -228,12 +260,17 @@ class OnnxModel:
             starts = tqdm(starts, desc="Batches", unit="batch")
         for start in starts:
             idx = order[start : start + batch_size]
-            out[idx] = self._embed([texts[i] for i in idx])
-        if normalize_embeddings or self.meta["normalize"]:
-            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
-        return out
+            hidden, mask, encodings = self._forward([texts[i] for i in idx])
+            out[idx] = self._pool(hidden, mask)
+            if span_out is not None:
+                for row, i in enumerate(idx):
+                    span_out[first[i] : first[i + 1]] = pool_spans(
+                        hidden[row], np.asarray(encodings[row].offsets), spans[i]
+                    )
+        return out, span_out
 
-    def _embed(self, batch: list[str]) -> np.ndarray:
+    def _forward(self, batch: list[str]) -> tuple[np.ndarray, np.ndarray, list]:
+        """The model's token outputs for a batch, its attention mask and the encodings."""
         encodings = self._batch_tok.encode_batch(batch)
         feeds = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
@@ -242,7 +279,10 @@ class OnnxModel:
         }
         session = self.session(1 if len(batch) == 1 else self._threads)
         (hidden,) = session.run(None, {n: feeds[n] for n in self.meta["inputs"]})
+        return hidden, feeds["attention_mask"], encodings
+
+    def _pool(self, hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         if self.meta["pooling"] == "cls":
             return hidden[:, 0]
-        mask = feeds["attention_mask"][..., None].astype(np.float32)
+        mask = attention_mask[..., None].astype(np.float32)
         return (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)

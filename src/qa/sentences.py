@@ -4,13 +4,19 @@ They serve twice: the hybrid ranking adds a passage's best sentence match to its
 (a question often matches one sentence better than a whole paragraph), and highlighting picks
 the sentences of a hit that best answer the question - with no model call at query time.
 
+A sentence's vector is pooled from its passage's own forward pass (the mean of the model's
+token outputs inside the sentence, read in the context of the passage; see
+`Embedder.encode_spans`), so a build runs the model once per passage, not once more per
+sentence. The README's "Retrieval quality" section compares it with embedding each sentence on
+its own.
+
 Stored with the build as two arrays: ``sentences`` (int32, one row per sentence: chunk id,
 start, end, offsets relative to the chunk's text) and ``sentence_vectors`` (float32).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,55 +34,46 @@ def sentence_table(chunks: Sequence[Chunk]) -> np.ndarray:
 
 
 def sentence_texts(chunks: Sequence[Chunk], table: np.ndarray) -> list[str]:
-    """The text of each sentence row, white space normalised (what the model sees)."""
+    """The text of each sentence row, white space normalised."""
     by_id = {c.id: c for c in chunks}
     return [normalize(by_id[int(cid)].text[int(s) : int(e)]) for cid, s, e in table]
 
 
-def embed_sentences(
-    chunks: Sequence[Chunk],
-    encode: Callable[[list[str]], np.ndarray],
-    key: Callable[[str], str],
-    cached: dict[str, np.ndarray],
-    dim: int,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """The sentence table and vectors of `chunks`, reusing vectors from `cached` by text key.
+def model_spans(chunk: Chunk, embedded: str) -> list[tuple[int, int]]:
+    """Where each sentence of `chunk` lies in `embedded`, the text the model sees for it
+    (`chunking.embed_text`: heading, newline, the passage with white space normalised)."""
+    spans = []
+    pos = len(embedded) - len(normalize(chunk.text))  # the passage comes after the heading
+    for s, e in sentence_spans(chunk.text):
+        sentence = normalize(chunk.text[s:e])
+        start = embedded.find(sentence, pos)
+        if start < 0:  # cannot happen for an embed_text of this chunk; keep offsets sane
+            raise ValueError(f"sentence not found in the embedded text of chunk {chunk.id}")
+        spans.append((start, start + len(sentence)))
+        pos = start + len(sentence)
+    return spans
 
-    Args:
-        chunks: the passages.
-        encode: embeds a list of texts (normalised float32 rows).
-        key: cache key of a text (model id and text).
-        cached: previously computed vectors by key.
-        dim: vector dimension.
 
-    Returns:
-        (table, vectors, how many sentences had to be embedded).
-    """
-    table = sentence_table(chunks)
-    texts = sentence_texts(chunks, table)
-    keys = [key(t) for t in texts]
-    vectors = np.zeros((len(texts), dim), dtype=np.float32)
-    todo = []
-    for i, k in enumerate(keys):
-        if k in cached:
-            vectors[i] = cached[k]
-        else:
-            todo.append(i)
-    if todo:
-        vectors[todo] = encode([texts[i] for i in todo])
-    return table, vectors, len(todo)
+def rows_per_chunk(table: np.ndarray, chunks: int) -> np.ndarray:
+    """Bounds of each chunk's rows in a table sorted by chunk: rows of chunk i are
+    bounds[i]:bounds[i + 1]."""
+    return np.searchsorted(table[:, 0], np.arange(chunks + 1)) if len(table) else \
+        np.zeros(chunks + 1, dtype=np.int64)
 
 
 def previous_vectors(
-    chunks: Sequence[Chunk], arrays: dict[str, np.ndarray], key: Callable[[str], str]
+    arrays: dict[str, np.ndarray], keys: Sequence[str], pooled: bool
 ) -> dict[str, np.ndarray]:
-    """Sentence vectors of an earlier build by text key (empty if it has none)."""
+    """The sentence vectors of an earlier build by its passages' keys: passage key -> (its
+    sentences, dim). Empty unless that build pooled them from the passage (`pooled`), since
+    older builds embedded each sentence on its own, which gives other vectors."""
     table, vectors = arrays.get(TABLE), arrays.get(VECTORS)
-    if table is None or vectors is None or len(table) != len(vectors):
+    if not pooled or table is None or vectors is None or len(table) != len(vectors):
         return {}
-    if len(table) and int(table[:, 0].max()) >= len(chunks):
+    if len(table) and (int(table[:, 0].max()) >= len(keys) or np.any(np.diff(table[:, 0]) < 0)):
         return {}
-    return {key(t): vectors[i] for i, t in enumerate(sentence_texts(chunks, table))}
+    bounds = rows_per_chunk(table, len(keys))
+    return {key: vectors[bounds[i] : bounds[i + 1]] for i, key in enumerate(keys)}
 
 
 class SentenceIndex:
@@ -93,7 +90,7 @@ class SentenceIndex:
         self.vectors = vectors
         order = np.argsort(table[:, 0], kind="stable") if len(table) else np.zeros(0, np.int64)
         self.table, self.vectors = table[order], vectors[order]
-        self._bounds = np.searchsorted(self.table[:, 0], np.arange(chunks + 1))
+        self._bounds = rows_per_chunk(self.table, chunks)
 
     def rows(self, chunk_id: int) -> slice:
         """The rows of one chunk's sentences, in reading order."""
