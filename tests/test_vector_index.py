@@ -113,3 +113,37 @@ def test_cli_refuses_unknown_index_type(capsys, report_corpus, tmp_path):
                  "--index-type", "annoy"])
     err = capsys.readouterr().err
     assert code == 2 and "invalid choice: 'annoy'" in err and "hint:" in err
+
+
+def test_a_rebuild_with_the_same_vectors_reuses_the_faiss_index(
+    monkeypatch, report_corpus, tmp_path, embedder
+):
+    import shutil
+
+    from qa import store
+    from qa.build import build_index
+    from qa.search import Searcher
+
+    made = []
+    real = vector_index.make_index
+    monkeypatch.setattr(vector_index, "make_index",
+                        lambda vectors, kind=None: made.append(kind) or real(vectors, kind))
+    corpus = tmp_path / "corpus"
+    shutil.copytree(report_corpus, corpus)
+    build_index(corpus, tmp_path / "i", embedder=embedder, index_type="hnsw")
+    first = store.current_build(tmp_path / "i") / store.DENSE
+    before = first.read_bytes()
+    assert made == ["hnsw"]
+    build_index(corpus, tmp_path / "i", embedder=embedder, index_type="hnsw")
+    assert made == ["hnsw"]  # nothing changed: the index file was copied, not rebuilt
+    second = store.load(tmp_path / "i")
+    assert (second.path / store.DENSE).read_bytes() == before
+    assert second.manifest["index_type"] == "hnsw"
+    assert Searcher(tmp_path / "i", embedder=embedder).search("mid back pain", k=3)
+    build_index(corpus, tmp_path / "i", embedder=embedder, index_type="flat")
+    assert made == ["hnsw", "flat"]  # another kind asked for: built
+    doc = next(corpus.iterdir())
+    doc.write_text(doc.read_text(encoding="utf-8") + "\nA new closing paragraph.\n",
+                   encoding="utf-8")
+    build_index(corpus, tmp_path / "i", embedder=embedder, index_type="flat")
+    assert made == ["hnsw", "flat", "flat"]  # other vectors: built

@@ -57,27 +57,40 @@ def text_key(model_id: str, text: str) -> str:
     return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()[:32]
 
 
-def _previous_vectors(
-    index_dir: Path, model_id: str, dim: int
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Passage vectors and their sentences' vectors in the live build, both by passage key,
-    when it used the same model and vector space (`model_id` is the embedder's `vector_id`;
-    else empty)."""
+@dataclass
+class _Previous:
+    """What a build can take from the live build: vectors by passage key, and its FAISS index."""
+
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    sentences: dict[str, np.ndarray] = field(default_factory=dict)  # passage key -> its sentences
+    keys: list[str] = field(default_factory=list)
+    dense: tuple[Path, str] | None = None  # its FAISS index file and kind
+    index_request: str | None = None  # the index type asked for ("auto" or a kind)
+
+
+def _previous(index_dir: Path, model_id: str, dim: int) -> _Previous:
+    """The live build's reusable parts, when it used the same model and vector space
+    (`model_id` is the embedder's `vector_id`; else nothing)."""
     try:
         previous = store.load(index_dir)
     except QAError as exc:
         log.debug("no vectors to reuse: %s", exc)
-        return {}, {}
-    model = previous.manifest["model"]
+        return _Previous()
+    manifest = previous.manifest
+    model = manifest["model"]
     if vector_id(model["id"], model.get("backend", "torch")) != model_id or model["dim"] != dim:
-        return {}, {}
-    keys = previous.manifest.get("keys") or []
+        return _Previous()
+    keys = manifest.get("keys") or []
     if len(keys) != len(previous.chunks):
-        return {}, {}
-    pooled = previous.manifest.get("sentence_vectors") == SENTENCE_VECTORS
-    return (
+        return _Previous()
+    pooled = manifest.get("sentence_vectors") == SENTENCE_VECTORS
+    same_version = manifest.get("qa_version") == __version__
+    return _Previous(
         {key: previous.vectors[i] for i, key in enumerate(keys)},
         sentences.previous_vectors(previous.arrays, keys, pooled),
+        keys,
+        (previous.path / store.DENSE, manifest["index_type"]) if same_version else None,
+        manifest.get("index_request"),
     )
 
 
@@ -246,7 +259,8 @@ def _build_loaded(
     keys = [text_key(embedder.vector_id, t) for t in texts]
     table = sentences.sentence_table(chunks)
     bounds = sentences.rows_per_chunk(table, len(chunks))
-    cached, cached_sentences = _previous_vectors(index_dir, embedder.vector_id, embedder.dim)
+    previous = _previous(index_dir, embedder.vector_id, embedder.dim)
+    cached, cached_sentences = previous.vectors, previous.sentences
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     sentence_vectors = np.zeros((len(table), embedder.dim), dtype=np.float32)
     todo = []
@@ -276,6 +290,7 @@ def _build_loaded(
         "corpus": corpus,
         "model": {"id": embedder.model_id, "dim": embedder.dim, "backend": embedder.backend},
         "index_type": index_type or "auto",
+        "index_request": index_type or "auto",
         "chunking": {
             "version": CHUNKER_VERSION,
             "max_tokens": embedder.max_tokens,
@@ -295,7 +310,9 @@ def _build_loaded(
 
     bm25 = lexical.LexicalIndex.build(lexical_texts(chunks, titles))
     arrays = {sentences.TABLE: table, sentences.VECTORS: sentence_vectors, **bm25.to_arrays()}
-    path = store.write_build(index_dir, manifest, chunks, vectors, arrays)
+    same_vectors = previous.keys == keys and previous.index_request == (index_type or "auto")
+    dense = previous.dense if same_vectors else None  # the same vectors: reuse the FAISS index
+    path = store.write_build(index_dir, manifest, chunks, vectors, arrays, dense_from=dense)
     return BuildSummary(
         documents=len(loaded.documents),
         chunks=len(chunks),

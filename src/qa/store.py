@@ -103,6 +103,7 @@ def write_build(
     chunks: list[Chunk],
     vectors: np.ndarray,
     arrays: dict[str, np.ndarray] | None = None,
+    dense_from: tuple[Path, str] | None = None,
 ) -> Path:
     """Write a complete build and make it the live index in one atomic step.
 
@@ -117,6 +118,9 @@ def write_build(
         vectors: float32 array, one normalised row per chunk.
         arrays: further numeric arrays to keep with the build, by name (saved as <name>.npy,
             checksummed, loaded back into `StoredIndex.arrays`).
+        dense_from: (FAISS index file, its kind) of a build with exactly these vectors, copied
+            instead of building the index again (an IVF index over a million vectors takes
+            minutes to train).
 
     Returns:
         The new build folder.
@@ -137,8 +141,14 @@ def write_build(
         arrays = arrays or {}
         for name, array in arrays.items():
             _write_array(tmp / f"{name}.npy", array)
-        dense, index_type = make_index(vectors, manifest.get("index_type"))
-        _write_file(tmp / DENSE, faiss.serialize_index(dense).tobytes())
+        if dense_from is not None:
+            shutil.copyfile(dense_from[0], tmp / DENSE)
+            with open(tmp / DENSE, "rb") as fh:
+                os.fsync(fh.fileno())
+            index_type = dense_from[1]
+        else:
+            dense, index_type = make_index(vectors, manifest.get("index_type"))
+            _write_file(tmp / DENSE, faiss.serialize_index(dense).tobytes())
 
         manifest = dict(manifest)
         manifest["format"] = FORMAT_VERSION
