@@ -97,3 +97,13 @@ def test_default_backend_answers_without_torch(report_index):
     assert proc.returncode == 0, proc.stderr
     hits = json.loads(proc.stdout.splitlines()[0])["hits"]
     assert any(h["section"] == "Chronic Middle Back Pain Treatments" for h in hits)
+
+
+def test_spans_without_character_offsets_are_embedded_on_their_own(embedder, monkeypatch):
+    torch = Embedder(backend="torch")
+    texts = ["Rest helps. So does gentle movement."]
+    spans = [[(0, 11), (12, 36)]]
+    monkeypatch.setattr(type(torch.model.tokenizer), "is_fast", property(lambda self: False))
+    vectors, pooled = torch.encode_spans(texts, spans)
+    assert np.allclose(vectors, torch.encode(texts), atol=1e-6)
+    assert np.allclose(pooled, torch.encode(["Rest helps.", "So does gentle movement."]), atol=1e-6)

@@ -175,7 +175,8 @@ class Embedder:
         A span's vector is the normalised mean of the model's output for the tokens inside it,
         read in the context of its whole text ("late chunking"): the passage's own encode
         yields its sentences' vectors, so sentences cost no second pass through the model.
-        A span with no token inside the model window is embedded on its own.
+        A span with no token inside the model window is embedded on its own (as is every span
+        for a model whose tokenizer cannot give character offsets).
 
         Args:
             texts: the texts to embed.
@@ -190,7 +191,11 @@ class Embedder:
         total = sum(len(s) for s in spans)
         if not texts:
             return (np.zeros((0, self.dim), np.float32), np.zeros((total, self.dim), np.float32))
-        if self.backend == "torch":
+        if self.backend == "torch" and not getattr(self.model.tokenizer, "is_fast", False):
+            # no character offsets from a slow tokenizer: every span is embedded on its own
+            vectors = self.encode(texts, progress=progress)
+            span_vectors = np.zeros((total, self.dim), np.float32)
+        elif self.backend == "torch":
             vectors, span_vectors = self._torch_spans(texts, spans, progress)
         else:
             vectors, span_vectors = self.model.encode_spans(
