@@ -141,6 +141,8 @@ def test_rrf():
 
 def test_tokenize_and_content_terms():
     assert words("Café, naïve CAUSES!") == ["cafe", "naive", "causes"]
+    assert words("Cafe, naive CAUSES!") == ["cafe", "naive", "causes"]  # the ASCII fast path
+    assert words("x" * 41 + " ok") == ["ok"] == words("é" * 41 + " ok")  # noise words dropped
     assert tokenize("The causes of chronic pains") == ["caus", "chronic", "pain"]
     assert "what" in tokenize("what is it")  # the short list keeps question words for ranking
     assert content_terms("What should I do about my aching back, my back?") == ["ach", "back"]

@@ -10,6 +10,7 @@ unless it is one sentence long.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -28,12 +29,18 @@ def sentences(text: str) -> list[Span]:
     return sentence_spans(text)
 
 
+@lru_cache(maxsize=1 << 16)
+def _terms(text: str) -> frozenset[str]:
+    """The BM25 terms of a sentence; cached, since the same passages are shown again and again."""
+    return frozenset(tokenize(text))
+
+
 def term_share(question_terms: Sequence[str], text: str) -> float:
     """Share of the distinct question terms that occur in `text` (0 when there are none)."""
     wanted = set(question_terms)
     if not wanted:
         return 0.0
-    return len(wanted & set(tokenize(text))) / len(wanted)
+    return len(wanted & _terms(text)) / len(wanted)
 
 
 def sentence_scores(

@@ -53,9 +53,11 @@ def _stemmer():
 
 def words(text: str) -> list[str]:
     """Lower-cased words of `text`, accents folded ("Café" -> "cafe"), punctuation dropped."""
-    folded = unicodedata.normalize("NFKD", text.lower())
-    found = _WORD.findall("".join(ch for ch in folded if not unicodedata.combining(ch)))
-    return [w for w in found if len(w) <= MAX_TERM]
+    folded = text.lower()
+    if not folded.isascii():  # (ASCII text has nothing to fold: the common case, kept fast)
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return [w for w in _WORD.findall(folded) if len(w) <= MAX_TERM]
 
 
 def tokenize(text: str) -> list[str]:
