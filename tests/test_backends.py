@@ -107,3 +107,20 @@ def test_spans_without_character_offsets_are_embedded_on_their_own(embedder, mon
     vectors, pooled = torch.encode_spans(texts, spans)
     assert np.allclose(vectors, torch.encode(texts), atol=1e-6)
     assert np.allclose(pooled, torch.encode(["Rest helps.", "So does gentle movement."]), atol=1e-6)
+
+
+def test_build_threads_are_the_free_cores_unless_configured(monkeypatch):
+    from qa import config
+
+    monkeypatch.delenv("QA_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    for load, expected in ((0.2, 2), (0.6, 1), (1.0, 1), (9.0, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert config.threads() == expected
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.4, 0, 0))
+    assert config.threads() == 6
+    monkeypatch.setenv("QA_THREADS", "3")
+    assert config.threads() == 3
+    monkeypatch.setenv("QA_THREADS", "zero")
+    assert config.threads() == 6
