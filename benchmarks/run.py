@@ -466,6 +466,7 @@ def environment() -> dict:
         "python": platform.python_version(), "torch": torch.__version__,
         "sentence_transformers": sentence_transformers.__version__,
         "onnxruntime": onnxruntime.__version__, "faiss": faiss.__version__,
+        "build_threads": int(os.environ.get("QA_THREADS", "0")) or None,
     }
 
 
@@ -476,13 +477,15 @@ def markdown(r: dict, command: str) -> str:
     lines = [
         f"`{command}`: {env['cpus']} cores, torch {env['torch']}, onnxruntime "
         f"{env['onnxruntime']}, faiss {env['faiss']}, sentence-transformers "
-        f"{env['sentence_transformers']}. Each part with its date, commit and the machine's "
-        "load average (start/end; the machine is shared with other jobs):",
+        f"{env['sentence_transformers']}; questions run on one thread. Each part with its "
+        "date, commit, the machine's load average (start/end; the machine is shared with "
+        "other jobs) and the threads builds ran on:",
         "",
     ]
     for part, info in ran.items():
         lines.append(f"- {part}: {info['date']}, {info['commit']}, load "
-                     f"{info['load_average'][0]:.1f}/{info['load_average'][1]:.1f}")
+                     f"{info['load_average'][0]:.1f}/{info['load_average'][1]:.1f}, "
+                     f"{info.get('build_threads') or '?'} build thread(s)")
     lines += ["", "| measure | qa | floor (same run) | ratio | target | holds |",
               "|---|---|---|---|---|---|"]
 
@@ -606,6 +609,9 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     backend = config.backend(args.backend)
+    # one thread count for the whole run (qa picks it from the load, which the run itself
+    # changes): a build and its floor must run on the same number of threads
+    os.environ["QA_THREADS"] = str(config.threads())
     quick = args.quick
     RESULTS.mkdir(parents=True, exist_ok=True)
     latest = RESULTS / "latest.json"
@@ -622,7 +628,8 @@ def main() -> int:
             load = os.getloadavg()[0]
             r[part] = globals()[f"part_{part}"](work, backend, large, quick, args)
             r["ran"][part] = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": env["commit"],
-                              "load_average": [load, os.getloadavg()[0]]}
+                              "load_average": [load, os.getloadavg()[0]],
+                              "build_threads": env["build_threads"]}
             r["environment"] = env
             text = save(r, args, part)  # after each part, so a long run keeps what it measured
     print(text)
