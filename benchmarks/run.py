@@ -66,13 +66,18 @@ def log(message: str) -> None:
 
 
 def write_medquad(name: str, dest: Path, limit: int | None = None) -> list[str]:
-    """Write the BEIR corpus as one Markdown file per answer (title as heading); returns ids."""
+    """Write the BEIR corpus as one Markdown file per answer (title as heading); returns the
+    file names. medquad-full repeats some ids (16,407 answers, 12,133 ids): every answer is
+    kept, a repeated id gets a numbered file."""
     dest.mkdir(parents=True, exist_ok=True)
-    ids = []
+    names: list[str] = []
+    seen: dict[str, int] = {}
     for row in read_jsonl(SHARED / name / "corpus.jsonl")[:limit]:
-        (dest / f"{row['_id']}.md").write_text(f"# {row['title']}\n\n{row['text']}\n", "utf-8")
-        ids.append(row["_id"])
-    return ids
+        seen[row["_id"]] = seen.get(row["_id"], 0) + 1
+        stem = row["_id"] if seen[row["_id"]] == 1 else f"{row['_id']}~{seen[row['_id']]}"
+        (dest / f"{stem}.md").write_text(f"# {row['title']}\n\n{row['text']}\n", "utf-8")
+        names.append(stem)
+    return names
 
 
 def embed_texts(index_dir: Path) -> list[str]:
@@ -323,7 +328,7 @@ def ndcg_at_10(index: Path, queries: list[dict], qrels: dict[str, set[str]]) -> 
     for q in queries:
         ranked: list[str] = []
         for hit in searcher.search(q["text"], 50):
-            doc = Path(hit.doc).stem
+            doc = Path(hit.doc).stem.split("~")[0]  # a repeated id's file counts as that id
             if doc not in ranked:
                 ranked.append(doc)
         rel = qrels.get(q["_id"], set())
@@ -339,7 +344,7 @@ def backends(work: Path, name: str, limit: int | None, n_queries: int | None) ->
     from qa.embedding import Embedder
 
     corpus = work / f"{name}-first-{limit}-corpus"
-    ids = set(write_medquad(name, corpus, limit))
+    ids = {stem.split("~")[0] for stem in write_medquad(name, corpus, limit)}
     qrels: dict[str, set[str]] = {}
     with open(SHARED / name / "qrels.tsv", encoding="utf-8") as fh:
         next(fh)
