@@ -8,6 +8,7 @@ word counter and with the model's real tokenizer (the session `embedder`).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -139,3 +140,13 @@ def test_plain_text_real_tokenizer(tokens, text, max_tokens):
 @given(text=md_texts, max_tokens=st.integers(16, 254))
 def test_markdown_real_tokenizer(tokens, text, max_tokens):
     check_properties(load("md", text), tokens, max_tokens)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-3, 3), max_size=60), st.integers(0, 70))
+def test_top_k_is_a_stable_sort_cut_at_k(values, k):
+    from qa.search import top_k
+
+    scores = np.array(values, dtype=np.float32) / 2  # few distinct values: many ties
+    expected = np.argsort(-scores, kind="stable")[:k]
+    assert top_k(scores, k).tolist() == expected.tolist()

@@ -348,7 +348,7 @@ class Searcher:
             if mask is not None:
                 lexical[~mask] = 0.0
             matched = np.flatnonzero(lexical > 0)
-            lexical_top = matched[np.argsort(-lexical[matched], kind="stable")[:pool]]
+            lexical_top = matched[top_k(lexical[matched], pool)]
             if mode == "lexical":
                 ids, scores = lexical_top, lexical[lexical_top]
             else:
@@ -482,5 +482,16 @@ def dense_search(
         return scores[0][keep], ids[0][keep]
     allowed = np.flatnonzero(mask)
     scores = stored.vectors[allowed] @ query[0]
-    top = np.argsort(-scores, kind="stable")[:k]
+    top = top_k(scores, k)
     return scores[top], allowed[top]
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k highest scores, best first, ties in position order: what a stable
+    sort of all scores gives, without sorting them all (tens of thousands per question)."""
+    if len(scores) > k > 0:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]  # the k-th highest score
+        candidates = np.flatnonzero(scores >= kth)
+    else:
+        candidates = np.arange(len(scores))
+    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
