@@ -78,8 +78,8 @@ def card(hit, mode: str, best: float | None, in_context: bool) -> None:
         download = page.original_download(searcher.original_path(hit.doc))
         if download is not None:
             st.download_button(
-                download.label, download.data, download.file_name, download.mime,
-                key=f"download-{hit.rank}",
+                download.label, download.read, download.file_name, download.mime,
+                key=f"download-{hit.rank}", on_click="ignore",
             )  # fmt: skip
         if not in_context:
             return

@@ -174,6 +174,12 @@ def test_the_page_in_a_real_browser(server, browser, embedder, capsys):
         page.get_by_role("button", name="Is the thoracic spine often injured?").click()
         page.get_by_text("The thoracic spine is not prone to injury").first.wait_for()
 
+        # the original file downloads, read from the corpus only when the button is clicked
+        with page.expect_download() as download:
+            page.get_by_role("button", name=f"Download the original ({REPORT.name})").first.click()
+        assert Path(download.value.path()).read_bytes() == REPORT.read_bytes()
+        assert download.value.suggested_filename == REPORT.name
+
         # HTML typed into the box is shown as text and runs nothing
         ask(page, HOSTILE_QUESTION, "passages for")
         assert f"for: {HOSTILE_QUESTION}" in shown_text(page)

@@ -518,7 +518,8 @@ def test_page_cites_title_section_page_and_offers_the_original(mixed_app):
     )
     [download] = first.get("download_button")
     assert download.label == "Download the original (back\\-care\\-handbook\\.pdf)"
-    assert download.proto.url.endswith(".pdf")  # served as application/pdf
+    # the file is read only when clicked (deferred), and the click does not rerun the page
+    assert download.proto.deferred_file_id and download.proto.ignore_rerun
     for card in _cards(mixed_app)[1:]:
         assert len(card.get("download_button")) == 1
 
@@ -551,9 +552,14 @@ def test_page_helpers_for_originals_and_the_filter(tmp_path: Path):
 
     (tmp_path / "my_notes.md").write_text("# Notes", encoding="utf-8")
     download = page.original_download(tmp_path / "my_notes.md")
-    assert download == page.Download(
-        "Download the original (my\\_notes\\.md)", "my_notes.md", "text/markdown", b"# Notes"
+    assert (download.label, download.file_name, download.mime) == (
+        "Download the original (my\\_notes\\.md)", "my_notes.md", "text/markdown"
     )
+    assert download.read() == b"# Notes"  # read when clicked, not when shown
+    (tmp_path / "my_notes.md").write_text("# Notes, edited", encoding="utf-8")
+    assert download.read() == b"# Notes, edited"
+    (tmp_path / "my_notes.md").unlink()
+    assert download.read() == b""  # gone by the time of the click: an empty file, no error
     assert page.original_download(tmp_path / "gone.pdf") is None
     assert page.original_download(None) is None
     choices = page.document_choices(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -388,28 +389,36 @@ MIME_TYPES = {
 
 @dataclass(frozen=True)
 class Download:
-    """What the page needs to offer a document's original file for download."""
+    """What the page needs to offer a document's original file for download.
+
+    `read` returns the file's bytes; the page calls it only when the button is clicked, so
+    showing results never reads (or keeps in memory) the files behind them.
+    """
 
     label: str
     file_name: str
     mime: str
-    data: bytes
+    read: Callable[[], bytes]
 
 
 def original_download(path: Path | None) -> Download | None:
-    """The original file as a download (None when it is gone or unreadable).
+    """The original file as a download (None when it is gone).
 
-    `path` comes from `Searcher.original_path`, which keeps it inside the corpus folder.
+    `path` comes from `Searcher.original_path`, which keeps it inside the corpus folder. A file
+    that becomes unreadable before the click downloads as an empty file, never an error.
     """
-    if path is None:
+    if path is None or not path.is_file():
         return None
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
+
+    def read() -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError:
+            return b""
+
     mime = MIME_TYPES.get(path.suffix.lower(), "application/octet-stream")
     label = f"Download the original ({escape_markdown(path.name)})"  # labels are Markdown
-    return Download(label, path.name, mime, data)
+    return Download(label, path.name, mime, read)
 
 
 def document_choices(documents: list[dict]) -> dict[str, str]:
