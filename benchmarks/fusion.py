@@ -1,8 +1,9 @@
 """How the hybrid ranking was chosen: fusion methods and weights on MedQuAD and on the report.
 
-Every configuration ranks all passages of a collection per question, from the same three score
-arrays the product computes (passage cosine, best-sentence cosine, BM25), so the comparison is
-cheap once the collections are indexed. `qa eval` remains the reference for the chosen mode
+Every configuration ranks all passages of a collection per question, from the same four score
+arrays the product computes (passage cosine, best-sentence cosine, best-sentence cosine ordered
+by aspect within heading groups - `qa.aspect` - and BM25), so the comparison is cheap once the
+collections are indexed. `qa eval` remains the reference for the chosen mode
 (it ranks candidate pools, as `qa ask` does; the figures agree to within rounding here).
 
 Usage (index medquad-small once with `qa eval ... --index DIR`, then):
@@ -28,12 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from qa import fusion  # noqa: E402
+from qa import aspect, fusion  # noqa: E402
 from qa.evaluate import load_dataset, score_run  # noqa: E402
 from qa.lexical import tokenize  # noqa: E402
-from qa.search import Searcher  # noqa: E402
+from qa.search import CANDIDATES, Searcher  # noqa: E402
 
-Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def minmax(x: np.ndarray) -> np.ndarray:
@@ -48,40 +49,59 @@ def ranks(x: np.ndarray) -> np.ndarray:
 
 
 def configurations() -> dict[str, Scorer]:
-    """name -> f(dense, best_sentence, bm25) giving one score per passage."""
+    """name -> f(dense, best_sentence, aspect_sentence, bm25) giving one score per passage."""
     configs: dict[str, Scorer] = {
-        "dense": lambda d, s, b: d,
-        "lexical (BM25)": lambda d, s, b: b,
-        "dense + best sentence (0.2)": lambda d, s, b: (d + 0.2 * s) / 1.2,
+        "dense": lambda d, s, a, b: d,
+        "lexical (BM25)": lambda d, s, a, b: b,
+        "dense + best sentence (0.5)": lambda d, s, a, b: (d + 0.5 * s) / 1.5,
     }
     for w in (0.5, 0.7, 0.8):
         configs[f"min-max fusion, dense weight {w}"] = (
-            lambda d, s, b, w=w: w * minmax(d) + (1 - w) * minmax(b)
+            lambda d, s, a, b, w=w: w * minmax(d) + (1 - w) * minmax(b)
         )
     for w in (0.5, 0.7):
         configs[f"RRF k=60, dense weight {w}"] = (
-            lambda d, s, b, w=w: w / (60 + ranks(d)) + (1 - w) / (60 + ranks(b))
+            lambda d, s, a, b, w=w: w / (60 + ranks(d)) + (1 - w) / (60 + ranks(b))
         )
-    for lam in (0.0, 0.2, 0.3, 0.5):
+    for lam in (0.0, 0.2, 0.5, 1.0):
         for alpha in (0.1, 0.2, 0.3):
             name = f"cosine{' + sentence ' + str(lam) if lam else ''} + BM25/max x {alpha}"
-            configs[name] = lambda d, s, b, lam=lam, alpha=alpha: fusion.score_fusion(
+            configs[name] = lambda d, s, a, b, lam=lam, alpha=alpha: fusion.score_fusion(
                 d, b, float(b.max(initial=0)), s if lam else None, alpha, lam
+            )
+    for lam in (0.5, 0.75, 1.0, 1.5):
+        for alpha in (0.1, 0.2, 0.3):
+            configs[f"cosine + aspect sentence {lam} + BM25/max x {alpha}"] = (
+                lambda d, s, a, b, lam=lam, alpha=alpha: fusion.score_fusion(
+                    d, b, float(b.max(initial=0)), a, alpha, lam
+                )
             )
     return configs
 
 
-def arrays(searcher: Searcher, question: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Passage cosine, best-sentence cosine and BM25 score of every passage."""
+def arrays(
+    searcher: Searcher, question: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Passage cosine, best-sentence cosine, the same ordered by aspect inside heading groups
+    (over the candidates hybrid search would score: the top 100 of each retriever) and BM25,
+    for every passage."""
     stored = searcher.stored
-    query = searcher.embedder.encode([question])[0]
+    query, hidden, offsets = searcher.embedder.encode_query(question)
+    query = query[0]
     dense = stored.vectors @ query
     sentence = np.full(len(stored.chunks), -1.0, dtype=np.float32)
     index = searcher.sentence_index()
     if index is not None:
         np.maximum.at(sentence, index.table[:, 0], index.vectors @ query)
     bm25 = searcher.lexical_index().scores(tokenize(question))
-    return dense, sentence, bm25
+    aspect_sentence = sentence.copy()
+    if index is not None and hidden is not None:
+        top = CANDIDATES
+        ids = np.union1d(np.argsort(-dense, kind="stable")[:top],
+                         np.flatnonzero(bm25 > 0)[np.argsort(-bm25[bm25 > 0], kind="stable")[:top]])
+        aspect_sentence[ids] = aspect.rescore(sentence[ids], ids, question, hidden, offsets,
+                                              searcher.headings(), index)
+    return dense, sentence, aspect_sentence, bm25
 
 
 def dataset_ndcg(searcher: Searcher, dataset_dir: Path, configs: dict[str, Scorer]) -> dict:
@@ -92,9 +112,9 @@ def dataset_ndcg(searcher: Searcher, dataset_dir: Path, configs: dict[str, Score
     for qid, text in dataset.queries:
         if qid not in dataset.qrels:
             continue
-        d, s, b = arrays(searcher, text)
+        d, s, a, b = arrays(searcher, text)
         for name, f in configs.items():
-            order = np.argsort(-f(d, s, b), kind="stable")[:500]
+            order = np.argsort(-f(d, s, a, b), kind="stable")[:500]
             runs[name].append((qid, list(dict.fromkeys(chunk_docs[order]))[:100]))
     return {name: score_run(run, dataset.qrels, name).ndcg for name, run in runs.items()}
 
@@ -106,9 +126,9 @@ def report_hits(searcher: Searcher, questions: list[dict], configs: dict[str, Sc
     out = {name: [0, 0] for name in configs}
     answerable = [q for q in questions if q["expected"]]
     for q in answerable:
-        d, s, b = arrays(searcher, q["question"])
+        d, s, a, b = arrays(searcher, q["question"])
         for name, f in configs.items():
-            top = np.argsort(-f(d, s, b), kind="stable")[:3]
+            top = np.argsort(-f(d, s, a, b), kind="stable")[:3]
             ok = [matches(searcher.chunks[int(i)].text, q["expected"]) for i in top]
             out[name][0] += ok[0]
             out[name][1] += any(ok)

@@ -68,9 +68,14 @@ class Block:
     heading: str | None = None  # the heading text, when the block is a heading
 
 
+def embed_context(section: str | None, title: str) -> str:
+    """The heading a passage is embedded under: its section heading, else its document title."""
+    return normalize(section or title or "")
+
+
 def embed_text(section: str | None, title: str, text: str) -> str:
     """What the model sees for a passage: its section heading (or document title), then the text."""
-    context = normalize(section or title or "")
+    context = embed_context(section, title)
     body = normalize(text)
     return f"{context}\n{body}" if context else body
 

@@ -167,6 +167,35 @@ class Embedder:
                 torch.set_num_threads(threads)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def encode_query(self, text: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """A question's vector, exactly as `encode([text])` gives it, with the model's token
+        outputs of the same pass and their character offsets in `text`.
+
+        Returns:
+            (vector of shape (1, dim); token outputs (tokens, dim); offsets (tokens, 2)), the
+            last two None when the tokenizer cannot give character offsets.
+        """
+        if self.backend != "torch":
+            vector, hidden, offsets = self.model.encode_tokens(text)
+            return vector, hidden, offsets
+        model = self.model
+        if not getattr(model.tokenizer, "is_fast", False):
+            return self.encode([text]), None, None
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a question: one thread, as in encode
+        try:
+            (out,) = model.encode([text], output_value=None)
+        finally:
+            torch.set_num_threads(threads)
+        offsets = model.tokenizer(
+            text, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length,
+            verbose=False,
+        )["offset_mapping"]  # fmt: skip
+        vector = _normalized(out["sentence_embedding"].float().numpy()[None, :])
+        return vector, out["token_embeddings"][: len(offsets)].float().numpy(), np.asarray(offsets)
+
     def encode_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import numpy as np
 MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "hybrid"  # measured best on both benchmark sets (README, "Retrieval quality")
 LEXICAL_WEIGHT = 0.2
-SENTENCE_WEIGHT = 0.5
+SENTENCE_WEIGHT = 1.0
 RRF_K = 60
 
 

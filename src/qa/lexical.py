@@ -75,6 +75,16 @@ def content_terms(text: str) -> list[str]:
     return list(dict.fromkeys(_stemmer().stemWords([w for w in words(text) if w not in stop])))
 
 
+def stems(words_: Sequence[str]) -> list[str]:
+    """Snowball stems of lower-cased words (as `words` gives them), in order."""
+    return _stemmer().stemWords(list(words_))
+
+
+def is_function_word(word: str) -> bool:
+    """Whether a lower-cased word is on the long stop list (question words, pronouns...)."""
+    return word in _function_words()
+
+
 def passage_text(title: str, section: str | None, text: str) -> str:
     """What BM25 indexes for a passage: the document title, the section heading, the text."""
     return " ".join(part for part in (title, section, text) if part)

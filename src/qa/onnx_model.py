@@ -224,6 +224,14 @@ class OnnxModel:
             out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
         return out
 
+    def encode_tokens(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One text's normalised embedding (shape (1, dim), as `encode` gives it), its token
+        outputs (tokens, dim) and their character offsets (tokens, 2)."""
+        hidden, mask, encodings = self._forward([text])
+        vector = self._pool(hidden, mask)
+        vector /= np.clip(np.linalg.norm(vector, axis=1, keepdims=True), 1e-12, None)
+        return vector, hidden[0], np.asarray(encodings[0].offsets)
+
     def encode_spans(
         self,
         texts: list[str],

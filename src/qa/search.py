@@ -11,6 +11,7 @@ import numpy as np
 
 from qa import (
     answered,
+    aspect,
     config,
     docfilter,
     highlight,
@@ -20,7 +21,7 @@ from qa import (
     store,
     vector_index,
 )
-from qa.chunking import embed_text
+from qa.chunking import embed_context, embed_text
 from qa.citation import cite
 from qa.embedding import Embedder, vector_id
 from qa.errors import QAError, UsageError
@@ -178,6 +179,7 @@ class Searcher:
         self._lexical_lock = threading.Lock()  # one build of the per-snapshot BM25/sentence data
         self._lexical: tuple[store.StoredIndex, LexicalIndex] | None = None
         self._sentences: tuple[store.StoredIndex, sentences.SentenceIndex | None] | None = None
+        self._headings: tuple[store.StoredIndex, aspect.Headings] | None = None
         self._load(store.load(self.index_dir))
         wanted = model or os.environ.get("QA_MODEL")
         if embedder is None:
@@ -303,6 +305,18 @@ class Searcher:
                 self._lexical = cached
             return cached[1]
 
+    def headings(self, stored: store.StoredIndex | None = None) -> aspect.Headings:
+        """The heading each passage of a build was embedded under (made once per build)."""
+        stored = stored or self.stored
+        with self._lexical_lock:
+            cached = self._headings
+            if cached is None or cached[0] is not stored:
+                contexts = [embed_context(c.section, stored.titles.get(c.doc, ""))
+                            for c in stored.chunks]
+                cached = (stored, aspect.Headings(contexts))
+                self._headings = cached
+            return cached[1]
+
     def sentence_index(
         self, stored: store.StoredIndex | None = None
     ) -> sentences.SentenceIndex | None:
@@ -333,7 +347,7 @@ class Searcher:
             mask = self.doc_mask(doc)
         text, truncated = self.embedder.truncate(question)
         self._local.truncated = truncated
-        query = self.embedder.encode([text])
+        query, hidden, offsets = self.embedder.encode_query(text)
         terms = tokenize(question)
         wanted = max(n, rerank.DEPTH) if self.reranker is not None else n
         pool = max(wanted, CANDIDATES)
@@ -355,9 +369,12 @@ class Searcher:
                 ids = np.union1d(dense_ids, lexical_top)
                 cosine = stored.vectors[ids] @ query[0]
                 sentence_index = self.sentence_index(stored)
-                best_sentence = (
-                    None if sentence_index is None else sentence_index.best(query[0], ids)
-                )
+                best_sentence = None
+                if sentence_index is not None:
+                    best_sentence = sentence_index.best(query[0], ids)
+                    if hidden is not None:  # ordered by what is asked beyond the heading
+                        best_sentence = aspect.rescore(best_sentence, ids, text, hidden, offsets,
+                                                       self.headings(stored), sentence_index)
                 scores = score_fusion(
                     cosine, lexical[ids], float(lexical.max(initial=0.0)), best_sentence
                 )
