@@ -56,6 +56,10 @@ def test_onnx_backend_matches_torch_and_is_recorded(tmp_path, onnx_cache, capsys
     assert np.allclose(onnx_v, torch_v, atol=1e-5) and np.allclose(onnx_s, torch_s, atol=1e-5)
     assert np.allclose(onnx_v, onnx.encode(texts), atol=1e-6)  # the same pass, the same vectors
     assert np.allclose(onnx_s[-1], onnx.encode([texts[-1][1490:1499]])[0], atol=1e-5)  # on its own
+    question = "What are the genetic changes related to back pain?"
+    (ov, oh, oo), (tv, th, to) = (e.encode_query(question) for e in (onnx, torch))
+    assert np.array_equal(ov, onnx.encode([question])) and np.allclose(tv, ov, atol=1e-5)
+    assert np.array_equal(oo, to) and np.allclose(oh, th, atol=1e-4)  # the same tokens
 
     build_index(tmp_path / "c", tmp_path / "i", embedder=torch)
     torch_vectors = store.load(tmp_path / "i").vectors
