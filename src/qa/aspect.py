@@ -99,15 +99,31 @@ def rescore(
         sentence_index: the build's sentence vectors.
     """
     out = np.asarray(best_sentence, dtype=np.float32).copy()
-    groups = headings.group[ids]
-    found, counts = np.unique(groups, return_counts=True)
-    words = None
-    for group in found[counts > 1]:  # a passage alone under its heading keeps its score
-        words = token_words(question, offsets) if words is None else words
-        vector = aspect_vector(hidden, words, headings.stems[group])
-        if vector is None:
-            continue
-        members = np.flatnonzero(groups == group)
-        aspect = sentence_index.best(vector.astype(np.float32), ids[members])
-        out[members] = out[members].max() + aspect - aspect.max()
+    found, inverse, counts = np.unique(headings.group[ids], return_inverse=True,
+                                       return_counts=True)
+    if counts.max(initial=0) < 2:  # a passage alone under its heading keeps its score
+        return out
+    words = token_words(question, offsets)
+    asked = {w[1] for w in words if w is not None}
+    vectors: list[np.ndarray] = []
+    by_removed: dict[frozenset[str], int] = {}  # headings that take the same words away
+    which = np.full(len(found), -1)
+    for k in np.flatnonzero(counts > 1):
+        removed = frozenset(asked & headings.stems[found[k]])
+        if removed not in by_removed:
+            vector = aspect_vector(hidden, words, removed)
+            by_removed[removed] = -1 if vector is None else len(vectors)
+            if vector is not None:
+                vectors.append(vector.astype(np.float32))
+        which[k] = by_removed[removed]
+    members = np.flatnonzero(which[inverse] >= 0)
+    if not len(members):
+        return out
+    group = inverse[members]
+    scores = sentence_index.best(np.stack(vectors), ids[members], which[group])
+    best_of_group = np.full(len(found), -np.inf, dtype=np.float32)
+    np.maximum.at(best_of_group, group, out[members])
+    best_aspect = np.full(len(found), -np.inf, dtype=np.float32)
+    np.maximum.at(best_aspect, group, scores)
+    out[members] = best_of_group[group] + scores - best_aspect[group]
     return out

@@ -100,9 +100,15 @@ class SentenceIndex:
         """(start, end) of each sentence of a chunk, relative to the chunk's text."""
         return [(int(s), int(e)) for _, s, e in self.table[self.rows(chunk_id)]]
 
-    def best(self, query: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
+    def best(
+        self, query: np.ndarray, chunk_ids: np.ndarray, which: np.ndarray | None = None
+    ) -> np.ndarray:
         """For each chunk, the highest cosine of any of its sentences with `query` (shape (dim,));
-        -1 for a chunk without sentences."""
+        -1 for a chunk without sentences.
+
+        With `which`, `query` holds several questions (shape (q, dim)) and chunk i is scored
+        against query[which[i]].
+        """
         out = np.full(len(chunk_ids), -1.0, dtype=np.float32)
         ids = np.asarray(chunk_ids, dtype=np.int64)
         starts, lengths = self._bounds[ids], self._bounds[ids + 1] - self._bounds[ids]
@@ -112,6 +118,10 @@ class SentenceIndex:
         starts, lengths = starts[has], lengths[has]
         firsts = np.concatenate(([0], np.cumsum(lengths)[:-1]))  # each chunk's first score
         rows = np.arange(int(lengths.sum())) + np.repeat(starts - firsts, lengths)
-        scores = self.vectors[rows] @ query  # one product for all candidates' sentences
+        if which is None:
+            scores = self.vectors[rows] @ query  # one product for all candidates' sentences
+        else:
+            per_row = np.repeat(np.asarray(which)[has], lengths)
+            scores = (self.vectors[rows] @ query.T)[np.arange(len(rows)), per_row]
         out[has] = np.maximum.reduceat(scores, firsts)
         return out
