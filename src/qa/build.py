@@ -276,8 +276,8 @@ def _build_loaded(
         vectors[todo], pooled = _embed(
             embedder, [texts[i] for i in todo], spans, progress, on_progress
         )
-        rows = [np.arange(bounds[i], bounds[i + 1]) for i in todo]
-        sentence_vectors[np.concatenate(rows).astype(np.int64)] = pooled
+        todo_rows = [np.arange(bounds[i], bounds[i + 1]) for i in todo]
+        sentence_vectors[np.concatenate(todo_rows).astype(np.int64)] = pooled
     elif on_progress is not None:
         on_progress(0, 0)
     counts: dict[str, int] = {}

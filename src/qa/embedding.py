@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 
 import numpy as np
@@ -147,25 +149,31 @@ class Embedder:
         """Normalised embeddings of `texts`, shape (len(texts), dim), float32."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = self.model
-        one = len(texts) == 1 and self.backend == "torch"
-        if one:  # a question: one thread (measured far faster on a busy machine; see README)
-            import torch
-
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-        try:
-            vectors = model.encode(
+        with self._one_thread(len(texts) == 1):
+            vectors = self.model.encode(
                 texts,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=progress,
             )
-        finally:
-            if one:
-                torch.set_num_threads(threads)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    @contextmanager
+    def _one_thread(self, question: bool) -> Iterator[None]:
+        """torch runs a question on one thread (measured far faster on a busy machine; see
+        README); the ONNX model picks its one-thread session itself."""
+        if not question or self.backend != "torch":
+            yield
+            return
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
     def encode_query(self, text: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """A question's vector, exactly as `encode([text])` gives it, with the model's token
@@ -181,14 +189,8 @@ class Embedder:
         model = self.model
         if not getattr(model.tokenizer, "is_fast", False):
             return self.encode([text]), None, None
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # a question: one thread, as in encode
-        try:
+        with self._one_thread(True):
             (out,) = model.encode([text], output_value=None)
-        finally:
-            torch.set_num_threads(threads)
         offsets = model.tokenizer(
             text, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length,
             verbose=False,
