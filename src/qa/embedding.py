@@ -195,7 +195,7 @@ class Embedder:
             text, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length,
             verbose=False,
         )["offset_mapping"]  # fmt: skip
-        vector = _normalized(out["sentence_embedding"].float().numpy()[None, :])
+        vector = normalized(out["sentence_embedding"].float().numpy()[None, :])
         return vector, out["token_embeddings"][: len(offsets)].float().numpy(), np.asarray(offsets)
 
     def encode_spans(
@@ -236,7 +236,7 @@ class Embedder:
         if len(empty):  # outside the window: embed those spans on their own
             flat = [texts[i][s:e] for i, text_spans in enumerate(spans) for s, e in text_spans]
             span_vectors[empty] = self.encode([flat[j] for j in empty])
-        return vectors, _normalized(span_vectors)
+        return vectors, normalized(span_vectors)
 
     def _torch_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool
@@ -261,7 +261,7 @@ class Embedder:
                 hidden = out["token_embeddings"][: len(offs)].float().numpy()
                 span_vectors.append(pool_spans(hidden, np.asarray(offs), text_spans))
                 vectors.append(out["sentence_embedding"].float().numpy())
-        return _normalized(np.vstack(vectors)), np.vstack(span_vectors)
+        return normalized(np.vstack(vectors)), np.vstack(span_vectors)
 
 
 def pool_spans(
@@ -290,7 +290,7 @@ def pool_spans(
     return out
 
 
-def _normalized(vectors: np.ndarray) -> np.ndarray:
+def normalized(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), float32 and contiguous."""
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)

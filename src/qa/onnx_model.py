@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import config
+from qa.embedding import normalized, pool_spans
 from qa.errors import QAError
 
 EXPORT_VERSION = 1
@@ -220,17 +221,13 @@ class OnnxModel:
     ) -> np.ndarray:
         """Embeddings of `texts` (longest first in batches, returned in input order)."""
         out, _spans = self._run(texts, None, batch_size, show_progress_bar)
-        if normalize_embeddings or self.meta["normalize"]:
-            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
-        return out
+        return normalized(out) if normalize_embeddings or self.meta["normalize"] else out
 
     def encode_tokens(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One text's normalised embedding (shape (1, dim), as `encode` gives it), its token
         outputs (tokens, dim) and their character offsets (tokens, 2)."""
         hidden, mask, encodings = self._forward([text])
-        vector = self._pool(hidden, mask)
-        vector /= np.clip(np.linalg.norm(vector, axis=1, keepdims=True), 1e-12, None)
-        return vector, hidden[0], np.asarray(encodings[0].offsets)
+        return normalized(self._pool(hidden, mask)), hidden[0], np.asarray(encodings[0].offsets)
 
     def encode_spans(
         self,
@@ -242,8 +239,7 @@ class OnnxModel:
         """Normalised embeddings of `texts`, and the mean token output of each character span
         (one row per span, in order, not normalised; zeros where no token overlaps it)."""
         out, span_out = self._run(texts, spans, batch_size, show_progress_bar)
-        out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
-        return out, span_out
+        return normalized(out), span_out
 
     def _run(
         self,
@@ -252,8 +248,6 @@ class OnnxModel:
         batch_size: int,
         show_progress_bar: bool,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        from qa.embedding import pool_spans
-
         dim = self.get_embedding_dimension()
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), dim), dtype=np.float32)

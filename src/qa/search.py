@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -176,10 +177,8 @@ class Searcher:
         self.index_dir = config.index_dir(index_dir)
         self._lock = threading.Lock()  # guards the swap of the index snapshot
         self._refresh_lock = threading.Lock()  # one refresh loads at a time
-        self._lexical_lock = threading.Lock()  # one build of the per-snapshot BM25/sentence data
-        self._lexical: tuple[store.StoredIndex, LexicalIndex] | None = None
-        self._sentences: tuple[store.StoredIndex, sentences.SentenceIndex | None] | None = None
-        self._headings: tuple[store.StoredIndex, aspect.Headings] | None = None
+        self._per_build_lock = threading.Lock()  # one making of per-build data at a time
+        self._per_build: dict[str, tuple[store.StoredIndex, object]] = {}  # BM25, sentences...
         self._load(store.load(self.index_dir))
         wanted = model or os.environ.get("QA_MODEL")
         if embedder is None:
@@ -290,49 +289,48 @@ class Searcher:
         text, self._local.truncated = self.embedder.truncate(question)
         return self.embedder.encode([text])
 
+    def _for_build(self, name: str, stored: store.StoredIndex | None, make: Callable):
+        """What `make(stored)` gives for a build, made once per build and kept until the
+        searcher moves to another one (`name` tells the kinds apart)."""
+        stored = stored or self.stored
+        with self._per_build_lock:
+            cached = self._per_build.get(name)
+            if cached is None or cached[0] is not stored:
+                cached = (stored, make(stored))
+                self._per_build[name] = cached
+            return cached[1]
+
     def lexical_index(self, stored: store.StoredIndex | None = None) -> LexicalIndex:
         """The BM25 index of a build: as stored with it, else computed on first use."""
-        stored = stored or self.stored
-        with self._lexical_lock:
-            cached = self._lexical
-            if cached is None or cached[0] is not stored:
-                index = None
-                if (stored.manifest.get("lexical") or {}).get("version") == lexical.VERSION:
-                    index = LexicalIndex.from_arrays(stored.arrays, len(stored.chunks))
-                if index is None:
-                    index = LexicalIndex.build(lexical_texts(stored.chunks, stored.titles))
-                cached = (stored, index)
-                self._lexical = cached
-            return cached[1]
+
+        def make(stored: store.StoredIndex) -> LexicalIndex:
+            if (stored.manifest.get("lexical") or {}).get("version") == lexical.VERSION:
+                index = LexicalIndex.from_arrays(stored.arrays, len(stored.chunks))
+                if index is not None:
+                    return index
+            return LexicalIndex.build(lexical_texts(stored.chunks, stored.titles))
+
+        return self._for_build("lexical", stored, make)
 
     def headings(self, stored: store.StoredIndex | None = None) -> aspect.Headings:
         """The heading each passage of a build was embedded under (made once per build)."""
-        stored = stored or self.stored
-        with self._lexical_lock:
-            cached = self._headings
-            if cached is None or cached[0] is not stored:
-                contexts = [embed_context(c.section, stored.titles.get(c.doc, ""))
-                            for c in stored.chunks]
-                cached = (stored, aspect.Headings(contexts))
-                self._headings = cached
-            return cached[1]
+        return self._for_build("headings", stored, lambda stored: aspect.Headings(
+            [embed_context(c.section, stored.titles.get(c.doc, "")) for c in stored.chunks]
+        ))  # fmt: skip
 
     def sentence_index(
         self, stored: store.StoredIndex | None = None
     ) -> sentences.SentenceIndex | None:
         """The sentence vectors of a build, or None for a build made before they were stored."""
-        stored = stored or self.stored
-        with self._lexical_lock:
-            cached = self._sentences
-            if cached is None or cached[0] is not stored:
-                table = stored.arrays.get(sentences.TABLE)
-                vectors = stored.arrays.get(sentences.VECTORS)
-                index = None
-                if table is not None and vectors is not None and len(table) == len(vectors):
-                    index = sentences.SentenceIndex(table, vectors, len(stored.chunks))
-                cached = (stored, index)
-                self._sentences = cached
-            return cached[1]
+
+        def make(stored: store.StoredIndex) -> sentences.SentenceIndex | None:
+            table = stored.arrays.get(sentences.TABLE)
+            vectors = stored.arrays.get(sentences.VECTORS)
+            if table is None or vectors is None or len(table) != len(vectors):
+                return None
+            return sentences.SentenceIndex(table, vectors, len(stored.chunks))
+
+        return self._for_build("sentences", stored, make)
 
     def rank(
         self, question: str, n: int, mode: str | None = None, doc: docfilter.Patterns = None
