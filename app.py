@@ -1,20 +1,22 @@
 """The `qa` page: ask the documents in a browser. Run with `streamlit run app.py` (or `make run`).
 
-A thin shell: search lives in `qa.search`, presentation in `qa.page`. Every piece of question
-or document text goes through `qa.page`'s escaping before it reaches `st.markdown`; nothing
-here allows HTML. The model and the index load once per server process (`st.cache_resource`).
+A thin shell: search lives in `qa.retrieve.searcher`, presentation in `qa.present.page`. Every
+piece of question or document text goes through `qa.present.page`'s escaping before it reaches
+`st.markdown`; nothing here allows HTML. The model and the index load once per server process
+(`st.cache_resource`).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from qa import config, page
+from qa import config
 from qa.errors import QAError, UsageError
-from qa.fusion import DEFAULT_MODE, MODES
-from qa.search import clean_question
+from qa.present import page
+from qa.retrieve.fusion import DEFAULT_MODE, MODES
+from qa.retrieve.searcher import clean_question
 from qa.staleness import check as check_staleness  # light: file sizes and times, no model
-from qa.store import current_build
+from qa.store.local import current_build
 
 st.set_page_config(page_title="qa: ask the documents", page_icon="🔎")
 
@@ -22,7 +24,7 @@ st.set_page_config(page_title="qa: ask the documents", page_icon="🔎")
 @st.cache_resource(show_spinner="Loading the language model and the index…")
 def load_searcher(index_dir: str):
     """The Searcher for an index folder: model and index, loaded once per server process."""
-    from qa.search import Searcher
+    from qa.retrieve.searcher import Searcher
 
     searcher = Searcher(index_dir)
     searcher.encode_question("warm up")  # load the model now, not on the first question

@@ -1,4 +1,4 @@
-"""How the "answered" rule (qa.answered) was calibrated, and how it does on its data.
+"""How the "answered" rule (qa.retrieve.answered) was calibrated, and how it does on its data.
 
 In-domain questions: the MedQuAD questions of a data set and 150 of its titles used as keyword
 queries, against its index; the report dev questions (benchmarks/data) against the report.
@@ -25,14 +25,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from qa.answered import MIN_COSINE  # noqa: E402
 from qa.evaluate import load_dataset  # noqa: E402
-from qa.search import Searcher, clean_question  # noqa: E402
+from qa.retrieve.answered import MIN_COSINE  # noqa: E402
+from qa.retrieve.searcher import Searcher, clean_question  # noqa: E402
 
 
 def features(searcher: Searcher, questions: list[str]) -> list[tuple[float, bool, bool]]:
     """(best cosine, whether one passage holds all content words, answered) per question."""
-    from qa.lexical import content_terms
+    from qa.retrieve.lexical import content_terms
 
     out = []
     for q in questions:

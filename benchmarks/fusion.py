@@ -2,8 +2,8 @@
 
 Every configuration ranks all passages of a collection per question, from the same four score
 arrays the product computes (passage cosine, best-sentence cosine, best-sentence cosine ordered
-by aspect within heading groups - `qa.aspect` - and BM25), so the comparison is cheap once the
-collections are indexed. `qa eval` remains the reference for the chosen mode
+by aspect within heading groups - `qa.retrieve.aspect` - and BM25), so the comparison is cheap
+once the collections are indexed. `qa eval` remains the reference for the chosen mode
 (it ranks candidate pools, as `qa ask` does; the figures agree to within rounding here).
 
 Usage (index medquad-small once with `qa eval ... --index DIR`, then):
@@ -29,10 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from qa import aspect, fusion  # noqa: E402
 from qa.evaluate import load_dataset, score_run  # noqa: E402
-from qa.lexical import tokenize  # noqa: E402
-from qa.search import CANDIDATES, Searcher  # noqa: E402
+from qa.retrieve import aspect, fusion  # noqa: E402
+from qa.retrieve.lexical import tokenize  # noqa: E402
+from qa.retrieve.searcher import CANDIDATES, Searcher  # noqa: E402
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from qa.build import build_index  # noqa: E402
-from qa.fusion import MODES  # noqa: E402
-from qa.search import Searcher  # noqa: E402
+from qa.retrieve.fusion import MODES  # noqa: E402
+from qa.retrieve.searcher import Searcher  # noqa: E402
 
 
 def main() -> None:

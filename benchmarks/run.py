@@ -82,8 +82,8 @@ def write_medquad(name: str, dest: Path, limit: int | None = None) -> list[str]:
 
 def embed_texts(index_dir: Path) -> list[str]:
     """The exact texts a build embedded, in chunk order."""
-    from qa import store
-    from qa.chunking import embed_text
+    from qa.ingest.chunking import embed_text
+    from qa.store import local as store
 
     stored = store.load(index_dir)
     titles = {d["path"]: d["title"] for d in stored.manifest["documents"]}
@@ -133,7 +133,7 @@ def run_worker(mode: str, payload: dict) -> dict:
 def worker_main(mode: str, payload_file: str) -> None:
     """Child-process measurements, so that peak RSS belongs to one job only."""
     payload = json.loads(Path(payload_file).read_text())
-    from qa.embedding import Embedder
+    from qa.embed.embedder import Embedder
 
     embedder = Embedder(backend=payload["backend"])
     embedder.model  # noqa: B018 - loaded before the clock starts, as for the floor
@@ -159,8 +159,9 @@ def tune(sample: list[str], quick: bool) -> dict:
     import faiss
     import torch
 
-    from qa import embedding, onnx_model
-    from qa.embedding import Embedder
+    from qa.embed import embedder as embedding
+    from qa.embed import onnx as onnx_model
+    from qa.embed.embedder import Embedder
 
     out: dict = {"encode": [], "query": [], "faiss": []}
     threads = sorted({1, os.cpu_count() or 1})
@@ -212,8 +213,8 @@ def warm_queries(index_dir: Path, questions: list[str]) -> dict:
     """(a) library search vs the floor: encode the question + exact FAISS search, interleaved."""
     import faiss
 
-    from qa import vector_index
-    from qa.search import Searcher
+    from qa.retrieve.searcher import Searcher
+    from qa.store import faiss_index as vector_index
 
     searcher = Searcher(index_dir)
     embedder = searcher.embedder
@@ -246,7 +247,7 @@ def warm_queries(index_dir: Path, questions: list[str]) -> dict:
 def build_and_rebuild(corpus: Path, index: Path, backend: str) -> dict:
     """(b) build throughput vs raw encode, (d) rebuilds, (e) build RSS; one corpus."""
     from qa.build import build_index
-    from qa.embedding import Embedder
+    from qa.embed.embedder import Embedder
 
     builds, raws = [], []
     for rep in range(2):  # build, floor, floor, build: the machine's load drifts, keep the best
@@ -285,7 +286,7 @@ def build_and_rebuild(corpus: Path, index: Path, backend: str) -> dict:
 
 
 def _manifest(index: Path) -> dict:
-    from qa import store
+    from qa.store import local as store
 
     return store.read_manifest(index)[1]
 
@@ -322,7 +323,7 @@ def serving_rss(index: Path, questions: list[str]) -> dict:
 
 def ndcg_at_10(index: Path, queries: list[dict], qrels: dict[str, set[str]]) -> float:
     """nDCG@10 of the library search over a BEIR set (answers as documents, binary relevance)."""
-    from qa.search import Searcher
+    from qa.retrieve.searcher import Searcher
 
     searcher = Searcher(index)
     total = 0.0
@@ -342,7 +343,7 @@ def ndcg_at_10(index: Path, queries: list[dict], qrels: dict[str, set[str]]) -> 
 def backends(work: Path, name: str, limit: int | None, n_queries: int | None) -> list[dict]:
     """ONNX and ONNX-int8 against torch: export time, build throughput, nDCG@10 (same texts)."""
     from qa.build import build_index
-    from qa.embedding import Embedder
+    from qa.embed.embedder import Embedder
 
     corpus = work / f"{name}-first-{limit}-corpus"
     ids = {stem.split("~")[0] for stem in write_medquad(name, corpus, limit)}
@@ -381,7 +382,7 @@ def ann_sweep(vectors: np.ndarray, queries: np.ndarray, label: str, kinds: list[
     """Index kinds on one vector set: build time, memory, p50 latency, recall@10 vs exact."""
     import faiss
 
-    from qa import vector_index
+    from qa.store import faiss_index as vector_index
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     exact = faiss.IndexFlatIP(vectors.shape[1])
@@ -732,8 +733,8 @@ def part_backends(work, backend, large, quick, args) -> dict:
 
 def part_ann(work, backend, large, quick, args) -> dict:
     """Index kinds on the real chunk vectors of the large set, with its own questions."""
-    from qa import store
-    from qa.embedding import Embedder
+    from qa.embed.embedder import Embedder
+    from qa.store import local as store
 
     stored = store.load(large_index(work, backend, large))
     embedder = Embedder(backend=stored.manifest["model"].get("backend", "torch"))
@@ -744,7 +745,7 @@ def part_ann(work, backend, large, quick, args) -> dict:
 
 def part_synthetic(work, backend, large, quick, args) -> dict:
     """Index kinds on synthetic sets of growing size, shaped like medquad-small's vectors."""
-    from qa import store
+    from qa.store import local as store
 
     real = np.ascontiguousarray(store.load(large_index(work, backend, "medquad-small")).vectors)
     sizes = [20_000, 50_000] if quick else [20_000, 50_000, 200_000]
@@ -762,9 +763,9 @@ def part_synthetic(work, backend, large, quick, args) -> dict:
 
 def embed_texts_sample(work: Path, n: int) -> list[str]:
     """A fixed sample of real chunk texts (every k-th chunk of medquad-small's first 300)."""
-    from qa.chunking import chunk_documents, embed_text
-    from qa.embedding import Embedder
-    from qa.loaders import load_corpus
+    from qa.embed.embedder import Embedder
+    from qa.ingest.chunking import chunk_documents, embed_text
+    from qa.ingest.loaders import load_corpus
 
     corpus = work / "sample-corpus"
     write_medquad("medquad-small", corpus, 300)

@@ -32,7 +32,7 @@ def passage_matches(text: str, expected: str) -> bool:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from qa.embedding import Embedder
+    from qa.embed.embedder import Embedder
 
     e = Embedder()
     e.model  # noqa: B018 - load once for the whole session
@@ -58,6 +58,6 @@ def report_index(tmp_path_factory, report_corpus, embedder) -> Path:
 
 @pytest.fixture(scope="session")
 def report_searcher(report_index, embedder):
-    from qa.search import Searcher
+    from qa.retrieve.searcher import Searcher
 
     return Searcher(report_index, embedder=embedder)

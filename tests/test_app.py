@@ -9,8 +9,8 @@ import pytest
 from conftest import REPORT, ROOT
 from streamlit.testing.v1 import AppTest
 
-from qa import page
 from qa.build import build_index
+from qa.present import page
 
 APP = str(ROOT / "app.py")
 TIMEOUT = 120  # a first run may load the model or build an index on a busy machine
@@ -207,8 +207,9 @@ def test_build_reports_embedding_progress_for_the_page(tmp_path, report_corpus, 
 
 
 def test_model_and_index_load_once_per_process(monkeypatch, tmp_path, report_corpus, embedder):
-    from qa import embedding, search
     from qa.build import build_index
+    from qa.embed import embedder as embedding
+    from qa.retrieve import searcher as search
 
     build_index(report_corpus, tmp_path / "index", embedder=embedder)
     monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))

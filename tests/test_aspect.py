@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import aspect
 from qa.build import build_documents
 from qa.evaluate import load_dataset
-from qa.search import Searcher
-from qa.sentences import SentenceIndex
+from qa.ingest.sentences import SentenceIndex
+from qa.retrieve import aspect
+from qa.retrieve.searcher import Searcher
 
 DATA = Path(__file__).parent / "data" / "medquad-aspect"  # MedQuAD (CC BY 4.0), one title
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from test_incremental import write_corpus
 
-from qa import store
 from qa.build import build_index
-from qa.embedding import DEFAULT_BACKEND, Embedder
+from qa.embed.embedder import DEFAULT_BACKEND, Embedder
+from qa.store import local as store
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def onnx_cache(tmp_path_factory):
 
 
 def test_export_is_cached_in_qa_cache(onnx_cache, embedder):
-    from qa import onnx_model
+    from qa.embed import onnx as onnx_model
 
     path = onnx_model.ensure_export(embedder.model_id, embedder._load_path, "onnx-int8")
     folder = path.parent
@@ -41,7 +41,7 @@ def test_export_is_cached_in_qa_cache(onnx_cache, embedder):
 
 def test_onnx_backend_matches_torch_and_is_recorded(tmp_path, onnx_cache, capsys):
     from qa.cli import main
-    from qa.search import Searcher
+    from qa.retrieve.searcher import Searcher
 
     write_corpus(tmp_path / "c", 4)
     texts = [f"note {i} on back pain and posture" for i in range(5)] + ["pain " * 300]

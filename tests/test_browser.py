@@ -138,7 +138,7 @@ def ask(page, question: str, expect: str) -> float:
 
 def search_alone(index, embedder) -> list[float]:
     """Seconds `Searcher.ask` takes for the timed questions in this process (the floor)."""
-    from qa.search import Searcher
+    from qa.retrieve.searcher import Searcher
 
     searcher = Searcher(index, embedder=embedder)
     searcher.ask("warm up", 1)

@@ -1,7 +1,7 @@
 import re
 
-from qa.chunking import chunk_document, embed_text, looks_like_heading
-from qa.loaders import Document, load_corpus, markdown
+from qa.ingest.chunking import chunk_document, embed_text, looks_like_heading
+from qa.ingest.loaders import Document, load_corpus, markdown
 
 HEADINGS = [
     "Chronic Middle Back Pain Causes",

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from qa import embedding
 from qa.cli import main
+from qa.embed import embedder as embedding
 
 HIT_KEYS = {
     "rank",

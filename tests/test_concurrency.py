@@ -17,7 +17,7 @@ import time
 from conftest import REPORT, report_questions
 
 from qa.build import build_index
-from qa.search import Searcher
+from qa.retrieve.searcher import Searcher
 
 THREADS = 8
 
@@ -139,7 +139,7 @@ def test_searching_goes_on_during_a_build_and_refresh_switches(tmp_path, embedde
 
 
 def test_refresh_from_many_threads_loads_once(tmp_path, embedder, monkeypatch):
-    from qa import store
+    from qa.store import local as store
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -13,13 +13,13 @@ from conftest import REPORT, ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.chunking import chunk_document
-from qa.citation import cite
 from qa.cli import main
-from qa.docfilter import exact, matches, select_documents
 from qa.errors import UsageError
-from qa.loaders import html, load_corpus, markdown, pdf
-from qa.search import Searcher
+from qa.ingest.chunking import chunk_document
+from qa.ingest.loaders import html, load_corpus, markdown, pdf
+from qa.present.citation import cite
+from qa.retrieve.docfilter import exact, matches, select_documents
+from qa.retrieve.searcher import Searcher
 
 EXAMPLES = ROOT / "examples"
 
@@ -117,7 +117,7 @@ def test_markdown_passages_show_no_markup_and_map_back_to_the_file(tmp_path: Pat
 
 
 def test_source_span_of_copied_and_inserted_text():
-    from qa.loaders import Document
+    from qa.ingest.loaders import Document
 
     # "abc" copied from file offset 10, "\n\n" inserted, "de" copied from file offset 20
     doc = Document("x.md", "abc\n\nde", "markdown", source_map=((0, 10, 3), (5, 20, 2)))
@@ -548,7 +548,7 @@ def test_page_document_filter(mixed_app):
 
 
 def test_page_helpers_for_originals_and_the_filter(tmp_path: Path):
-    from qa import page
+    from qa.present import page
 
     (tmp_path / "my_notes.md").write_text("# Notes", encoding="utf-8")
     download = page.original_download(tmp_path / "my_notes.md")

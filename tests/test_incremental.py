@@ -14,9 +14,10 @@ import sys
 import numpy as np
 import pytest
 
-from qa import sentences, store
 from qa.build import build_index, text_key
-from qa.chunking import embed_text
+from qa.ingest import sentences
+from qa.ingest.chunking import embed_text
+from qa.store import local as store
 
 TOPICS = ["back pain", "sleep", "posture", "exercise", "diet", "stress", "massage", "yoga"]
 
@@ -124,8 +125,8 @@ def test_new_and_deleted_documents(tmp_path, embedder, spy):
 
 
 def test_pooling_sentence_spans_in_their_passage(embedder):
-    from qa.chunking import Chunk
-    from qa.embedding import pool_spans
+    from qa.embed.embedder import pool_spans
+    from qa.ingest.chunking import Chunk
 
     hidden = np.arange(12, dtype=np.float32).reshape(4, 3)
     offsets = np.array([[0, 0], [0, 4], [5, 9], [0, 0]])  # [CLS] back pain [SEP]

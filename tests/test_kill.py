@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from qa import store
 from qa.build import build_index
-from qa.search import Searcher
+from qa.retrieve.searcher import Searcher
+from qa.store import local as store
 
 DOCS = 300
 QUESTIONS = ["Which note covers posture?", "sleep and mattress", "knee injury recovery",
@@ -42,7 +42,7 @@ moment, argv = sys.argv[1], sys.argv[2:]
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-import qa.store as store
+import qa.store.local as store
 
 if moment == "mid-write":  # dense.faiss half written, then killed
     real_write = store._write_file

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from qa.errors import QAError
-from qa.loaders import decode, load_corpus, title_from_filename
+from qa.ingest.loaders import decode, load_corpus, title_from_filename
 
 
 def test_report_loads_exactly_as_given(report_corpus):

@@ -1,4 +1,4 @@
-"""qa.page: escaping, marking, relevance labels, context windows and index status text."""
+"""qa.present.page: escaping, marking, relevance labels, context windows and index status text."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import REPORT
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qa import page
+from qa.present import page
 
 HOSTILE = [
     "<script>alert(1)</script>",

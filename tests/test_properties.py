@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.chunking import MAX_HEADING_CHARS, blocks, chunk_document, embed_text
-from qa.loaders import markdown, plain
-from qa.text import normalize
+from qa.ingest.chunking import MAX_HEADING_CHARS, blocks, chunk_document, embed_text
+from qa.ingest.loaders import markdown, plain
+from qa.ingest.text import normalize
 
 SETTINGS = settings(
     max_examples=60,
@@ -145,7 +145,7 @@ def test_markdown_real_tokenizer(tokens, text, max_tokens):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(-3, 3), max_size=60), st.integers(0, 70))
 def test_top_k_is_a_stable_sort_cut_at_k(values, k):
-    from qa.search import top_k
+    from qa.retrieve.searcher import top_k
 
     scores = np.array(values, dtype=np.float32) / 2  # few distinct values: many ties
     expected = np.argsort(-scores, kind="stable")[:k]

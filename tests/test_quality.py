@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from conftest import passage_matches, report_questions
 
-from qa import sentences
-from qa.answered import MIN_COSINE, is_answered
 from qa.errors import IndexCorruptError, UsageError
-from qa.fusion import LEXICAL_WEIGHT, rrf, score_fusion
-from qa.lexical import LexicalIndex, content_terms, tokenize, words
-from qa.search import DEFAULT_MODE, MODES, Answer, Searcher
-from qa.text import sentence_spans
+from qa.ingest import sentences
+from qa.ingest.text import sentence_spans
+from qa.retrieve.answered import MIN_COSINE, is_answered
+from qa.retrieve.fusion import LEXICAL_WEIGHT, rrf, score_fusion
+from qa.retrieve.lexical import LexicalIndex, content_terms, tokenize, words
+from qa.retrieve.searcher import DEFAULT_MODE, MODES, Answer, Searcher
 
 
 def test_report_questions_meet_the_targets(report_searcher):
@@ -179,8 +179,9 @@ def test_lexical_scores_match_bm25s():
 
 
 def test_build_stores_the_bm25_index(report_index):
-    from qa import lexical, store
-    from qa.search import lexical_texts
+    from qa.retrieve import lexical
+    from qa.retrieve.searcher import lexical_texts
+    from qa.store import local as store
 
     stored = store.load(report_index)
     assert stored.manifest["lexical"]["version"] == lexical.VERSION
@@ -192,8 +193,8 @@ def test_build_stores_the_bm25_index(report_index):
 
 
 def test_sentence_vectors_are_stored_checked_and_reused(report_corpus, embedder, tmp_path):
-    from qa import store
     from qa.build import build_index
+    from qa.store import local as store
 
     index = tmp_path / "index"
     build_index(report_corpus, index, embedder=embedder)
@@ -218,7 +219,7 @@ def test_searcher_works_on_a_build_without_sentence_vectors(report_index, embedd
     """An index built before sentence vectors were stored still answers, with highlights."""
     import shutil
 
-    from qa import store
+    from qa.store import local as store
 
     index = tmp_path / "index"
     shutil.copytree(report_index, index, symlinks=True)

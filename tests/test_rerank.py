@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from qa import rerank
 from qa.errors import QAError
-from qa.search import Searcher
+from qa.retrieve import rerank
+from qa.retrieve.searcher import Searcher
 
 WORDS = ("back pain chronic mid thoracic spine treatment massage drugs doctor diagnosis opinion "
          "patients relief cause causes the a of is what how should i").split()

@@ -23,13 +23,14 @@ import numpy as np
 import pytest
 from conftest import REPORT
 
-from qa import staleness, store
+from qa import staleness
 from qa.build import build_index
-from qa.chunking import CHUNKER_VERSION, Chunk
 from qa.cli import main
 from qa.config import PACKAGED_MODEL_ID
 from qa.errors import QAError, UsageError
-from qa.search import Searcher
+from qa.ingest.chunking import CHUNKER_VERSION, Chunk
+from qa.retrieve.searcher import Searcher
+from qa.store import local as store
 
 HOSTILE = {
     "control": "what\x00causes\x07back\x1b[31m pain\x7f?\r",
@@ -181,7 +182,7 @@ def test_empty_corpus_and_corpus_of_only_unusable_files(capsys, tmp_path):
 def test_bad_files_are_skipped_with_one_warning_each(capsys, tmp_path, monkeypatch, embedder):
     """Binary, undecodable and unreadable files, and an unreadable sub-folder: each named once
     on stderr; the build goes on and indexes the rest."""
-    import qa.loaders
+    import qa.ingest.loaders
 
     corpus = tmp_path / "corpus"
     (corpus / "locked").mkdir(parents=True)
@@ -204,7 +205,7 @@ def test_bad_files_are_skipped_with_one_warning_each(capsys, tmp_path, monkeypat
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(qa.loaders, "open", fake_open, raising=False)
+    monkeypatch.setattr(qa.ingest.loaders, "open", fake_open, raising=False)
     monkeypatch.setattr(os, "scandir", fake_scandir)
     monkeypatch.setattr("qa.build.Embedder", lambda model=None, **_: embedder)
     code, out, err = run(capsys, "build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
@@ -306,7 +307,7 @@ def test_unexpected_error_is_one_line_and_debug_shows_it(capsys, monkeypatch, re
     def boom(*args, **kwargs):
         raise RuntimeError("something internal\nwith a second line")
 
-    monkeypatch.setattr("qa.search.Searcher.ask", boom)  # what `qa ask` calls
+    monkeypatch.setattr("qa.retrieve.searcher.Searcher.ask", boom)  # what `qa ask` calls
     code, _, err = run(capsys, "ask", "back pain", "--index", str(report_index))
     assert code == 1
     assert_one_line_error(err.replace("\nwith", " with"), "unexpected RuntimeError")
@@ -384,7 +385,7 @@ def test_hostile_question_as_argument(capsys, report_index):
 
 
 def test_clean_question_rejects_non_text():
-    from qa.search import clean_question
+    from qa.retrieve.searcher import clean_question
 
     with pytest.raises(UsageError):
         clean_question(None)  # type: ignore[arg-type]
@@ -397,7 +398,7 @@ def test_clean_question_rejects_non_text():
 @pytest.fixture(scope="module")
 def small_template(tmp_path_factory):
     """A corpus (report, a note, a binary file) and its index, built once for this module."""
-    from qa.embedding import Embedder
+    from qa.embed.embedder import Embedder
 
     root = tmp_path_factory.mktemp("stale")
     corpus = root / "corpus"

@@ -2,7 +2,7 @@ import pytest
 from conftest import passage_matches, report_questions
 
 from qa.errors import QAError, UsageError
-from qa.search import Hit, Searcher
+from qa.retrieve.searcher import Hit, Searcher
 
 
 def test_causes_question_returns_whole_passages_from_causes(report_searcher, report_corpus):

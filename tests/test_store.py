@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import store
-from qa.chunking import Chunk
 from qa.errors import IndexCorruptError, IndexMissingError, QAError
+from qa.ingest.chunking import Chunk
+from qa.store import local as store
 
 DIM = 8
 

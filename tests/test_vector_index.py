@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from qa import vector_index
 from qa.cli import main
+from qa.store import faiss_index as vector_index
 
 
 def clustered(n: int, dim: int = 32, centres: int = 40, seed: int = 0) -> np.ndarray:
@@ -97,7 +97,7 @@ def test_build_index_type_flag_is_recorded_and_searchable(
     capsys, report_corpus, tmp_path, embedder, report_searcher
 ):
     from qa.build import build_index
-    from qa.search import Searcher
+    from qa.retrieve.searcher import Searcher
 
     build_index(report_corpus, tmp_path, embedder=embedder, index_type="hnsw")
     question = "What causes chronic mid back pain?"
@@ -120,9 +120,9 @@ def test_a_rebuild_with_the_same_vectors_reuses_the_faiss_index(
 ):
     import shutil
 
-    from qa import store
     from qa.build import build_index
-    from qa.search import Searcher
+    from qa.retrieve.searcher import Searcher
+    from qa.store import local as store
 
     made = []
     real = vector_index.make_index

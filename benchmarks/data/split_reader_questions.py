@@ -16,7 +16,8 @@ SEED = 20261202
 
 
 def main():
-    rows = [json.loads(line) for line in SRC.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = SRC.read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
     groups = {}
     for r in rows:
         key = (r["kind"], r["expected"][0] if r["expected"] else "")

@@ -20,18 +20,18 @@ __all__ = ["Chunk", "Document", "Hit", "QAError", "Searcher", "build_index", "__
 
 if TYPE_CHECKING:  # pragma: no cover
     from qa.build import build_index
-    from qa.chunking import Chunk
     from qa.errors import QAError
-    from qa.loaders import Document
-    from qa.search import Hit, Searcher
+    from qa.ingest.chunking import Chunk
+    from qa.ingest.loaders import Document
+    from qa.retrieve.searcher import Hit, Searcher
 
 _LAZY = {
     "build_index": "qa.build",
-    "Chunk": "qa.chunking",
+    "Chunk": "qa.ingest.chunking",
     "QAError": "qa.errors",
-    "Document": "qa.loaders",
-    "Hit": "qa.search",
-    "Searcher": "qa.search",
+    "Document": "qa.ingest.loaders",
+    "Hit": "qa.retrieve.searcher",
+    "Searcher": "qa.retrieve.searcher",
 }
 
 

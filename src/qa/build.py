@@ -18,11 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import __version__, config, lexical, sentences, store
-from qa.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP, chunk_documents, embed_text
-from qa.embedding import Embedder, vector_id
+from qa import __version__, config
+from qa.embed.embedder import Embedder, vector_id
 from qa.errors import QAError
-from qa.loaders import Document, LoadResult, load_corpus
+from qa.ingest import sentences
+from qa.ingest.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP, chunk_documents, embed_text
+from qa.ingest.loaders import Document, LoadResult, load_corpus
+from qa.retrieve import lexical
+from qa.store import local as store
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class BuildSummary:
         return text
 
 
-SENTENCE_VECTORS = "pooled"  # how this version makes sentence vectors (see qa.sentences)
+SENTENCE_VECTORS = "pooled"  # how this version makes sentence vectors (see qa.ingest.sentences)
 
 
 def text_key(model_id: str, text: str) -> str:
@@ -306,7 +309,7 @@ def _build_loaded(
         "keys": keys,
         "sentence_vectors": SENTENCE_VECTORS,
     }
-    from qa.search import lexical_texts
+    from qa.retrieve.searcher import lexical_texts
 
     bm25 = lexical.LexicalIndex.build(lexical_texts(chunks, titles))
     arrays = {sentences.TABLE: table, sentences.VECTORS: sentence_vectors, **bm25.to_arrays()}

@@ -45,7 +45,7 @@ def _add_index(p: argparse.ArgumentParser) -> None:
 
 
 def _add_retrieval(p: argparse.ArgumentParser) -> None:
-    from qa.fusion import DEFAULT_MODE, MODES
+    from qa.retrieve.fusion import DEFAULT_MODE, MODES
 
     p.add_argument("--mode", choices=MODES, default=None,
                    help=f"retrieval: dense (meaning), lexical (BM25 words) or hybrid (both; "
@@ -197,7 +197,7 @@ def format_hits(question: str, hits: list, answered: bool = True, bold: bool = F
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from qa.search import Searcher, clean_question
+    from qa.retrieve.searcher import Searcher, clean_question
 
     if args.question is not None:
         clean_question(args.question)  # fail on an empty question before loading anything
@@ -275,7 +275,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from qa.staleness import check
-    from qa.store import read_manifest
+    from qa.store.local import read_manifest
 
     index_dir = config.index_dir(args.index)
     build, m = read_manifest(index_dir)

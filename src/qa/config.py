@@ -35,7 +35,7 @@ def model_name(value: str | None = None) -> str:
 
 def backend(value: str | None = None) -> str:
     """The embedding backend: the argument, else $QA_BACKEND, else the measured default."""
-    from qa.embedding import BACKENDS, DEFAULT_BACKEND
+    from qa.embed.embedder import BACKENDS, DEFAULT_BACKEND
 
     name = value or os.environ.get("QA_BACKEND") or DEFAULT_BACKEND
     if name not in BACKENDS:

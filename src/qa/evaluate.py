@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import QAError
-from qa.loaders import Document
+from qa.ingest.loaders import Document
 
 CORPUS = "corpus.jsonl"
 QUERIES = "queries.jsonl"
@@ -228,8 +228,8 @@ def evaluate(
         QAError: unreadable data set, unknown mode, model not loadable.
     """
     from qa.build import build_documents
-    from qa.embedding import Embedder
-    from qa.search import Searcher, clean_question, resolve_mode
+    from qa.embed.embedder import Embedder
+    from qa.retrieve.searcher import Searcher, clean_question, resolve_mode
 
     mode = resolve_mode(mode)
     dataset = load_dataset(path)

@@ -15,10 +15,11 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from qa import config, store
-from qa.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP
+from qa import config
 from qa.errors import QAError
-from qa.loaders import is_supported, iter_files
+from qa.ingest.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP
+from qa.ingest.loaders import is_supported, iter_files
+from qa.store import local as store
 
 # Files modified this close to (or after) the moment a build read the corpus are always hashed:
 # within one timestamp tick an edit can leave size and mtime as they were.
@@ -89,7 +90,7 @@ def check(
         with the cause in `reasons`, never an exception.
 
     Raises:
-        QAError: no index, or an unreadable manifest (as `qa.store.read_manifest`).
+        QAError: no index, or an unreadable manifest (as `qa.store.local.read_manifest`).
     """
     index_dir = config.index_dir(index_dir)
     _, manifest = store.read_manifest(index_dir)
@@ -120,7 +121,7 @@ def _config_reasons(manifest: dict, model: str | None) -> list[str]:
             reasons.append(f"built with model {manifest['model']['id']}, configured {model_id}")
     backend = os.environ.get("QA_BACKEND")
     if backend:
-        from qa.embedding import vector_id
+        from qa.embed.embedder import vector_id
 
         built = manifest["model"].get("backend", "torch")
         if vector_id(manifest["model"]["id"], backend) != vector_id(manifest["model"]["id"], built):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import config
-from qa.embedding import normalized, pool_spans
+from qa.embed.embedder import normalized, pool_spans
 from qa.errors import QAError
 
 EXPORT_VERSION = 1
@@ -72,7 +72,7 @@ def _export(load_path: str, folder: Path) -> None:
     """Export a sentence-transformers model (Transformer -> Pooling [-> Normalize]) to ONNX."""
     import torch
 
-    from qa.embedding import load_model
+    from qa.embed.embedder import load_model
 
     st = load_model(load_path)
     names = [type(m).__name__ for m in st]

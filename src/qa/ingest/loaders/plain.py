@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.loaders.base import Document, sha256, title_from_filename
+from qa.ingest.loaders.base import Document, sha256, title_from_filename
 
 
 def decode(data: bytes) -> str:

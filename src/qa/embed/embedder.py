@@ -44,7 +44,7 @@ def vector_id(model_id: str, backend: str) -> str:
 def load_model(path: str, backend: str = "torch", model_id: str | None = None):
     """Load a model once per process and backend, and share it (safe for concurrent use).
 
-    Returns a SentenceTransformer for "torch", else a `qa.onnx_model.OnnxModel` (exported from
+    Returns a SentenceTransformer for "torch", else a `qa.embed.onnx.OnnxModel` (exported from
     the local model on first use; see that module for where the export is cached).
     """
     key = (path, backend)
@@ -54,7 +54,7 @@ def load_model(path: str, backend: str = "torch", model_id: str | None = None):
             if backend == "torch":
                 _MODELS[key] = _load_torch(path)
             else:
-                from qa.onnx_model import OnnxModel, ensure_export
+                from qa.embed.onnx import OnnxModel, ensure_export
 
                 _MODELS_LOCK.release()  # the export loads the torch model through this function
                 try:

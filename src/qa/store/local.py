@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.chunking import Chunk
 from qa.errors import IndexCorruptError, IndexMissingError, QAError
+from qa.ingest.chunking import Chunk
 
 FORMAT_VERSION = 1
 CURRENT = "current"
@@ -127,7 +127,7 @@ def write_build(
     """
     import faiss
 
-    from qa.vector_index import make_index
+    from qa.store.faiss_index import make_index
 
     builds = index_dir / BUILDS
     builds.mkdir(parents=True, exist_ok=True)

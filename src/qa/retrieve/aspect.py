@@ -28,8 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qa import lexical
-from qa.sentences import SentenceIndex
+from qa.ingest.sentences import SentenceIndex
+from qa.retrieve import lexical
 
 _WORD = re.compile(r"\w+")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from qa.loaders.base import Document, TextBuilder
-from qa.loaders.plain import decode
+from qa.ingest.loaders.base import Document, TextBuilder
+from qa.ingest.loaders.plain import decode
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 _FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)

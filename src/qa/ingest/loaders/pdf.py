@@ -24,8 +24,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from qa.loaders.base import Document, TextBuilder
-from qa.text import normalize
+from qa.ingest.loaders.base import Document, TextBuilder
+from qa.ingest.text import normalize
 
 HEADING_SIZE_RATIO = 1.12  # a heading is set at least this much larger than the body text
 PARAGRAPH_GAP_RATIO = 1.3  # a gap this many times the usual line spacing starts a paragraph

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qa.chunking import Chunk
-from qa.text import normalize, sentence_spans
+from qa.ingest.chunking import Chunk
+from qa.ingest.text import normalize, sentence_spans
 
 TABLE = "sentences"
 VECTORS = "sentence_vectors"

@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-from qa.loaders import Document
-from qa.text import append_trimmed, normalize, sentence_spans
+from qa.ingest.loaders import Document
+from qa.ingest.text import append_trimmed, normalize, sentence_spans
 
 CHUNKER_VERSION = 2
 DEFAULT_MAX_TOKENS = 254  # all-MiniLM-L6-v2: 256 word pieces minus [CLS] and [SEP]

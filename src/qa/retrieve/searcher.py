@@ -10,26 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import (
-    answered,
-    aspect,
-    config,
-    docfilter,
-    highlight,
-    lexical,
-    rerank,
-    sentences,
-    store,
-    vector_index,
-)
-from qa.chunking import embed_context, embed_text
-from qa.citation import cite
-from qa.embedding import Embedder, vector_id
+from qa import config
+from qa.embed.embedder import Embedder, vector_id
 from qa.errors import QAError, UsageError
-from qa.fusion import DEFAULT_MODE, MODES, score_fusion
-from qa.lexical import LexicalIndex, content_terms, tokenize
-from qa.rerank import Reranker
-from qa.text import normalize
+from qa.ingest import sentences
+from qa.ingest.chunking import embed_context, embed_text
+from qa.ingest.text import normalize
+from qa.present.citation import cite
+from qa.retrieve import answered, aspect, docfilter, highlight, lexical, rerank
+from qa.retrieve.fusion import DEFAULT_MODE, MODES, score_fusion
+from qa.retrieve.lexical import LexicalIndex, content_terms, tokenize
+from qa.retrieve.rerank import Reranker
+from qa.store import faiss_index as vector_index
+from qa.store import local as store
 
 MAX_K = 1000
 CANDIDATES = 100  # passages each retriever contributes to a hybrid ranking
@@ -261,7 +254,8 @@ class Searcher:
     def doc_mask(self, doc: docfilter.Patterns = None) -> np.ndarray | None:
         """The chunks a `doc` filter allows, as a boolean mask over chunk ids (None: all).
 
-        Every ranking honours it before ranking. See `qa.docfilter` for what a pattern matches.
+        Every ranking honours it before ranking. See `qa.retrieve.docfilter` for what a pattern
+        matches.
 
         Raises:
             UsageError: a pattern matches no indexed document.
@@ -393,7 +387,8 @@ class Searcher:
             question: the question, in plain words.
             k: how many passages to return (fewer when the index, or the filter, has fewer).
             mode: "dense", "lexical" or "hybrid"; None means the default (`DEFAULT_MODE`).
-            doc: only passages of documents matching these glob patterns (see `qa.docfilter`).
+            doc: only passages of documents matching these glob patterns (see
+                `qa.retrieve.docfilter`).
 
         Raises:
             UsageError: empty question, k out of range, unknown mode, or a `doc` pattern
@@ -414,7 +409,7 @@ class Searcher:
         return Answer(question, hits, covered, ranking.mode, ranking.truncated)
 
     def is_answered(self, question: str, ranking: Ranking, words: list[str] | None = None) -> bool:
-        """Whether the documents seem to cover the question (see `qa.answered`).
+        """Whether the documents seem to cover the question (see `qa.retrieve.answered`).
 
         `words`: the question's content words when the caller has them already.
         """

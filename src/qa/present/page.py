@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from qa.chunking import paragraphs
-from qa.citation import cite
-from qa.docfilter import exact
+from qa.ingest.chunking import paragraphs
+from qa.present.citation import cite
+from qa.retrieve.docfilter import exact
 
 REPORT_DOC = "chronic-middle-back-pain.txt"  # the report that ships in corpus/
 
@@ -261,7 +261,7 @@ def source_text(manifest: dict, doc: str) -> str | None:
     The file is read from the corpus folder the index was built from and accepted only when
     its hash is the one recorded at build time, so the passage offsets still point into it.
     """
-    from qa.loaders import load_file
+    from qa.ingest.loaders import load_file
 
     record = next((d for d in manifest.get("documents", []) if d.get("path") == doc), None)
     corpus = manifest.get("corpus")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 
-from qa.loaders.base import Document, TextBuilder
-from qa.text import normalize
+from qa.ingest.loaders.base import Document, TextBuilder
+from qa.ingest.text import normalize
 
 DROP_TAGS = (
     "script", "style", "noscript", "template", "iframe", "frame", "frameset", "object", "embed",

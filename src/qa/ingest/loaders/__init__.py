@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import QAError
-from qa.loaders import html, markdown, pdf, plain
-from qa.loaders.base import Document, TextBuilder, title_from_filename
-from qa.loaders.plain import decode
+from qa.ingest.loaders import html, markdown, pdf, plain
+from qa.ingest.loaders.base import Document, TextBuilder, title_from_filename
+from qa.ingest.loaders.plain import decode
 
 __all__ = [
     "Document", "LoadResult", "LOADERS", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
