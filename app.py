@@ -16,7 +16,7 @@ from qa.present import page
 from qa.retrieve.fusion import DEFAULT_MODE, MODES
 from qa.retrieve.searcher import clean_question
 from qa.staleness import check as check_staleness  # light: file sizes and times, no model
-from qa.store.local import current_build
+from qa.store import open_store
 
 st.set_page_config(page_title="qa: ask the documents", page_icon="🔎")
 
@@ -32,8 +32,8 @@ def load_searcher(index_dir: str):
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def document_text(build: str, doc: str, _manifest: dict) -> str | None:
-    """A document's text as indexed (cached per build and document)."""
+def document_text(generation: str, doc: str, _manifest: dict) -> str | None:
+    """A document's text as indexed (cached per generation and document)."""
     return page.source_text(_manifest, doc)
 
 
@@ -86,7 +86,7 @@ def card(hit, mode: str, best: float | None, in_context: bool) -> None:
         if not in_context:
             return
         with st.expander("Show in context"):
-            text = document_text(str(searcher.build_path), hit.doc, searcher.manifest)
+            text = document_text(searcher.generation.id, hit.doc, searcher.manifest)
             if text is None:
                 st.caption(
                     "The document changed or moved since the index was built; "
@@ -104,7 +104,7 @@ def ask(question: str) -> None:
 index_dir = config.index_dir()
 st.title("Ask the documents")
 
-if current_build(index_dir) is None:
+if open_store(index_dir).current() is None:
     if not build(index_dir, "Building the index (first start only)…"):
         st.stop()
 

@@ -61,3 +61,16 @@ def report_searcher(report_index, embedder):
     from qa.retrieve.searcher import Searcher
 
     return Searcher(report_index, embedder=embedder)
+
+
+def write_generation(index_dir: Path, manifest: dict, chunks: list, vectors) -> str:
+    """Write a build straight through the local store (no model needed): one sentence per
+    passage, whose vector is the passage's. Returns the generation id."""
+    from qa.store import Batch
+    from qa.store.local import LocalStore
+
+    store = LocalStore(index_dir)
+    with store.lock(), store.writer() as writer:
+        writer.add(Batch(chunks, ["T"] * len(chunks), [f"key-{c.id}" for c in chunks], vectors,
+                         [[(0, len(c.text))] for c in chunks], vectors))
+        return writer.commit(manifest)

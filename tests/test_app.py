@@ -179,8 +179,8 @@ def test_a_damaged_index_offers_a_rebuild(monkeypatch, tmp_path, report_corpus, 
     from qa.build import build_index
 
     index = tmp_path / "index"
-    build_path = build_index(report_corpus, index, embedder=embedder).index_path
-    (build_path / "chunks.jsonl").write_text("damaged", encoding="utf-8")
+    summary = build_index(report_corpus, index, embedder=embedder)
+    (index / "builds" / summary.generation / "chunks.jsonl").write_text("damaged", encoding="utf-8")
     monkeypatch.setenv("QA_INDEX", str(index))
     monkeypatch.setenv("QA_CORPUS", str(report_corpus))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
@@ -208,7 +208,7 @@ def test_build_reports_embedding_progress_for_the_page(tmp_path, report_corpus, 
 
 def test_model_and_index_load_once_per_process(monkeypatch, tmp_path, report_corpus, embedder):
     from qa.build import build_index
-    from qa.embed import embedder as embedding
+    from qa.embed import models
     from qa.retrieve import searcher as search
 
     build_index(report_corpus, tmp_path / "index", embedder=embedder)
@@ -221,14 +221,14 @@ def test_model_and_index_load_once_per_process(monkeypatch, tmp_path, report_cor
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(search.Searcher, "__init__", counting_init)
-    loads = embedding.LOADS["count"]
+    loads = models.LOADS["count"]
     for _ in range(2):  # two browser sessions
         at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
         for question in ("chiropractor", "Is the thoracic spine often injured?"):
             ask(at, question)
             assert passages(at)
     assert len(made) == 1
-    assert embedding.LOADS["count"] == loads
+    assert models.LOADS["count"] == loads
 
 
 def app_on_own_report_index(monkeypatch, tmp_path, embedder) -> tuple:

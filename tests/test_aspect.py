@@ -7,9 +7,10 @@ import pytest
 
 from qa.build import build_documents
 from qa.evaluate import load_dataset
-from qa.ingest.sentences import SentenceIndex
+from qa.ingest.chunking import Chunk
 from qa.retrieve import aspect
 from qa.retrieve.searcher import Searcher
+from qa.store import Passages
 
 DATA = Path(__file__).parent / "data" / "medquad-aspect"  # MedQuAD (CC BY 4.0), one title
 
@@ -36,14 +37,14 @@ def test_aspect_vector_drops_the_heading_words_and_knows_when_to_abstain():
 def test_rescore_orders_inside_a_group_and_keeps_groups_comparable(monkeypatch):
     # chunks 0-2 under heading A, chunk 3 under B, chunk 4 alone under C; one sentence each
     vectors = np.array([[1, 0], [0, 1], [0.6, 0.8], [1, 0], [0, 1]], dtype=np.float32)
-    table = np.array([[i, 0, 5] for i in range(5)], dtype=np.int32)
-    index = SentenceIndex(table, vectors, 5)
-    headings = aspect.Headings(["Warsaw syndrome"] * 3 + ["Other", "Warsaw syndrome x"])
+    sections = ["Warsaw syndrome"] * 3 + ["Other", "Warsaw syndrome x"]
+    chunks = [Chunk(i, "d.txt", section, 0, 5, "text.") for i, section in enumerate(sections)]
+    passages = Passages(np.arange(5), chunks, ["Title"] * 5, vectors, np.arange(6),
+                        np.array([[0, 5]] * 5, dtype=np.int32), vectors)
     best = np.array([0.9, 0.5, 0.7, 0.8, 0.6], dtype=np.float32)
     monkeypatch.setattr(aspect, "aspect_vector",
                         lambda hidden, words, heading: np.array([0, 1], dtype=np.float32))
-    ids = np.array([0, 1, 2, 3, 4])
-    out = aspect.rescore(best, ids, "q", np.zeros((1, 2)), np.zeros((1, 2)), headings, index)
+    out = aspect.rescore(best, passages, "q", np.zeros((1, 2)), np.zeros((1, 2)))
     # group A: aspect scores 0, 1, 0.8 -> best sentence score 0.9 goes to chunk 1
     assert out[:3] == pytest.approx([0.9 - 1.0, 0.9, 0.9 - 0.2])
     assert out[3] == best[3] and out[4] == best[4]  # alone under their headings: unchanged

@@ -10,8 +10,10 @@ import pytest
 from test_incremental import write_corpus
 
 from qa.build import build_index
-from qa.embed.embedder import DEFAULT_BACKEND, Embedder
-from qa.store import local as store
+from qa.config import DEFAULT_BACKEND
+from qa.embed.embedder import Embedder
+from qa.store import folder as store
+from qa.store.local import LocalStore
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +64,13 @@ def test_onnx_backend_matches_torch_and_is_recorded(tmp_path, onnx_cache, capsys
     assert np.array_equal(oo, to) and np.allclose(oh, th, atol=1e-4)  # the same tokens
 
     build_index(tmp_path / "c", tmp_path / "i", embedder=torch)
-    torch_vectors = store.load(tmp_path / "i").vectors
+    torch_vectors = LocalStore(tmp_path / "i").open().vectors
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=onnx)
     assert summary.embedded == 0  # same vector space: torch vectors reused
     int8 = Embedder(backend="onnx-int8")
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=int8)
     assert summary.embedded == summary.chunks == 8  # a different vector space is re-embedded
-    stored = store.load(tmp_path / "i")
+    stored = LocalStore(tmp_path / "i").open()
     assert stored.manifest["model"]["backend"] == "onnx-int8"
     cosines = (stored.vectors * torch_vectors).sum(axis=1)
     assert cosines.min() > 0.98 and not np.array_equal(stored.vectors, torch_vectors)

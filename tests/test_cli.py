@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from qa.cli import main
-from qa.embed import embedder as embedding
+from qa.embed import models
 
 HIT_KEYS = {
     "rank",
@@ -81,8 +81,8 @@ def test_ask_stdin_batch_loads_model_once(capsys, monkeypatch, report_index):
         "What causes chronic mid back pain?\n\nchiropractor\nShould I get a second opinion?\n"
     )
     monkeypatch.setattr(sys, "stdin", io.StringIO(questions))
-    monkeypatch.setattr(embedding, "_MODELS", {})  # force a fresh load, then count loads
-    before = embedding.LOADS["count"]
+    monkeypatch.setattr(models, "_MODELS", {})  # force a fresh load, then count loads
+    before = models.LOADS["count"]
     code, out, err = run(capsys, "ask", "--index", str(report_index), "--json", "-k", "2")
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
@@ -92,7 +92,7 @@ def test_ask_stdin_batch_loads_model_once(capsys, monkeypatch, report_index):
         "Should I get a second opinion?",
     ]
     assert all(len(o["hits"]) == 2 for o in lines)
-    assert embedding.LOADS["count"] - before == 1
+    assert models.LOADS["count"] - before == 1
 
 
 def test_info(capsys, report_index):

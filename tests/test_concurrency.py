@@ -82,7 +82,7 @@ def test_searching_goes_on_during_a_build_and_refresh_switches(tmp_path, embedde
     searcher = Searcher(index, embedder=embedder)
     questions = ["Which mattress helps back pain at night?", "chiropractor", "東京 🙂"]
     before = {q: answer(searcher, q) for q in questions}
-    old_build = searcher.build_path
+    old_build = searcher.generation.id
 
     (corpus / "sleep.txt").write_text(
         "Sleep and back pain\n\nA firm mattress and sleeping on your side can ease back pain "
@@ -100,9 +100,9 @@ def test_searching_goes_on_during_a_build_and_refresh_switches(tmp_path, embedde
             while not stop.is_set():
                 searcher.refresh()
                 q = rng.choice(questions)
-                before_search = searcher.build_path
+                before_search = searcher.generation.id
                 got = answer(searcher, q)
-                seen.append((q, got, {before_search, searcher.build_path}))
+                seen.append((q, got, {before_search, searcher.generation.id}))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -127,8 +127,9 @@ def test_searching_goes_on_during_a_build_and_refresh_switches(tmp_path, embedde
     assert errors == []
     assert answered_during_build > 0  # the searcher kept answering while the build ran
 
-    new_build = searcher.build_path
-    assert new_build != old_build and not old_build.exists()  # switched; old build removed
+    new_build = searcher.generation.id
+    builds = tmp_path / "index" / "builds"
+    assert new_build != old_build and not (builds / old_build).exists()  # old build removed
     after = {q: answer(searcher, q) for q in questions}
     assert after[questions[0]][0][0][0] == "sleep.txt"  # the new document answers
     expected = {old_build: before, new_build: after}
@@ -139,7 +140,7 @@ def test_searching_goes_on_during_a_build_and_refresh_switches(tmp_path, embedde
 
 
 def test_refresh_from_many_threads_loads_once(tmp_path, embedder, monkeypatch):
-    from qa.store import local as store
+    from qa.store.local import LocalStore
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -151,8 +152,8 @@ def test_refresh_from_many_threads_loads_once(tmp_path, embedder, monkeypatch):
     build_index(corpus, tmp_path / "index", embedder=embedder)
 
     loads = []
-    real_load = store.load
-    monkeypatch.setattr(store, "load", lambda d: loads.append(d) or real_load(d))
+    real_open = LocalStore.open
+    monkeypatch.setattr(LocalStore, "open", lambda self: loads.append(self) or real_open(self))
     barrier = threading.Barrier(THREADS)
     switched = []
 

@@ -402,7 +402,7 @@ def test_every_hit_cites_document_section_and_page(mixed_searcher, mixed_corpus)
         for hit in mixed_searcher.search(question, k=40):  # every passage of the corpus
             seen.add(hit.doc)
             assert hit.title == documents[hit.doc]["title"]
-            citation = hit.citation()
+            citation = cite(hit.title, hit.section, hit.page)
             assert citation.startswith(hit.title)
             if hit.doc.endswith(".pdf"):
                 assert hit.page in (1, 2, 3) and citation.endswith(f"p. {hit.page}")

@@ -17,7 +17,9 @@ import pytest
 from qa.build import build_index, text_key
 from qa.ingest import sentences
 from qa.ingest.chunking import embed_text
-from qa.store import local as store
+from qa.store import folder as store
+from qa.store import local_generation
+from qa.store.local import LocalStore
 
 TOPICS = ["back pain", "sleep", "posture", "exercise", "diet", "stress", "massage", "yoga"]
 
@@ -58,14 +60,14 @@ def encoded(calls) -> list[str]:
 
 
 def live_texts(index_dir, path: str | None = None) -> list[str]:
-    s = store.load(index_dir)
+    s = LocalStore(index_dir).open()
     titles = {d["path"]: d["title"] for d in s.manifest["documents"]}
     return [embed_text(c.section, titles[c.doc], c.text) for c in s.chunks
             if path is None or c.doc == path]
 
 
 def live_sentences(index_dir) -> list[str]:
-    s = store.load(index_dir)
+    s = LocalStore(index_dir).open()
     return sentences.sentence_texts(s.chunks, s.arrays[sentences.TABLE])
 
 
@@ -76,11 +78,11 @@ def test_unchanged_rebuild_embeds_nothing(tmp_path, embedder, spy):
     # each passage once, and no sentence on its own: their vectors come from the passage's pass
     assert sorted(encoded(spy)) == sorted(live_texts(tmp_path / "i"))
     assert len(live_sentences(tmp_path / "i")) == 48  # one sentence per passage here
-    before = store.load(tmp_path / "i")
+    before = LocalStore(tmp_path / "i").open()
     spy.clear()
     again = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
     assert encoded(spy) == [] and again.embedded == 0 and again.chunks == 48
-    after = store.load(tmp_path / "i")
+    after = LocalStore(tmp_path / "i").open()
     assert after.path != before.path  # a new build went live...
     assert np.array_equal(after.vectors, before.vectors)  # ...with the very same vectors
     assert np.array_equal(after.arrays[sentences.VECTORS], before.arrays[sentences.VECTORS])
@@ -99,7 +101,7 @@ def test_changing_one_document_embeds_only_its_changed_chunks(tmp_path, embedder
     assert len(changed) == 1  # the changed passage
     assert summary.embedded == 1 and encoded(spy) == changed
     # the reused vectors are the ones a fresh embedding would give, sentences included
-    stored = store.load(tmp_path / "i")
+    stored = LocalStore(tmp_path / "i").open()
     texts = live_texts(tmp_path / "i")
     fresh, fresh_sentences = embedder.encode_spans(
         texts, [sentences.model_spans(c, t) for c, t in zip(stored.chunks, texts, strict=True)])
@@ -116,7 +118,7 @@ def test_new_and_deleted_documents(tmp_path, embedder, spy):
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
     assert summary.chunks == 20 and summary.embedded == 0  # a copy has the same passages
     # the cache never outgrows the index: the deleted document's keys are gone
-    manifest = store.load(tmp_path / "i").manifest
+    manifest = LocalStore(tmp_path / "i").open().manifest
     keys = manifest["keys"]
     assert len(keys) == manifest["chunks"] == 20
     assert keys == [text_key(embedder.vector_id, t) for t in live_texts(tmp_path / "i")]
@@ -125,7 +127,7 @@ def test_new_and_deleted_documents(tmp_path, embedder, spy):
 
 
 def test_pooling_sentence_spans_in_their_passage(embedder):
-    from qa.embed.embedder import pool_spans
+    from qa.embed.pooling import pool_spans
     from qa.ingest.chunking import Chunk
 
     hidden = np.arange(12, dtype=np.float32).reshape(4, 3)
@@ -159,19 +161,19 @@ def test_a_build_with_separately_embedded_sentences_is_upgraded_once(tmp_path, e
 def test_deleting_the_index_is_safe(tmp_path, embedder, spy):
     write_corpus(tmp_path / "c", 6)
     build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
-    vectors = store.load(tmp_path / "i").vectors
+    vectors = LocalStore(tmp_path / "i").open().vectors
     shutil.rmtree(tmp_path / "i")
     spy.clear()
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
     assert summary.embedded == summary.chunks == 12
     assert len(encoded(spy)) == 12
-    assert np.allclose(store.load(tmp_path / "i").vectors, vectors, atol=1e-5)
+    assert np.allclose(LocalStore(tmp_path / "i").open().vectors, vectors, atol=1e-5)
 
 
 def test_a_damaged_live_build_is_not_reused(tmp_path, embedder, spy):
     write_corpus(tmp_path / "c", 4)
     build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
-    vectors_file = store.current_build(tmp_path / "i") / store.VECTORS
+    vectors_file = store.current_build(tmp_path / "i") / local_generation.VECTORS
     vectors_file.write_bytes(vectors_file.read_bytes()[:-16] + b"\x00" * 16)
     spy.clear()
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)

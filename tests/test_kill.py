@@ -22,7 +22,7 @@ import pytest
 
 from qa.build import build_index
 from qa.retrieve.searcher import Searcher
-from qa.store import local as store
+from qa.store import folder as store
 
 DOCS = 300
 QUESTIONS = ["Which note covers posture?", "sleep and mattress", "knee injury recovery",
@@ -42,10 +42,12 @@ moment, argv = sys.argv[1], sys.argv[2:]
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-import qa.store.local as store
+import qa.store.folder as folder
+import qa.store.local as local
+import qa.store.local_writer as writer
 
 if moment == "mid-write":  # dense.faiss half written, then killed
-    real_write = store._write_file
+    real_write = writer.write_file
     def _write_file(path, data):
         if Path(path).name == "dense.faiss":
             with open(path, "wb") as fh:
@@ -54,7 +56,7 @@ if moment == "mid-write":  # dense.faiss half written, then killed
                 os.fsync(fh.fileno())
             die()
         real_write(path, data)
-    store._write_file = _write_file
+    writer.write_file = _write_file
 elif moment == "before-switch":  # complete build renamed into place, `current` not yet swapped
     real_replace = os.replace
     def replace(src, dst, *args, **kwargs):
@@ -63,14 +65,14 @@ elif moment == "before-switch":  # complete build renamed into place, `current` 
         return real_replace(src, dst, *args, **kwargs)
     os.replace = replace
 elif moment == "after-switch":  # new build live, old one not yet removed
-    real_clean_up = store.clean_up
+    real_clean_up = folder.clean_up
     calls = []
     def clean_up(index_dir):
         calls.append(index_dir)
         if len(calls) == 2:  # the first runs before the build, the second after the switch
             die()
         return real_clean_up(index_dir)
-    store.clean_up = clean_up
+    folder.clean_up = local.clean_up = clean_up
 else:
     raise SystemExit(f"unknown moment {moment}")
 

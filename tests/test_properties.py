@@ -145,7 +145,7 @@ def test_markdown_real_tokenizer(tokens, text, max_tokens):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(-3, 3), max_size=60), st.integers(0, 70))
 def test_top_k_is_a_stable_sort_cut_at_k(values, k):
-    from qa.retrieve.searcher import top_k
+    from qa.store.local_generation import top_k
 
     scores = np.array(values, dtype=np.float32) / 2  # few distinct values: many ties
     expected = np.argsort(-scores, kind="stable")[:k]

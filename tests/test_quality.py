@@ -8,11 +8,13 @@ from conftest import passage_matches, report_questions
 
 from qa.errors import IndexCorruptError, UsageError
 from qa.ingest import sentences
+from qa.ingest.terms import content_terms, passage_text, tokenize, words
 from qa.ingest.text import sentence_spans
 from qa.retrieve.answered import MIN_COSINE, is_answered
-from qa.retrieve.fusion import LEXICAL_WEIGHT, rrf, score_fusion
-from qa.retrieve.lexical import LexicalIndex, content_terms, tokenize, words
-from qa.retrieve.searcher import DEFAULT_MODE, MODES, Answer, Searcher
+from qa.retrieve.fusion import DEFAULT_MODE, LEXICAL_WEIGHT, MODES, rrf, score_fusion
+from qa.retrieve.results import Answer
+from qa.retrieve.searcher import Searcher
+from qa.store.bm25 import LexicalIndex
 
 
 def test_report_questions_meet_the_targets(report_searcher):
@@ -179,26 +181,26 @@ def test_lexical_scores_match_bm25s():
 
 
 def test_build_stores_the_bm25_index(report_index):
-    from qa.retrieve import lexical
-    from qa.retrieve.searcher import lexical_texts
-    from qa.store import local as store
+    from qa.store import bm25
+    from qa.store.local import LocalStore
 
-    stored = store.load(report_index)
-    assert stored.manifest["lexical"]["version"] == lexical.VERSION
+    stored = LocalStore(report_index).open()
+    assert stored.manifest["lexical"]["version"] == bm25.VERSION
     loaded = LexicalIndex.from_arrays(stored.arrays, len(stored.chunks))
     titles = {d["path"]: d["title"] for d in stored.manifest["documents"]}
-    rebuilt = LexicalIndex.build(lexical_texts(stored.chunks, titles))
+    rebuilt = LexicalIndex.build([passage_text(titles[c.doc], c.section, c.text)
+                                  for c in stored.chunks])
     for q in ["chiropractor massage", "thoracic spine injury", "zzz"]:
         assert np.allclose(loaded.scores(q), rebuilt.scores(q))
 
 
 def test_sentence_vectors_are_stored_checked_and_reused(report_corpus, embedder, tmp_path):
     from qa.build import build_index
-    from qa.store import local as store
+    from qa.store.local import LocalStore
 
     index = tmp_path / "index"
     build_index(report_corpus, index, embedder=embedder)
-    first = store.load(index)
+    first = LocalStore(index).open()
     table = first.arrays[sentences.TABLE]
     vectors = first.arrays[sentences.VECTORS]
     assert table.shape == (len(vectors), 3) and vectors.shape[1] == embedder.dim
@@ -207,7 +209,7 @@ def test_sentence_vectors_are_stored_checked_and_reused(report_corpus, embedder,
         assert (int(s), int(e)) in sentence_spans(first.chunks[int(cid)].text)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
     build_index(report_corpus, index, embedder=embedder)
-    second = store.load(index)
+    second = LocalStore(index).open()
     assert np.array_equal(second.arrays[sentences.VECTORS], vectors)  # reused, not re-embedded
     path = second.path / f"{sentences.VECTORS}.npy"
     path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)
@@ -219,7 +221,7 @@ def test_searcher_works_on_a_build_without_sentence_vectors(report_index, embedd
     """An index built before sentence vectors were stored still answers, with highlights."""
     import shutil
 
-    from qa.store import local as store
+    from qa.store import folder as store
 
     index = tmp_path / "index"
     shutil.copytree(report_index, index, symlinks=True)

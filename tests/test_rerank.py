@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from qa.errors import QAError
+from qa.ingest.chunking import embed_text
 from qa.retrieve import rerank
 from qa.retrieve.searcher import Searcher
 
@@ -43,12 +44,12 @@ def test_reranker_orders_the_first_passages_by_cross_encoder_score(
     question = "What causes chronic mid back pain?"
     first = plain.rank(question, rerank.DEPTH)  # the candidates the cross-encoder sees
     model = CrossEncoder(str(tiny_cross_encoder), device="cpu")
-    expected = model.predict([(question, plain.passage_text(int(i))) for i in first.ids])
+    texts = [embed_text(c.section, t, c.text)
+             for c, t in zip(first.passages.chunks, first.passages.titles, strict=True)]
+    expected = model.predict([(question, text) for text in texts])
     order = np.argsort(-expected, kind="stable")
     answer = reranked.ask(question, k=3)
-    ids = [reranked.chunks.index(next(c for c in reranked.chunks if c.start == h.start))
-           for h in answer.hits]
-    assert ids == [int(first.ids[i]) for i in order[:3]]
+    assert [h.start for h in answer.hits] == [first.passages.chunks[i].start for i in order[:3]]
     assert [h.score for h in answer.hits] == pytest.approx([float(expected[i]) for i in order[:3]])
     assert answer.answered is True  # the rule reads the first stage, not the reranker's scores
 

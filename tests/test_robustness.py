@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPORT
+from conftest import REPORT, write_generation
 
 from qa import staleness
 from qa.build import build_index
@@ -30,7 +30,7 @@ from qa.config import PACKAGED_MODEL_ID
 from qa.errors import QAError, UsageError
 from qa.ingest.chunking import CHUNKER_VERSION, Chunk
 from qa.retrieve.searcher import Searcher
-from qa.store import local as store
+from qa.store import folder as store
 
 HOSTILE = {
     "control": "what\x00causes\x07back\x1b[31m pain\x7f?\r",
@@ -157,8 +157,7 @@ def test_index_with_another_dimension(capsys, tmp_path, embedder):
         "chunks": 2,
     }
     chunks = [Chunk(i, "a.txt", None, 0, 1, "a") for i in range(2)]
-    with store.lock(tmp_path):
-        store.write_build(tmp_path, manifest, chunks, vectors)
+    write_generation(tmp_path, manifest, chunks, vectors)
     code, _, err = run(capsys, "ask", "back pain", "--index", str(tmp_path))
     assert code == 1
     assert_one_line_error(err, "holds 16-dimensional vectors")

@@ -2,7 +2,8 @@ import pytest
 from conftest import passage_matches, report_questions
 
 from qa.errors import QAError, UsageError
-from qa.retrieve.searcher import Hit, Searcher
+from qa.retrieve.results import Hit
+from qa.retrieve.searcher import Searcher
 
 
 def test_causes_question_returns_whole_passages_from_causes(report_searcher, report_corpus):

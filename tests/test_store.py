@@ -11,10 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_generation
 
 from qa.errors import IndexCorruptError, IndexMissingError, QAError
 from qa.ingest.chunking import Chunk
-from qa.store import local as store
+from qa.store import folder as store
+from qa.store import local_generation, local_writer
+from qa.store.files import sha256_file
+from qa.store.local import LocalStore
+from qa.store.manifest import FORMAT_VERSION
 
 DIM = 8
 
@@ -32,20 +37,25 @@ def tiny_build(index_dir: Path, n: int = 3, seed: int = 0, dim: int = DIM) -> Pa
         "chunks": n,
         "corpus": "",
     }
-    with store.lock(index_dir):
-        return store.write_build(index_dir, manifest, chunks, vectors)
+    write_generation(index_dir, manifest, chunks, vectors)
+    return store.current_build(index_dir)
 
 
 def test_write_then_load_round_trip(tmp_path):
     build = tiny_build(tmp_path, n=4)
     assert (tmp_path / "current").is_symlink()
     assert store.current_build(tmp_path) == build.resolve()
-    loaded = store.load(tmp_path)
+    loaded = LocalStore(tmp_path).open()
     assert [c.text for c in loaded.chunks] == ["text0", "text1", "text2", "text3"]
-    assert loaded.vectors.shape == (4, DIM) and loaded.dense.ntotal == 4
+    assert loaded.vectors.shape == (4, DIM) and loaded.dense_index.ntotal == 4
     manifest = json.loads((build / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"chunks.jsonl", "vectors.npy", "dense.faiss"}
-    assert manifest["format"] == store.FORMAT_VERSION
+    arrays = {"sentences", "sentence_vectors", "bm25_data", "bm25_indices", "bm25_indptr",
+              "bm25_vocab"}
+    assert set(manifest["arrays"]) == arrays
+    assert set(manifest["files"]) == {"chunks.jsonl", "vectors.npy", "dense.faiss",
+                                      *(f"{name}.npy" for name in arrays)}
+    assert manifest["format"] == FORMAT_VERSION
+    assert manifest["keys"] == ["key-0", "key-1", "key-2", "key-3"]
 
 
 def test_new_build_replaces_old_and_removes_it(tmp_path):
@@ -54,7 +64,7 @@ def test_new_build_replaces_old_and_removes_it(tmp_path):
     assert store.current_build(tmp_path) == second.resolve()
     assert not first.exists()
     assert sorted(p.name for p in (tmp_path / "builds").iterdir()) == [second.name]
-    assert store.load(tmp_path).chunks[0].doc == "doc2.txt"
+    assert LocalStore(tmp_path).open().chunks[0].doc == "doc2.txt"
 
 
 def test_clean_up_removes_leftovers_of_killed_builds_only(tmp_path):
@@ -64,14 +74,14 @@ def test_clean_up_removes_leftovers_of_killed_builds_only(tmp_path):
     (builds / "20250101T000000-dead.tmp" / "chunks.jsonl").write_text("half")
     shutil.copytree(live, builds / "20250101T000001-complete")  # renamed, never switched to
     os.symlink("builds/nowhere", tmp_path / ".current.abcd1234")  # link made, never swapped in
-    before = store.load(tmp_path)
+    before = LocalStore(tmp_path).open()
     removed = store.clean_up(tmp_path)
     assert {p.name for p in removed} == {
         "20250101T000000-dead.tmp", "20250101T000001-complete", ".current.abcd1234"
     }
     assert [p.name for p in builds.iterdir()] == [live.name]
     assert not os.path.lexists(tmp_path / ".current.abcd1234")
-    after = store.load(tmp_path)
+    after = LocalStore(tmp_path).open()
     assert after.path == before.path and np.array_equal(after.vectors, before.vectors)
 
 
@@ -81,7 +91,7 @@ def test_failed_write_leaves_no_tmp_and_keeps_live(tmp_path, monkeypatch):
     def full_disk(path, data):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(store, "_write_file", full_disk)
+    monkeypatch.setattr(local_writer, "write_file", full_disk)
     with pytest.raises(OSError):
         tiny_build(tmp_path, seed=5)
     assert store.current_build(tmp_path) == live.resolve()
@@ -90,12 +100,12 @@ def test_failed_write_leaves_no_tmp_and_keeps_live(tmp_path, monkeypatch):
 
 def test_missing_index(tmp_path):
     with pytest.raises(IndexMissingError) as info:
-        store.load(tmp_path / "nothing")
+        LocalStore(tmp_path / "nothing").open()
     assert "no index at" in info.value.message and "qa build" in info.value.hint
     tiny_build(tmp_path)
     shutil.rmtree(tmp_path / "builds")  # `current` now dangles
     with pytest.raises(IndexMissingError):
-        store.load(tmp_path)
+        LocalStore(tmp_path).open()
 
 
 @pytest.mark.parametrize("name", ["chunks.jsonl", "vectors.npy", "dense.faiss"])
@@ -116,7 +126,7 @@ def test_damaged_file_is_caught_by_checksum_before_parsing(tmp_path, monkeypatch
     monkeypatch.setattr(np, "load", lambda *a, **k: parsed.append("np.load"))
     monkeypatch.setattr(faiss, "deserialize_index", lambda *a: parsed.append("faiss"))
     with pytest.raises(IndexCorruptError) as info:
-        store.load(tmp_path)
+        LocalStore(tmp_path).open()
     assert "qa build" in info.value.hint
     assert parsed == []  # nothing was parsed: the checksum failed first
 
@@ -129,7 +139,7 @@ def test_bad_manifest(tmp_path, text):
     build = tiny_build(tmp_path)
     (build / "manifest.json").write_text(text)
     with pytest.raises(IndexCorruptError) as info:
-        store.load(tmp_path)
+        LocalStore(tmp_path).open()
     assert info.value.hint
 
 
@@ -139,7 +149,7 @@ def test_manifest_that_disagrees_with_the_files(tmp_path):
     manifest["model"]["dim"] = 16  # the files hold 8-dimensional vectors
     (build / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexCorruptError) as info:
-        store.load(tmp_path)
+        LocalStore(tmp_path).open()
     assert "inconsistent" in info.value.message
 
 
@@ -155,10 +165,10 @@ def test_pickled_vectors_are_never_unpickled(tmp_path):
     with open(build / "vectors.npy", "wb") as fh:
         np.save(fh, np.array([Payload()], dtype=object), allow_pickle=True)
     manifest = json.loads((build / "manifest.json").read_text())
-    manifest["files"]["vectors.npy"] = store.sha256_file(build / "vectors.npy")
+    manifest["files"]["vectors.npy"] = sha256_file(build / "vectors.npy")
     (build / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexCorruptError) as info:
-        store.load(tmp_path)
+        LocalStore(tmp_path).open()
     assert "cannot be read" in info.value.message
     assert not marker.exists()
 
@@ -167,17 +177,17 @@ def test_load_retries_when_a_build_goes_live_meanwhile(tmp_path, monkeypatch):
     """A reader that resolved the old build while a new one went live (and removed the old)
     starts again on the new build instead of failing."""
     tiny_build(tmp_path, seed=1)
-    real_verify = store._verify
+    real_verify = local_generation._verify
     calls = []
 
-    def verify_after_a_rebuild(build, manifest):
+    def verify_after_a_rebuild(build, manifest, names):
         if not calls:
             calls.append(build)
             tiny_build(tmp_path, seed=2)  # switches and removes `build`
-        return real_verify(build, manifest)
+        return real_verify(build, manifest, names)
 
-    monkeypatch.setattr(store, "_verify", verify_after_a_rebuild)
-    loaded = store.load(tmp_path)
+    monkeypatch.setattr(local_generation, "_verify", verify_after_a_rebuild)
+    loaded = LocalStore(tmp_path).open()
     assert loaded.chunks[0].doc == "doc2.txt"
     assert not calls[0].exists()
 
@@ -227,5 +237,5 @@ def test_unreadable_index_folder_is_a_user_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "exists", exists)
     with pytest.raises(QAError) as info:
-        store.load(tmp_path)
+        LocalStore(tmp_path).open()
     assert "Permission denied" in info.value.message and info.value.hint

@@ -122,7 +122,9 @@ def test_a_rebuild_with_the_same_vectors_reuses_the_faiss_index(
 
     from qa.build import build_index
     from qa.retrieve.searcher import Searcher
-    from qa.store import local as store
+    from qa.store import folder as store
+    from qa.store import local_generation
+    from qa.store.local import LocalStore
 
     made = []
     real = vector_index.make_index
@@ -131,13 +133,13 @@ def test_a_rebuild_with_the_same_vectors_reuses_the_faiss_index(
     corpus = tmp_path / "corpus"
     shutil.copytree(report_corpus, corpus)
     build_index(corpus, tmp_path / "i", embedder=embedder, index_type="hnsw")
-    first = store.current_build(tmp_path / "i") / store.DENSE
+    first = store.current_build(tmp_path / "i") / local_generation.DENSE
     before = first.read_bytes()
     assert made == ["hnsw"]
     build_index(corpus, tmp_path / "i", embedder=embedder, index_type="hnsw")
     assert made == ["hnsw"]  # nothing changed: the index file was copied, not rebuilt
-    second = store.load(tmp_path / "i")
-    assert (second.path / store.DENSE).read_bytes() == before
+    second = LocalStore(tmp_path / "i").open()
+    assert (second.path / local_generation.DENSE).read_bytes() == before
     assert second.manifest["index_type"] == "hnsw"
     assert Searcher(tmp_path / "i", embedder=embedder).search("mid back pain", k=3)
     build_index(corpus, tmp_path / "i", embedder=embedder, index_type="flat")

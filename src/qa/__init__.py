@@ -1,13 +1,13 @@
 """qa: local, offline retrieval question answering over a folder of documents.
 
-The pipeline, one module per step::
+The pipeline, one package per step (each imports only the packages above it)::
 
-    loaders   -> Document          .txt/.md/.html/.pdf files as plain text (one module a format)
-    chunking  -> Chunk             paragraphs under their section headings, sized to the model
-    embedding -> vectors           sentence-transformers, packaged offline model by default
-    store     -> index folder      FAISS + chunk table + manifest, switched in atomically
-    search    -> Hit               the Searcher that the CLI and the page share
-    build                          load -> chunk -> embed -> store, as one call
+    ingest    -> Document, Chunk   files as plain text (a loader per format), passages, terms
+    embed     -> vectors           sentence-transformers (torch or ONNX), packaged offline model
+    store     -> Generation        where an index lives: a folder (FAISS + files), behind a seam
+    retrieve  -> Answer, Hit       ranking, "answered", highlights: the Searcher
+    present                        what the page and the terminal show (escaping, citations)
+    build, evaluate, staleness, cli: on top
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from qa.errors import QAError
     from qa.ingest.chunking import Chunk
     from qa.ingest.loaders import Document
-    from qa.retrieve.searcher import Hit, Searcher
+    from qa.retrieve.results import Hit
+    from qa.retrieve.searcher import Searcher
 
 _LAZY = {
     "build_index": "qa.build",
     "Chunk": "qa.ingest.chunking",
     "QAError": "qa.errors",
     "Document": "qa.ingest.loaders",
-    "Hit": "qa.retrieve.searcher",
+    "Hit": "qa.retrieve.results",
     "Searcher": "qa.retrieve.searcher",
 }
 

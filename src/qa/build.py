@@ -1,7 +1,9 @@
 """`qa build`: load -> chunk -> embed -> store, as one call.
 
 Passages whose embed text is unchanged since the live build reuse its vectors (keyed by model
-id and a hash of the text), so an unchanged corpus is never embedded twice.
+id and a hash of the text), so an unchanged corpus is never embedded twice. Passages go to the
+store's writer in windows, in corpus order, as they are embedded; the new generation goes live
+only when the writer commits.
 """
 
 from __future__ import annotations
@@ -10,22 +12,27 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
 from qa import __version__, config
-from qa.embed.embedder import Embedder, vector_id
+from qa.embed.embedder import Embedder
 from qa.errors import QAError
 from qa.ingest import sentences
-from qa.ingest.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP, chunk_documents, embed_text
+from qa.ingest.chunking import (
+    CHUNKER_VERSION,
+    DEFAULT_OVERLAP,
+    Chunk,
+    chunk_documents,
+    embed_text,
+)
 from qa.ingest.loaders import Document, LoadResult, load_corpus
-from qa.retrieve import lexical
-from qa.store import local as store
+from qa.ingest.text import sentence_spans
+from qa.store import Batch, Store, open_store
+from qa.store.local_generation import POOLED
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +45,8 @@ class BuildSummary:
     chunks: int
     seconds: float
     embedded: int  # passages that had to be embedded (the rest came from the previous build)
-    index_path: Path
+    index: str  # where the index lives (folder, or database URL without password)
+    generation: str  # the id of the generation that went live
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def line(self) -> str:
@@ -52,69 +60,12 @@ class BuildSummary:
         return text
 
 
-SENTENCE_VECTORS = "pooled"  # how this version makes sentence vectors (see qa.ingest.sentences)
+WINDOW_BATCHES = 32  # model batches per window handed to the store (a bounded slice in memory)
 
 
 def text_key(model_id: str, text: str) -> str:
     """Cache key of an embedded text: the model and the exact text the model saw."""
     return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()[:32]
-
-
-@dataclass
-class _Previous:
-    """What a build can take from the live build: vectors by passage key, and its FAISS index."""
-
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    sentences: dict[str, np.ndarray] = field(default_factory=dict)  # passage key -> its sentences
-    keys: list[str] = field(default_factory=list)
-    dense: tuple[Path, str] | None = None  # its FAISS index file and kind
-    index_request: str | None = None  # the index type asked for ("auto" or a kind)
-
-
-def _previous(index_dir: Path, model_id: str, dim: int) -> _Previous:
-    """The live build's reusable parts, when it used the same model and vector space
-    (`model_id` is the embedder's `vector_id`; else nothing)."""
-    try:
-        previous = store.load(index_dir)
-    except QAError as exc:
-        log.debug("no vectors to reuse: %s", exc)
-        return _Previous()
-    manifest = previous.manifest
-    model = manifest["model"]
-    if vector_id(model["id"], model.get("backend", "torch")) != model_id or model["dim"] != dim:
-        return _Previous()
-    keys = manifest.get("keys") or []
-    if len(keys) != len(previous.chunks):
-        return _Previous()
-    pooled = manifest.get("sentence_vectors") == SENTENCE_VECTORS
-    same_version = manifest.get("qa_version") == __version__
-    return _Previous(
-        {key: previous.vectors[i] for i, key in enumerate(keys)},
-        sentences.previous_vectors(previous.arrays, keys, pooled),
-        keys,
-        (previous.path / store.DENSE, manifest["index_type"]) if same_version else None,
-        manifest.get("index_request"),
-    )
-
-
-def _embed(
-    embedder: Embedder,
-    texts: list[str],
-    spans: list[list[tuple[int, int]]],
-    progress: bool,
-    on_progress: Callable[[int, int], None] | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Embed passages and their sentences, in slices of a few batches when someone is watching
-    the progress."""
-    if on_progress is None:
-        return embedder.encode_spans(texts, spans, progress=progress)
-    step = embedder.batch_size * 8
-    parts = []
-    on_progress(0, len(texts))
-    for i in range(0, len(texts), step):
-        parts.append(embedder.encode_spans(texts[i : i + step], spans[i : i + step], progress))
-        on_progress(min(i + step, len(texts)), len(texts))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _document_entry(document, chunks: int) -> dict:
@@ -133,17 +84,6 @@ def _document_entry(document, chunks: int) -> dict:
     return entry
 
 
-@contextmanager
-def _exclusive(index_dir: Path, wait: bool) -> Iterator[None]:
-    """Hold the index folder's build lock, after removing what a killed build left behind."""
-    file_lock = store.lock(index_dir, timeout=-1 if wait else 0)
-    try:
-        store.clean_up(index_dir)
-        yield
-    finally:
-        file_lock.release()
-
-
 def build_index(
     corpus_dir: str | os.PathLike | None = None,
     index_dir: str | os.PathLike | None = None,
@@ -159,7 +99,7 @@ def build_index(
 
     Args:
         corpus_dir: documents folder (default: $QA_CORPUS or ./corpus).
-        index_dir: index folder (default: $QA_INDEX or ./index).
+        index_dir: the index: a folder (default: $QA_INDEX or ./index) or a `Store`.
         model: embedding model name or path (default: $QA_MODEL or the packaged model).
         progress: show a progress bar while embedding.
         embedder: an already loaded Embedder to use (its model wins over `model`).
@@ -179,13 +119,13 @@ def build_index(
     """
     started = time.perf_counter()
     corpus_dir = config.corpus_dir(corpus_dir)
-    index_dir = config.index_dir(index_dir)
+    store = open_store(index_dir)
     if not corpus_dir.is_dir():  # before taking the lock, which creates the index folder
         raise QAError(
             f"no corpus folder at {corpus_dir}",
             "create it and put .txt, .md, .html or .pdf files in it",
         )
-    with _exclusive(index_dir, wait):
+    with store.lock(wait):
         loaded_at_ns = time.time_ns()  # files changed after this are re-hashed by staleness checks
         loaded = load_corpus(corpus_dir)
         log.debug(
@@ -201,7 +141,7 @@ def build_index(
                 "add .txt, .md, .html or .pdf files to the corpus folder, then `qa build` again",
             )
         summary = _build_loaded(
-            index_dir, loaded, str(corpus_dir.resolve()), loaded_at_ns,
+            store, loaded, str(corpus_dir.resolve()), loaded_at_ns,
             embedder or Embedder(model, backend=backend), progress, on_progress, index_type,
         )  # fmt: skip
     summary.seconds = time.perf_counter() - started
@@ -210,7 +150,7 @@ def build_index(
 
 def build_documents(
     documents: list[Document],
-    index_dir: str | os.PathLike,
+    index_dir: str | os.PathLike | Store,
     embedder: Embedder,
     corpus: str,
     progress: bool = False,
@@ -223,7 +163,7 @@ def build_documents(
 
     Args:
         documents: the documents.
-        index_dir: the index folder.
+        index_dir: the index: a folder or a `Store`.
         embedder: the model to embed with.
         corpus: where the documents came from (recorded in the manifest).
         progress, wait: as for `build_index`.
@@ -232,12 +172,12 @@ def build_documents(
         QAError: no documents, or another build running.
     """
     started = time.perf_counter()
-    index_dir = Path(index_dir)
+    store = open_store(index_dir)
     if not documents:
         raise QAError(f"no documents to index from {corpus}", "give a corpus with documents")
-    with _exclusive(index_dir, wait):
+    with store.lock(wait):
         summary = _build_loaded(
-            index_dir, LoadResult(list(documents), []), corpus, time.time_ns(), embedder, progress,
+            store, LoadResult(list(documents), []), corpus, time.time_ns(), embedder, progress,
             None,
         )  # fmt: skip
     summary.seconds = time.perf_counter() - started
@@ -245,7 +185,7 @@ def build_documents(
 
 
 def _build_loaded(
-    index_dir: Path,
+    store: Store,
     loaded: LoadResult,
     corpus: str,
     loaded_at_ns: int,
@@ -254,39 +194,96 @@ def _build_loaded(
     on_progress: Callable[[int, int], None] | None,
     index_type: str | None = None,
 ) -> BuildSummary:
-    """Chunk, embed (reusing the live build's vectors) and write a build; the caller holds the
-    lock."""
+    """Chunk, embed (reusing the live generation's vectors) and write a generation; the caller
+    holds the lock."""
     titles = {d.path: d.title for d in loaded.documents}
     chunks = chunk_documents(loaded.documents, embedder.count_tokens, embedder.max_tokens)
     texts = [embed_text(c.section, titles[c.doc], c.text) for c in chunks]
     keys = [text_key(embedder.vector_id, t) for t in texts]
-    table = sentences.sentence_table(chunks)
-    bounds = sentences.rows_per_chunk(table, len(chunks))
-    previous = _previous(index_dir, embedder.vector_id, embedder.dim)
-    cached, cached_sentences = previous.vectors, previous.sentences
-    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-    sentence_vectors = np.zeros((len(table), embedder.dim), dtype=np.float32)
-    todo = []
-    for i, key in enumerate(keys):
-        rows = slice(bounds[i], bounds[i + 1])
-        if key in cached and len(cached_sentences.get(key, ())) == rows.stop - rows.start:
-            vectors[i], sentence_vectors[rows] = cached[key], cached_sentences[key]
-        else:
-            todo.append(i)
+    spans = [sentence_spans(c.text) for c in chunks]
+    reused = {key: (vector, rows) for key, vector, rows in
+              store.reusable(keys, embedder.vector_id, embedder.dim)}  # fmt: skip
+    todo = {i for i, key in enumerate(keys)
+            if key not in reused or len(reused[key][1]) != len(spans[i])}  # fmt: skip
     log.debug("embedding %d passages (%d reused)", len(todo), len(chunks) - len(todo))
+    meter = _Meter(len(todo), progress, on_progress)
+    with store.writer() as writer:
+        window = embedder.batch_size * WINDOW_BATCHES
+        for start in range(0, len(chunks), window):
+            part = range(start, min(start + window, len(chunks)))
+            writer.add(_batch(embedder, [chunks[i] for i in part], titles, texts, keys, spans,
+                              reused, todo, meter))  # fmt: skip
+        meter.close()
+        generation = writer.commit(_manifest(loaded, chunks, corpus, loaded_at_ns, embedder,
+                                             index_type))  # fmt: skip
+    return BuildSummary(
+        documents=len(loaded.documents),
+        chunks=len(chunks),
+        seconds=0.0,
+        embedded=len(todo),
+        index=store.location,
+        generation=generation,
+        skipped=loaded.skipped,
+    )
+
+
+def _batch(embedder: Embedder, part: list[Chunk], titles: dict[str, str], texts: list[str],
+           keys: list[str], spans: list, reused: dict, embed: set[int],
+           meter: _Meter) -> Batch:  # fmt: skip
+    """One window of passages for the writer: reused vectors, those in `embed` embedded now."""
+    ids = [c.id for c in part]
+    todo = [i for i in ids if i in embed]
+    dim = embedder.dim
+    vectors = np.zeros((len(ids), dim), dtype=np.float32)
+    bounds = np.cumsum([0, *(len(spans[i]) for i in ids)])
+    sentence_vectors = np.zeros((int(bounds[-1]), dim), dtype=np.float32)
+    for n, i in enumerate(ids):
+        if i not in embed:
+            vectors[n], sentence_vectors[bounds[n] : bounds[n + 1]] = reused[keys[i]]
     if todo:
-        spans = [sentences.model_spans(chunks[i], texts[i]) for i in todo]
-        vectors[todo], pooled = _embed(
-            embedder, [texts[i] for i in todo], spans, progress, on_progress
-        )
-        todo_rows = [np.arange(bounds[i], bounds[i + 1]) for i in todo]
-        sentence_vectors[np.concatenate(todo_rows).astype(np.int64)] = pooled
-    elif on_progress is not None:
-        on_progress(0, 0)
+        model_spans = [sentences.model_spans(part[i - ids[0]], texts[i]) for i in todo]
+        fresh, pooled = embedder.encode_spans([texts[i] for i in todo], model_spans)
+        rows = np.concatenate([np.arange(bounds[i - ids[0]], bounds[i - ids[0] + 1])
+                               for i in todo]).astype(np.int64)  # fmt: skip
+        vectors[[i - ids[0] for i in todo]], sentence_vectors[rows] = fresh, pooled
+        meter.advance(len(todo))
+    return Batch(part, [titles[c.doc] for c in part], [keys[i] for i in ids], vectors,
+                 [spans[i] for i in ids], sentence_vectors)  # fmt: skip
+
+
+class _Meter:
+    """Progress of the embedding: a bar on the terminal and/or a callback (done, total)."""
+
+    def __init__(self, total: int, progress: bool,
+                 on_progress: Callable[[int, int], None] | None) -> None:  # fmt: skip
+        self.total, self.done, self.on_progress = total, 0, on_progress
+        self.bar = None
+        if progress and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="Embedding", unit="passage")
+        if on_progress is not None:
+            on_progress(0, total)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _manifest(loaded: LoadResult, chunks: list[Chunk], corpus: str, loaded_at_ns: int,
+              embedder: Embedder, index_type: str | None) -> dict:  # fmt: skip
+    """What a build records about itself (the store adds its own facts: keys, files...)."""
     counts: dict[str, int] = {}
     for c in chunks:
         counts[c.doc] = counts.get(c.doc, 0) + 1
-    manifest = {
+    return {
         "qa_version": __version__,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "loaded_at_ns": loaded_at_ns,
@@ -305,22 +302,5 @@ def _build_loaded(
             for p, r in loaded.skipped
         ],
         "chunks": len(chunks),
-        "lexical": {"version": lexical.VERSION, "k1": lexical.K1, "b": lexical.B},
-        "keys": keys,
-        "sentence_vectors": SENTENCE_VECTORS,
+        "sentence_vectors": POOLED,
     }
-    from qa.retrieve.searcher import lexical_texts
-
-    bm25 = lexical.LexicalIndex.build(lexical_texts(chunks, titles))
-    arrays = {sentences.TABLE: table, sentences.VECTORS: sentence_vectors, **bm25.to_arrays()}
-    same_vectors = previous.keys == keys and previous.index_request == (index_type or "auto")
-    dense = previous.dense if same_vectors else None  # the same vectors: reuse the FAISS index
-    path = store.write_build(index_dir, manifest, chunks, vectors, arrays, dense_from=dense)
-    return BuildSummary(
-        documents=len(loaded.documents),
-        chunks=len(chunks),
-        seconds=0.0,
-        embedded=len(todo),
-        index_path=path,
-        skipped=loaded.skipped,
-    )

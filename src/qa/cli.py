@@ -182,10 +182,12 @@ def format_hits(question: str, hits: list, answered: bool = True, bold: bool = F
     Highlighted sentences are set in «guillemets» (bold on a terminal); when the documents do
     not seem to cover the question, a line says so above the closest passages.
     """
+    from qa.present.citation import cite
+
     lines = [] if answered else [NOT_COVERED, ""]
     for hit in hits:
-        lines.append(f"{hit.rank}. [{hit.score:.3f}] {terminal_safe(hit.citation())} "
-                     f"({terminal_safe(hit.doc)})")
+        where = terminal_safe(cite(hit.title, hit.section, hit.page))
+        lines.append(f"{hit.rank}. [{hit.score:.3f}] {where} ({terminal_safe(hit.doc)})")
         safe = hit.text.translate(_UNSAFE)  # one character for one: offsets still hold
         marked = mark(safe, getattr(hit, "highlights", ()), TTY_MARKS if bold else PLAIN_MARKS)
         body = textwrap.fill(" ".join(marked.split()), width=96)
@@ -204,8 +206,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not 1 <= args.k <= 1000:
         raise UsageError(f"-k must be between 1 and 1000, not {args.k}", "e.g. -k 5")
     searcher = Searcher(args.index, model=args.model, reranker=args.reranker)
-    searcher.doc_mask(args.doc)  # a --doc pattern that matches nothing fails before any question
-    _warn_if_stale(searcher.index_dir)
+    searcher.select(args.doc)  # a --doc pattern that matches nothing fails before any question
+    _warn_if_stale(searcher.store)
     status = 0
     for question in _questions(args):
         try:
@@ -232,12 +234,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return status
 
 
-def _warn_if_stale(index_dir) -> None:
+def _warn_if_stale(store) -> None:
     """One warning line when the index is out of date; a failed check never stops an answer."""
     from qa.staleness import check
 
     try:
-        staleness = check(index_dir)
+        staleness = check(store)
     except Exception:  # noqa: BLE001 - a warning must not turn into an error
         log.debug("staleness check failed", exc_info=True)
         return
@@ -275,16 +277,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from qa.staleness import check
-    from qa.store.local import read_manifest
+    from qa.store import open_store
 
-    index_dir = config.index_dir(args.index)
-    build, m = read_manifest(index_dir)
+    store = open_store(args.index)
+    m = store.manifest()
     if args.corpus and not os.path.isdir(args.corpus):
         raise UsageError(f"no corpus folder at {args.corpus}", "give the folder you build from")
-    staleness = check(index_dir, args.corpus)
+    staleness = check(store, args.corpus)
     info = {
-        "index": str(index_dir),
-        "build": str(build),
+        "index": store.location,
+        "build": store.current(),
         "documents": len(m["documents"]),
         "chunks": m["chunks"],
         "model": m["model"]["id"],

@@ -240,13 +240,13 @@ def evaluate(
                         progress=progress)
         searcher = Searcher(index, embedder=embedder, reranker=reranker)
         corpus_ids = {d.path: d.metadata["corpus_id"] for d in dataset.documents}
-        chunk_docs = [corpus_ids.get(c.doc, c.doc) for c in searcher.chunks]
-        depth = min(len(chunk_docs), PASSAGE_DEPTH)
+        depth = min(searcher.generation.size, PASSAGE_DEPTH)
         run: list[tuple[str, list[str]]] = []
         queries = [(q, t) for q, t in dataset.queries if q in dataset.qrels and t.strip()]
         for qid, text in _progress(queries, progress):
             ranking = searcher.rank(clean_question(text), depth, mode)
-            run.append((qid, rank_documents(chunk_docs, ranking.ids)))
+            docs = [corpus_ids.get(c.doc, c.doc) for c in ranking.passages.chunks]
+            run.append((qid, rank_documents(docs, range(len(docs)))))
     return score_run(run, dataset.qrels, mode, k)
 
 

@@ -19,7 +19,7 @@ from qa import config
 from qa.errors import QAError
 from qa.ingest.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP
 from qa.ingest.loaders import is_supported, iter_files
-from qa.store import local as store
+from qa.store import Store, open_store
 
 # Files modified this close to (or after) the moment a build read the corpus are always hashed:
 # within one timestamp tick an edit can leave size and mtime as they were.
@@ -72,14 +72,14 @@ class Staleness:
 
 
 def check(
-    index_dir: str | os.PathLike | None = None,
+    index: str | os.PathLike | Store | None = None,
     corpus_dir: str | os.PathLike | None = None,
     model: str | None = None,
 ) -> Staleness:
     """Compare the live index with a corpus folder and the configured model.
 
     Args:
-        index_dir: the index folder (default: $QA_INDEX or ./index).
+        index: the index: a folder (default: $QA_INDEX or ./index) or a `Store`.
         corpus_dir: the corpus to compare with; None means $QA_CORPUS when set, else the folder
             the index was built from (recorded in its manifest).
         model: the configured model; None means $QA_MODEL when set, else no model check (a
@@ -90,10 +90,9 @@ def check(
         with the cause in `reasons`, never an exception.
 
     Raises:
-        QAError: no index, or an unreadable manifest (as `qa.store.local.read_manifest`).
+        QAError: no index, or an unreadable manifest (as `Store.manifest`).
     """
-    index_dir = config.index_dir(index_dir)
-    _, manifest = store.read_manifest(index_dir)
+    manifest = open_store(index).manifest()
     built_from = manifest.get("corpus") or ""
     explicit = corpus_dir or os.environ.get("QA_CORPUS")
     corpus = Path(explicit) if explicit else Path(built_from)
@@ -121,7 +120,7 @@ def _config_reasons(manifest: dict, model: str | None) -> list[str]:
             reasons.append(f"built with model {manifest['model']['id']}, configured {model_id}")
     backend = os.environ.get("QA_BACKEND")
     if backend:
-        from qa.embed.embedder import vector_id
+        from qa.embed.models import vector_id
 
         built = manifest["model"].get("backend", "torch")
         if vector_id(manifest["model"]["id"], backend) != vector_id(manifest["model"]["id"], built):

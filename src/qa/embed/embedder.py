@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -21,59 +20,14 @@ from functools import cached_property
 import numpy as np
 
 from qa import config
-from qa.errors import QAError
+from qa.embed import torch_model
+from qa.embed.models import load_model, vector_id
+from qa.embed.pooling import normalized
+from qa.errors import QAError, UsageError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
-DEFAULT_BACKEND = "onnx"  # measured >= 1.5x faster than torch here, same vectors (README)
 DEFAULT_BATCH_SIZE = 8  # measured: 8 beat 16 and 32 for both backends on 2 cores (README)
-
-_MODELS: dict[tuple[str, str], object] = {}
-_MODELS_LOCK = threading.Lock()
-LOADS = {"count": 0}  # models loaded from disk in this process (tests check batch mode loads once)
-
-
-def vector_id(model_id: str, backend: str) -> str:
-    """The vector space of a model run by a backend: the model, plus the backend when it
-    changes the vectors. torch and onnx compute the same float32 vectors (to about 1e-7, checked
-    by the tests and the benchmark), so they share reusable vectors; int8 ones are kept apart."""
-    return model_id if backend in ("torch", "onnx") else f"{model_id}|{backend}"
-
-
-def load_model(path: str, backend: str = "torch", model_id: str | None = None):
-    """Load a model once per process and backend, and share it (safe for concurrent use).
-
-    Returns a SentenceTransformer for "torch", else a `qa.embed.onnx.OnnxModel` (exported from
-    the local model on first use; see that module for where the export is cached).
-    """
-    key = (path, backend)
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            config.ensure_offline()
-            if backend == "torch":
-                _MODELS[key] = _load_torch(path)
-            else:
-                from qa.embed.onnx import OnnxModel, ensure_export
-
-                _MODELS_LOCK.release()  # the export loads the torch model through this function
-                try:
-                    onnx_file = ensure_export(model_id or path, path, backend)
-                finally:
-                    _MODELS_LOCK.acquire()
-                _MODELS[key] = OnnxModel(onnx_file, threads=config.threads())
-            LOADS["count"] += 1
-        return _MODELS[key]
-
-
-def _load_torch(path: str):
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    torch.set_num_threads(config.threads())
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
-    return SentenceTransformer(path, device="cpu")
 
 
 class Embedder:
@@ -95,6 +49,9 @@ class Embedder:
         self.model_id, self._load_path = config.resolve_model(self.name)
         self.batch_size = batch_size
         self.backend = config.backend(backend)
+        if self.backend not in config.BACKENDS:
+            raise UsageError(f"unknown backend {self.backend!r}",
+                             "choose one of " + ", ".join(config.BACKENDS))
 
     @property
     def vector_id(self) -> str:
@@ -103,9 +60,7 @@ class Embedder:
         torch and onnx compute the same float32 vectors (the benchmark checks it), so they share
         cached vectors; int8 vectors differ slightly and are kept apart.
         """
-        if self.backend in ("torch", "onnx"):
-            return self.model_id
-        return f"{self.model_id}|{self.backend}"
+        return vector_id(self.model_id, self.backend)
 
     @cached_property
     def model(self):
@@ -186,17 +141,10 @@ class Embedder:
         if self.backend != "torch":
             vector, hidden, offsets = self.model.encode_tokens(text)
             return vector, hidden, offsets
-        model = self.model
-        if not getattr(model.tokenizer, "is_fast", False):
+        if not torch_model.has_offsets(self.model):
             return self.encode([text]), None, None
         with self._one_thread(True):
-            (out,) = model.encode([text], output_value=None)
-        offsets = model.tokenizer(
-            text, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length,
-            verbose=False,
-        )["offset_mapping"]  # fmt: skip
-        vector = normalized(out["sentence_embedding"].float().numpy()[None, :])
-        return vector, out["token_embeddings"][: len(offsets)].float().numpy(), np.asarray(offsets)
+            return torch_model.encode_tokens(self.model, text)
 
     def encode_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool = False
@@ -222,12 +170,14 @@ class Embedder:
         total = sum(len(s) for s in spans)
         if not texts:
             return (np.zeros((0, self.dim), np.float32), np.zeros((total, self.dim), np.float32))
-        if self.backend == "torch" and not getattr(self.model.tokenizer, "is_fast", False):
+        if self.backend == "torch" and not torch_model.has_offsets(self.model):
             # no character offsets from a slow tokenizer: every span is embedded on its own
             vectors = self.encode(texts, progress=progress)
             span_vectors = np.zeros((total, self.dim), np.float32)
         elif self.backend == "torch":
-            vectors, span_vectors = self._torch_spans(texts, spans, progress)
+            vectors, span_vectors = torch_model.encode_spans(
+                self.model, texts, spans, self.batch_size, progress
+            )
         else:
             vectors, span_vectors = self.model.encode_spans(
                 texts, spans, batch_size=self.batch_size, show_progress_bar=progress
@@ -237,61 +187,3 @@ class Embedder:
             flat = [texts[i][s:e] for i, text_spans in enumerate(spans) for s, e in text_spans]
             span_vectors[empty] = self.encode([flat[j] for j in empty])
         return vectors, normalized(span_vectors)
-
-    def _torch_spans(
-        self, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
-        model = self.model
-        step = self.batch_size * 8  # token outputs of a slice at a time (bounded memory)
-        vectors, span_vectors = [], []
-        starts = range(0, len(texts), step)
-        if progress:
-            from tqdm import tqdm
-
-            starts = tqdm(starts, desc="Batches", unit="slice")
-        for start in starts:
-            part = texts[start : start + step]
-            offsets = model.tokenizer(
-                part, return_offsets_mapping=True, truncation=True,
-                max_length=model.max_seq_length, verbose=False,
-            )["offset_mapping"]  # fmt: skip
-            outputs = model.encode(part, batch_size=self.batch_size, output_value=None)
-            for out, offs, text_spans in zip(outputs, offsets, spans[start : start + step],
-                                             strict=True):
-                hidden = out["token_embeddings"][: len(offs)].float().numpy()
-                span_vectors.append(pool_spans(hidden, np.asarray(offs), text_spans))
-                vectors.append(out["sentence_embedding"].float().numpy())
-        return normalized(np.vstack(vectors)), np.vstack(span_vectors)
-
-
-def pool_spans(
-    hidden: np.ndarray, offsets: np.ndarray, spans: list[tuple[int, int]]
-) -> np.ndarray:
-    """Mean of the token vectors that overlap each character span (not normalised).
-
-    Args:
-        hidden: (tokens, dim) model output of one text.
-        offsets: (tokens, 2) character offsets of each token in the text; special and padding
-            tokens have empty offsets and are never pooled.
-        spans: (start, end) character spans.
-
-    Returns:
-        (len(spans), dim) float32; a row of zeros for a span no token overlaps.
-    """
-    out = np.zeros((len(spans), hidden.shape[1]), dtype=np.float32)
-    if not len(offsets):
-        return out
-    starts, ends = offsets[:, 0], offsets[:, 1]
-    real = ends > starts
-    for j, (s, e) in enumerate(spans):
-        inside = real & (starts < e) & (ends > s)
-        if inside.any():
-            out[j] = hidden[inside].mean(axis=0)
-    return out
-
-
-def normalized(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), float32 and contiguous."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.ascontiguousarray(vectors / np.clip(norms, 1e-12, None))

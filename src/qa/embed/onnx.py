@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import config
-from qa.embed.embedder import normalized, pool_spans
+from qa.embed.pooling import normalized, pool_spans
 from qa.errors import QAError
 
 EXPORT_VERSION = 1
@@ -72,9 +72,9 @@ def _export(load_path: str, folder: Path) -> None:
     """Export a sentence-transformers model (Transformer -> Pooling [-> Normalize]) to ONNX."""
     import torch
 
-    from qa.embed.embedder import load_model
+    from qa.embed import torch_model
 
-    st = load_model(load_path)
+    st = torch_model.load(load_path)
     names = [type(m).__name__ for m in st]
     pooling = _pooling_mode(st[1]) if len(st) > 1 else None
     if names[:2] != ["Transformer", "Pooling"] or pooling is None or len(names) > 3:

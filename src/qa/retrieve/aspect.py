@@ -25,32 +25,34 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
-from qa.ingest.sentences import SentenceIndex
-from qa.retrieve import lexical
+from qa.ingest import terms
+from qa.ingest.chunking import embed_context
+from qa.retrieve.best_sentence import best_sentence
+from qa.store.base import Passages
 
 _WORD = re.compile(r"\w+")
 
 
-class Headings:
-    """The heading each passage was embedded under (`chunking.embed_context`), as groups.
+@lru_cache(maxsize=1 << 14)
+def heading_stems(heading: str) -> frozenset[str]:
+    """The stems of a heading's words (cached: the same headings come up again and again)."""
+    return frozenset(terms.stems(terms.words(heading)))
 
-    Args:
-        contexts: one heading per passage, in chunk order.
-    """
 
-    def __init__(self, contexts: Sequence[str]) -> None:
-        ids: dict[str, int] = {}
-        self.group = np.array([ids.setdefault(c, len(ids)) for c in contexts], dtype=np.int64)
-        self.stems = [frozenset(lexical.stems(lexical.words(c))) for c in ids]
+def headings(passages: Passages) -> list[str]:
+    """The heading each passage was embedded under (`chunking.embed_context`)."""
+    return [embed_context(c.section, t) for c, t in zip(passages.chunks, passages.titles,
+                                                         strict=True)]
 
 
 def token_words(question: str, offsets: np.ndarray) -> list[tuple[str, str] | None]:
     """For each token of the question, (word, stem) of the word it belongs to; None for special
     tokens and punctuation. `offsets`: the tokens' character offsets in `question`."""
-    spans = [(m.start(), m.end(), lexical.words(m.group())) for m in _WORD.finditer(question)]
+    spans = [(m.start(), m.end(), terms.words(m.group())) for m in _WORD.finditer(question)]
     out: list[tuple[str, str] | None] = []
     for start, end in offsets:
         found = None
@@ -60,7 +62,7 @@ def token_words(question: str, offsets: np.ndarray) -> list[tuple[str, str] | No
                     found = words[0]
                     break
         out.append(found)
-    stemmed = lexical.stems([w for w in out if w is not None])
+    stemmed = terms.stems([w for w in out if w is not None])
     it = iter(stemmed)
     return [None if w is None else (w, next(it)) for w in out]
 
@@ -72,44 +74,42 @@ def aspect_vector(
     takes no word away or leaves no content word."""
     keep = [i for i, w in enumerate(words) if w is not None and w[1] not in heading]
     removed = any(w is not None and w[1] in heading for w in words)
-    if not removed or not any(not lexical.is_function_word(words[i][0]) for i in keep):
+    if not removed or not any(not terms.is_function_word(words[i][0]) for i in keep):
         return None
     vector = hidden[keep].mean(axis=0)
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
 def rescore(
-    best_sentence: np.ndarray,
-    ids: np.ndarray,
+    best: np.ndarray,
+    passages: Passages,
     question: str,
     hidden: np.ndarray,
     offsets: np.ndarray,
-    headings: Headings,
-    sentence_index: SentenceIndex,
 ) -> np.ndarray:
-    """The best-sentence scores of candidate passages `ids`, ordered inside each heading group
-    by the aspect score (see the module text).
+    """The best-sentence scores of candidate passages, ordered inside each heading group by the
+    aspect score (see the module text).
 
     Args:
-        best_sentence: each candidate's best sentence cosine with the whole question.
-        ids: the candidates' chunk ids.
+        best: each candidate's best sentence cosine with the whole question.
+        passages: the candidates, with their sentence vectors.
         question: the question as embedded; `hidden` and `offsets` are its token outputs and
             their character offsets (`Embedder.encode_query`).
-        headings: the build's headings.
-        sentence_index: the build's sentence vectors.
     """
-    out = np.asarray(best_sentence, dtype=np.float32).copy()
-    found, inverse, counts = np.unique(headings.group[ids], return_inverse=True,
-                                       return_counts=True)
+    out = np.asarray(best, dtype=np.float32).copy()
+    ids: dict[str, int] = {}
+    group_of = np.array([ids.setdefault(h, len(ids)) for h in headings(passages)], np.int64)
+    found, inverse, counts = np.unique(group_of, return_inverse=True, return_counts=True)
     if counts.max(initial=0) < 2:  # a passage alone under its heading keeps its score
         return out
+    names = list(ids)
     words = token_words(question, offsets)
     asked = {w[1] for w in words if w is not None}
     vectors: list[np.ndarray] = []
     by_removed: dict[frozenset[str], int] = {}  # headings that take the same words away
     which = np.full(len(found), -1)
     for k in np.flatnonzero(counts > 1):
-        removed = frozenset(asked & headings.stems[found[k]])
+        removed = frozenset(asked & heading_stems(names[found[k]]))
         if removed not in by_removed:
             vector = aspect_vector(hidden, words, removed)
             by_removed[removed] = -1 if vector is None else len(vectors)
@@ -120,7 +120,7 @@ def rescore(
     if not len(members):
         return out
     group = inverse[members]
-    scores = sentence_index.best(np.stack(vectors), ids[members], which[group])
+    scores = best_sentence(passages, np.stack(vectors), members, which[group])
     best_of_group = np.full(len(found), -np.inf, dtype=np.float32)
     np.maximum.at(best_of_group, group, out[members])
     best_aspect = np.full(len(found), -np.inf, dtype=np.float32)

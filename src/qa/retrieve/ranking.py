@@ -1,0 +1,109 @@
+"""Ranking: the n best passages of a generation for a question, in one of three modes.
+
+    dense    the passages nearest to the question's vector
+    lexical  the passages with the best BM25 score for its words
+    hybrid   the union of both candidate lists (`CANDIDATES` each), scored by passage cosine,
+             best-sentence cosine (ordered by aspect within heading groups) and a bounded BM25
+             bonus (`qa.retrieve.fusion`)
+
+Everything is computed from the candidates and the data the store fetched for them
+(`Generation.passages`), never from whole-corpus arrays, so the top-N can happen inside a
+database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa.embed.embedder import Embedder
+from qa.ingest.terms import tokenize
+from qa.retrieve import aspect, rerank
+from qa.retrieve.best_sentence import best_sentence
+from qa.retrieve.fusion import score_fusion
+from qa.store.base import Docs, Generation, Passages
+
+CANDIDATES = 100  # passages each retriever contributes to a hybrid ranking
+
+
+@dataclass
+class Ranking:
+    """A ranking of passages, with what was learnt about the question on the way."""
+
+    generation: Generation  # the generation it ranks
+    ids: np.ndarray  # chunk ids, best first
+    scores: np.ndarray  # their scores (mode-dependent; higher is better)
+    passages: Passages  # the ranked passages, in rank order
+    query: np.ndarray  # the question's vector, shape (dim,)
+    terms: list[str]  # the question's lexical terms
+    best_cosine: float  # the highest cosine of any allowed passage (-1 if none)
+    truncated: bool
+    mode: str
+    docs: Docs = None  # the documents the search was limited to (None: all)
+
+
+def rank(
+    generation: Generation,
+    embedder: Embedder,
+    question: str,
+    n: int,
+    mode: str,
+    docs: Docs = None,
+    reranker: rerank.Reranker | None = None,
+) -> Ranking:
+    """The n best passages for a cleaned question in a retrieval mode (see the module text)."""
+    text, truncated = embedder.truncate(question)
+    vectors, hidden, offsets = embedder.encode_query(text)
+    query = vectors[0]
+    terms = tokenize(question)
+    wanted = max(n, rerank.DEPTH) if reranker is not None else n
+    pool = max(wanted, CANDIDATES)
+    dense_ids, dense_scores = generation.dense(query, wanted if mode == "dense" else pool, docs)
+    best_cosine = float(dense_scores[0]) if len(dense_scores) else -1.0
+    candidates = None
+    if mode == "dense":
+        ids, scores = dense_ids, dense_scores
+    elif mode == "lexical":
+        found = generation.lexical(terms, pool, docs)
+        ids, scores = found.ids, found.scores
+    else:
+        found = generation.lexical(terms, pool, docs, also=dense_ids)
+        ids = np.union1d(dense_ids, found.ids)
+        bm25 = np.zeros(len(ids), dtype=np.float32)
+        bm25[np.searchsorted(ids, dense_ids)] = found.also
+        bm25[np.searchsorted(ids, found.ids)] = found.scores
+        candidates = generation.passages(ids)
+        scores = score_fusion(candidates.vectors @ query, bm25, found.best,
+                              _sentence_scores(candidates, query, text, hidden, offsets))
+    if mode != "dense":  # (FAISS ranked the dense ones already, ties as it found them)
+        order = np.lexsort((ids, -scores))[:wanted]  # best first; ties by passage order
+        ids, scores = ids[order], np.asarray(scores)[order]
+    if reranker is not None and len(ids):
+        shown = generation.passages(ids)
+        ids, scores = reranker.rerank(question, ids, [_model_text(shown, i)
+                                                      for i in range(len(shown))])
+        candidates, order = None, None
+    ids, scores = ids[:n].astype(np.int64), scores[:n].astype(np.float32)
+    passages = candidates.take(order[:n]) if candidates is not None else generation.passages(ids)
+    return Ranking(generation, ids, scores, passages, query, terms, best_cosine, truncated, mode,
+                   docs)  # fmt: skip
+
+
+def _sentence_scores(candidates: Passages, query: np.ndarray, text: str, hidden, offsets):
+    """Each candidate's best-sentence score, ordered by aspect within heading groups (None for
+    a generation stored without sentence vectors)."""
+    if not len(candidates.sentence_vectors):
+        return None
+    best = best_sentence(candidates, query)
+    if hidden is None:  # a tokenizer without offsets: no aspect scores
+        return best
+    return aspect.rescore(best, candidates, text, hidden, offsets)
+
+
+def _model_text(passages: Passages, i: int) -> str:
+    """The text the model saw for a passage: its heading (or title), then the passage."""
+    from qa.ingest.chunking import embed_text
+
+    c = passages.chunks[i]
+    return embed_text(c.section, passages.titles[i], c.text)

@@ -1,0 +1,113 @@
+"""What a search returns: `Hit`s (passages with citation data and highlights) in an `Answer`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from qa.embed.embedder import Embedder
+from qa.ingest.text import normalize
+from qa.retrieve import highlight
+from qa.retrieve.ranking import Ranking
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage.
+
+    Attributes:
+        rank: 1 for the best passage.
+        score: higher is better. Dense: cosine of question and passage; hybrid: that cosine
+            plus a lexical bonus of at most `fusion.LEXICAL_WEIGHT`; lexical: the BM25 score.
+        doc: document path relative to the corpus folder.
+        title: the document's title.
+        section: the heading the passage stands under, or None.
+        start, end: character offsets of the passage in the loaded document text.
+        text: the passage, exactly as in the loaded text (plain, without markup).
+        page: the 1-based page of a PDF the passage is on, else None.
+        source_start, source_end: where the passage is in the file's decoded text (.txt and
+            .md files), else None.
+        highlights: (start, end) offsets, relative to `text`, of the sentences that best answer
+            the question; empty when the documents do not seem to cover it.
+    """
+
+    rank: int
+    score: float
+    doc: str
+    title: str
+    section: str | None
+    start: int
+    end: int
+    text: str
+    page: int | None = None
+    source_start: int | None = None
+    source_end: int | None = None
+    highlights: tuple[tuple[int, int], ...] = ()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The reply to one question.
+
+    Attributes:
+        question: the question as searched (cleaned).
+        hits: the passages, best first.
+        answered: False when the documents do not seem to cover the question (the hits are
+            then only the closest passages).
+        mode: the retrieval mode used.
+        truncated: whether the question was cut to the model's window.
+    """
+
+    question: str
+    hits: list[Hit]
+    answered: bool
+    mode: str
+    truncated: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "mode": self.mode,
+            "truncated": self.truncated,
+            "hits": [h.to_dict() for h in self.hits],
+        }
+
+
+def hits(ranking: Ranking, words: list[str] | None, embedder: Embedder) -> list[Hit]:
+    """The ranked passages as hits; with `words` (the question's content words), each with
+    the sentences that best answer the question highlighted."""
+    out = []
+    passages = ranking.passages
+    for i, (chunk, title) in enumerate(zip(passages.chunks, passages.titles, strict=True)):
+        marks = () if words is None else highlights(ranking, i, words, embedder)
+        out.append(Hit(
+            i + 1, float(ranking.scores[i]), chunk.doc, title, chunk.section, chunk.start,
+            chunk.end, chunk.text, chunk.page, chunk.source_start, chunk.source_end, marks,
+        ))  # fmt: skip
+    return out
+
+
+def highlights(
+    ranking: Ranking, i: int, words: list[str], embedder: Embedder
+) -> tuple[tuple[int, int], ...]:
+    """The sentences of ranked passage i that best answer the question (offsets in its text).
+
+    `words`: the question's content words (`terms.content_terms`) for the term bonus.
+    """
+    passages = ranking.passages
+    text = passages.chunks[i].text
+    rows = passages.sentence_rows(i)
+    if rows.stop > rows.start:
+        spans = [(int(s), int(e)) for s, e in passages.spans[rows]]
+        vectors = passages.sentence_vectors[rows]
+    else:  # a generation without sentence vectors: embed this passage's sentences now
+        spans = highlight.sentences(text)
+        vectors = embedder.encode([normalize(text[s:e]) for s, e in spans])
+    texts = [text[s:e] for s, e in spans]
+    scores = highlight.sentence_scores(ranking.query, vectors, texts, words)
+    return highlight.choose(spans, np.asarray(scores))
