@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cached_property
 
 import numpy as np
@@ -104,7 +102,7 @@ class Embedder:
         """Normalised embeddings of `texts`, shape (len(texts), dim), float32."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._one_thread(len(texts) == 1):
+        with torch_model.one_thread(len(texts) == 1 and self.backend == "torch"):
             vectors = self.model.encode(
                 texts,
                 batch_size=self.batch_size,
@@ -113,22 +111,6 @@ class Embedder:
                 show_progress_bar=progress,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    @contextmanager
-    def _one_thread(self, question: bool) -> Iterator[None]:
-        """torch runs a question on one thread (measured far faster on a busy machine; see
-        README); the ONNX model picks its one-thread session itself."""
-        if not question or self.backend != "torch":
-            yield
-            return
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
 
     def encode_query(self, text: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """A question's vector, exactly as `encode([text])` gives it, with the model's token
@@ -143,7 +125,7 @@ class Embedder:
             return vector, hidden, offsets
         if not torch_model.has_offsets(self.model):
             return self.encode([text]), None, None
-        with self._one_thread(True):
+        with torch_model.one_thread(True):
             return torch_model.encode_tokens(self.model, text)
 
     def encode_spans(

@@ -6,6 +6,9 @@ ONNX backend's `OnnxModel` methods of the same names give, from a `SentenceTrans
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 
 from qa import config
@@ -22,6 +25,23 @@ def load(path: str):
     torch.set_num_threads(config.threads())
     hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
     return SentenceTransformer(path, device="cpu")
+
+
+@contextmanager
+def one_thread(question: bool) -> Iterator[None]:
+    """Run a question on one torch thread (measured far faster on a busy machine; see README);
+    the ONNX model picks its one-thread session itself. Does nothing when `question` is False."""
+    if not question:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def has_offsets(model) -> bool:
