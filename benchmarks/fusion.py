@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from qa.evaluate import load_dataset, score_run  # noqa: E402
+from qa.ingest.terms import tokenize  # noqa: E402
 from qa.retrieve import aspect, fusion  # noqa: E402
-from qa.retrieve.lexical import tokenize  # noqa: E402
-from qa.retrieve.searcher import CANDIDATES, Searcher  # noqa: E402
+from qa.retrieve.ranking import CANDIDATES  # noqa: E402
+from qa.retrieve.searcher import Searcher  # noqa: E402
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -84,30 +85,34 @@ def arrays(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Passage cosine, best-sentence cosine, the same ordered by aspect inside heading groups
     (over the candidates hybrid search would score: the top 100 of each retriever) and BM25,
-    for every passage."""
-    stored = searcher.stored
+    for every passage.
+
+    A local-store benchmark: it reads the local generation's whole arrays (all passage and
+    sentence vectors, the BM25 index) rather than the store's top-N candidate methods, so that
+    every configuration ranks every passage."""
+    generation = searcher.generation
     query, hidden, offsets = searcher.embedder.encode_query(question)
     query = query[0]
-    dense = stored.vectors @ query
-    sentence = np.full(len(stored.chunks), -1.0, dtype=np.float32)
-    index = searcher.sentence_index()
-    if index is not None:
-        np.maximum.at(sentence, index.table[:, 0], index.vectors @ query)
-    bm25 = searcher.lexical_index().scores(tokenize(question))
+    dense = generation.vectors @ query
+    sentence = np.full(generation.size, -1.0, dtype=np.float32)
+    has_sentences = len(generation.sentence_vectors) > 0
+    if has_sentences:  # rows of generation.table: (chunk id, start, end)
+        np.maximum.at(sentence, generation.table[:, 0], generation.sentence_vectors @ query)
+    bm25 = generation.lexical_index().scores(tokenize(question))
     aspect_sentence = sentence.copy()
-    if index is not None and hidden is not None:
+    if has_sentences and hidden is not None:
         top = CANDIDATES
         ids = np.union1d(np.argsort(-dense, kind="stable")[:top],
                          np.flatnonzero(bm25 > 0)[np.argsort(-bm25[bm25 > 0], kind="stable")[:top]])
-        aspect_sentence[ids] = aspect.rescore(sentence[ids], ids, question, hidden, offsets,
-                                              searcher.headings(), index)
+        aspect_sentence[ids] = aspect.rescore(sentence[ids], generation.passages(ids), question,
+                                              hidden, offsets)
     return dense, sentence, aspect_sentence, bm25
 
 
 def dataset_ndcg(searcher: Searcher, dataset_dir: Path, configs: dict[str, Scorer]) -> dict:
     dataset = load_dataset(dataset_dir)
     corpus_ids = {d.path: d.metadata["corpus_id"] for d in dataset.documents}
-    chunk_docs = np.array([corpus_ids.get(c.doc, c.doc) for c in searcher.chunks])
+    chunk_docs = np.array([corpus_ids.get(c.doc, c.doc) for c in searcher.generation.chunks])
     runs: dict[str, list[tuple[str, list[str]]]] = {name: [] for name in configs}
     for qid, text in dataset.queries:
         if qid not in dataset.qrels:
@@ -124,12 +129,13 @@ def report_hits(searcher: Searcher, questions: list[dict], configs: dict[str, Sc
         return " ".join(text.split()).startswith(expected)
 
     out = {name: [0, 0] for name in configs}
+    chunks = searcher.generation.chunks
     answerable = [q for q in questions if q["expected"]]
     for q in answerable:
         d, s, a, b = arrays(searcher, q["question"])
         for name, f in configs.items():
             top = np.argsort(-f(d, s, a, b), kind="stable")[:3]
-            ok = [matches(searcher.chunks[int(i)].text, q["expected"]) for i in top]
+            ok = [matches(chunks[int(i)].text, q["expected"]) for i in top]
             out[name][0] += ok[0]
             out[name][1] += any(ok)
     n = len(answerable)
