@@ -31,6 +31,7 @@ from qa.ingest.chunking import (
 )
 from qa.ingest.loaders import Document, LoadResult, load_corpus
 from qa.ingest.text import sentence_spans
+from qa.retrieve.answered import NullLevel
 from qa.store import Batch, Store, open_store
 from qa.store.local_generation import POOLED
 
@@ -207,15 +208,18 @@ def _build_loaded(
             if key not in reused or len(reused[key][1]) != len(spans[i])}  # fmt: skip
     log.debug("embedding %d passages (%d reused)", len(todo), len(chunks) - len(todo))
     meter = _Meter(len(todo), progress, on_progress)
+    null = NullLevel(embedder)  # what unrelated questions score here ("answered" reads it)
     with store.writer() as writer:
         window = embedder.batch_size * WINDOW_BATCHES
         for start in range(0, len(chunks), window):
             part = range(start, min(start + window, len(chunks)))
-            writer.add(_batch(embedder, [chunks[i] for i in part], titles, texts, keys, spans,
-                              reused, todo, meter))  # fmt: skip
+            batch = _batch(embedder, [chunks[i] for i in part], titles, texts, keys, spans,
+                           reused, todo, meter)  # fmt: skip
+            null.update(batch.vectors, batch.sentence_vectors)
+            writer.add(batch)
         meter.close()
-        generation = writer.commit(_manifest(loaded, chunks, corpus, loaded_at_ns, embedder,
-                                             index_type))  # fmt: skip
+        manifest = _manifest(loaded, chunks, corpus, loaded_at_ns, embedder, index_type)
+        generation = writer.commit({**manifest, "answered": null.to_dict()})
     return BuildSummary(
         documents=len(loaded.documents),
         chunks=len(chunks),

@@ -1,32 +1,201 @@
-"""Is the question covered? The calibrated rule behind `Answer.answered`.
+"""Is the question covered? A calibrated probability from the evidence a ranking gathered.
 
-A question counts as answered when either
-  * some passage is close to it in meaning: the best cosine of question and passage is at least
-    `MIN_COSINE`; or
-  * some passage contains every content word of the question (stemmed, after a long stop list:
-    `lexical.content_terms`) - the evidence a keyword query such as "congenital condition"
-    gives, whose cosine is low because it is not phrased like the text.
+One logistic model over a few generic features of a passage and the question:
 
-Calibration (benchmarks/calibrate.py; data kept apart from the report test questions in
-tests/data): 888 MedQuAD questions and 150 MedQuAD titles used as keyword queries against
-medquad-small, and 16 report questions (benchmarks/data/report_dev_questions.jsonl) against the
-report, as questions the documents answer; 40 off-topic questions and keystroke strings
-(benchmarks/data/offtopic_questions.txt) against both corpora as questions they do not.
-Best cosines: answered 0.397 and up, off-topic 0.309 and below; `MIN_COSINE` is the middle of
-that gap. No off-topic question had all its content words in one passage. On this data the rule
-makes no error (see the README, "Retrieval quality").
+    cosine     the passage's cosine with the question, above the corpus's null level
+    sentence   the best cosine of one of its sentences with the question, above the null level
+    known      the share of the question's content words found anywhere in the corpus
+    terms      log(1 + number of content words): a question with few topic words is vaguer
+
+The null level is what a question about nothing in the corpus still scores: a build asks the
+questions of `probes.txt` (cooking, travel, programming...) and records the mean of their best
+cosines in the manifest. It grows with the corpus (the best of 40,000 passages is higher than the
+best of 12 for any question), so reading cosines above it lets one model serve a 12-passage
+report and a 40,000-passage collection alike.
+
+The answer's confidence is the probability of its first passage, with `cosine` the best cosine
+of any allowed passage; each further hit gets its own probability, never above the answer's.
+The documents cover the question when the answer's confidence reaches `THRESHOLD`, and the
+page's relevance labels read the same numbers, so they cannot contradict the decision.
+
+The coefficients and the threshold (`answered_model.json`) are fitted by
+`benchmarks/train_answered.py` on labelled questions (the tuning half of the report's reader
+questions, the older report questions, off-topic questions, MedQuAD questions against their own
+collection and against the report), never on the locked half. The threshold keeps answerable
+questions wrongly flagged at or under 3% of the report questions used (a reader wrongly told
+"not covered" is the worst failure) - see the README, "Retrieval quality".
 """
 
 from __future__ import annotations
 
-MIN_COSINE = 0.35
+import json
+import math
+from dataclasses import astuple, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from qa.store.base import Passages
+
+MODEL_FILE = Path(__file__).with_name("answered_model.json")
+PROBES_FILE = Path(__file__).with_name("probes.txt")
+FEATURES = ("cosine", "sentence", "known", "terms")
+NULL_VERSION = 1  # of the probes; a manifest recording another version is not read
+_PROBE_VECTORS: dict[str, np.ndarray] = {}  # vector space -> the probes' vectors
 
 
-def is_answered(best_cosine: float, passages_with_all_terms: int) -> bool:
-    """The rule above.
+def probes() -> list[str]:
+    """The questions about nothing (`probes.txt`)."""
+    lines = PROBES_FILE.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+class NullLevel:
+    """The best cosines of the probe questions over a corpus, gathered batch by batch while a
+    build writes it (no second pass over the vectors).
 
     Args:
-        best_cosine: the highest cosine between the question and any (allowed) passage.
-        passages_with_all_terms: how many passages contain every content word of the question.
+        embedder: the build's model (encodes the probes once).
     """
-    return best_cosine >= MIN_COSINE or passages_with_all_terms > 0
+
+    def __init__(self, embedder) -> None:
+        if embedder.vector_id not in _PROBE_VECTORS:  # once per process and vector space
+            _PROBE_VECTORS[embedder.vector_id] = embedder.encode(probes())
+        self.queries = _PROBE_VECTORS[embedder.vector_id]
+        self.cosine = np.full(len(self.queries), -1.0, dtype=np.float32)
+        self.sentence = np.full(len(self.queries), -1.0, dtype=np.float32)
+
+    def update(self, vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
+        """Take a batch of passage vectors and their sentence vectors into account."""
+        if len(vectors):
+            self.cosine = np.maximum(self.cosine, (self.queries @ vectors.T).max(axis=1))
+        if len(sentence_vectors):
+            scores = (self.queries @ sentence_vectors.T).max(axis=1)
+            self.sentence = np.maximum(self.sentence, scores)
+
+    def to_dict(self) -> dict:
+        """What the manifest records ("answered")."""
+        return {"version": NULL_VERSION, "probes": len(self.queries),
+                "cosine": round(float(self.cosine.mean()), 6),
+                "sentence": round(float(self.sentence.mean()), 6)}  # fmt: skip
+
+
+def null_level(manifest: dict) -> tuple[float, float]:
+    """(cosine, sentence) null levels recorded by the build, else the model's defaults."""
+    recorded = manifest.get("answered")
+    if isinstance(recorded, dict) and recorded.get("version") == NULL_VERSION:
+        try:
+            return float(recorded["cosine"]), float(recorded["sentence"])
+        except (KeyError, TypeError, ValueError):
+            pass
+    return model().default_null
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The features of one passage for one question (see the module text)."""
+
+    cosine: float
+    sentence: float
+    known: float
+    terms: float
+
+    def vector(self) -> np.ndarray:
+        return np.array(astuple(self), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the features need of the question: its content words and which the corpus knows.
+
+    (Each word counts alike: weighting by idf made the corpus's own common words count for
+    nothing on a 12-passage report, and measured worse.)"""
+
+    words: tuple[str, ...]
+    known: float  # share of the words found in the corpus (1 when there are none)
+
+    @classmethod
+    def of(cls, words: list[str], frequencies: np.ndarray) -> Question:
+        """`frequencies`: in how many of the generation's passages each word occurs."""
+        found = np.asarray(frequencies) > 0
+        return cls(tuple(words), float(found.mean()) if len(words) else 1.0)
+
+
+def evidence(passages: Passages, i: int, query: np.ndarray, question: Question,
+             null: tuple[float, float], cosine: float | None = None) -> Evidence:  # fmt: skip
+    """The features of passage i of `passages` (`null`: the corpus's null levels, see
+    `null_level`; `cosine`: use this instead of the passage's own)."""
+    rows = passages.sentence_rows(i)
+    sentences = passages.sentence_vectors[rows] @ query
+    own = float(passages.vectors[i] @ query)
+    best_sentence = float(sentences.max()) if len(sentences) else own
+    return Evidence(
+        cosine=(own if cosine is None else cosine) - null[0],
+        sentence=best_sentence - null[1],
+        known=question.known,
+        terms=math.log1p(len(question.words)),
+    )
+
+
+@dataclass(frozen=True)
+class Model:
+    """A fitted logistic model: standardised features, coefficients, decision threshold."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    threshold: float
+    default_null: tuple[float, float] = (0.0, 0.0)  # for builds that recorded none
+
+    def probability(self, ev: Evidence) -> float:
+        z = float(((ev.vector() - self.mean) / self.scale) @ self.coef + self.intercept)
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    def to_dict(self) -> dict:
+        return {"features": list(FEATURES), "mean": self.mean.tolist(),
+                "scale": self.scale.tolist(), "coef": self.coef.tolist(),
+                "intercept": self.intercept, "threshold": self.threshold,
+                "default_null": list(self.default_null)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Model:
+        if d.get("features") != list(FEATURES):
+            raise ValueError("the answered model was fitted on other features")
+        return cls(np.array(d["mean"], float), np.array(d["scale"], float),
+                   np.array(d["coef"], float), float(d["intercept"]), float(d["threshold"]),
+                   tuple(d.get("default_null", (0.0, 0.0))))
+
+
+@lru_cache(maxsize=1)
+def model() -> Model:
+    """The shipped model (`answered_model.json`)."""
+    return Model.from_dict(json.loads(MODEL_FILE.read_text(encoding="utf-8"))["model"])
+
+
+def confidences(passages: Passages, query: np.ndarray, question: Question,
+                best_cosine: float, manifest: dict) -> tuple[float, list[float]]:  # fmt: skip
+    """The answer's confidence and each passage's (in rank order; none above the answer's).
+
+    Args:
+        passages: the ranked passages.
+        query: the question's vector.
+        question: its content words (`Question.of`).
+        best_cosine: the best cosine of any allowed passage (the first passage's `cosine`).
+        manifest: the generation's manifest (its null levels).
+    """
+    if not len(passages):
+        return 0.0, []
+    fitted, null = model(), null_level(manifest)
+    answer = fitted.probability(evidence(passages, 0, query, question, null, best_cosine))
+    hits = [answer] + [
+        min(answer, fitted.probability(evidence(passages, i, query, question, null)))
+        for i in range(1, len(passages))
+    ]
+    return answer, hits
+
+
+def is_answered(confidence: float) -> bool:
+    """The decision: the documents cover the question."""
+    return confidence >= model().threshold

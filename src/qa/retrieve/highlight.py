@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from qa.ingest.text import sentence_spans
 from qa.ingest.terms import tokenize
+from qa.ingest.text import sentence_spans
 
 TERM_WEIGHT = 0.1  # bonus for a sentence holding every term of the question
 MARGIN = 0.03  # a second sentence is highlighted when it scores within this of the best

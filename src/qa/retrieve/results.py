@@ -8,7 +8,7 @@ import numpy as np
 
 from qa.embed.embedder import Embedder
 from qa.ingest.text import normalize
-from qa.retrieve import highlight
+from qa.retrieve import answered, highlight
 from qa.retrieve.ranking import Ranking
 
 
@@ -29,7 +29,9 @@ class Hit:
         source_start, source_end: where the passage is in the file's decoded text (.txt and
             .md files), else None.
         highlights: (start, end) offsets, relative to `text`, of the sentences that best answer
-            the question; empty when the documents do not seem to cover it.
+            the question; empty when the passage does not seem to answer it.
+        confidence: the calibrated probability that this passage answers the question (never
+            above the answer's; see `qa.retrieve.answered`).
     """
 
     rank: int
@@ -44,6 +46,7 @@ class Hit:
     source_start: int | None = None
     source_end: int | None = None
     highlights: tuple[tuple[int, int], ...] = ()
+    confidence: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,6 +63,8 @@ class Answer:
             then only the closest passages).
         mode: the retrieval mode used.
         truncated: whether the question was cut to the model's window.
+        confidence: the calibrated probability that the documents answer the question;
+            `answered` is `confidence >= answered.THRESHOLD` (see `qa.retrieve.answered`).
     """
 
     question: str
@@ -67,6 +72,7 @@ class Answer:
     answered: bool
     mode: str
     truncated: bool
+    confidence: float = 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -74,20 +80,26 @@ class Answer:
             "answered": self.answered,
             "mode": self.mode,
             "truncated": self.truncated,
+            "confidence": self.confidence,
             "hits": [h.to_dict() for h in self.hits],
         }
 
 
-def hits(ranking: Ranking, words: list[str] | None, embedder: Embedder) -> list[Hit]:
-    """The ranked passages as hits; with `words` (the question's content words), each with
-    the sentences that best answer the question highlighted."""
+def hits(ranking: Ranking, words: list[str], embedder: Embedder,
+         confidences: list[float]) -> list[Hit]:  # fmt: skip
+    """The ranked passages as hits, with their confidence; those that seem to answer the
+    question (`answered.is_answered` of their confidence) with its best sentences highlighted.
+
+    `words`: the question's content words (the highlights' term bonus)."""
     out = []
     passages = ranking.passages
     for i, (chunk, title) in enumerate(zip(passages.chunks, passages.titles, strict=True)):
-        marks = () if words is None else highlights(ranking, i, words, embedder)
+        answers = answered.is_answered(confidences[i])
+        marks = highlights(ranking, i, words, embedder) if answers else ()
         out.append(Hit(
             i + 1, float(ranking.scores[i]), chunk.doc, title, chunk.section, chunk.start,
             chunk.end, chunk.text, chunk.page, chunk.source_start, chunk.source_end, marks,
+            confidences[i],
         ))  # fmt: skip
     return out
 

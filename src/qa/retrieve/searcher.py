@@ -159,25 +159,18 @@ class Searcher:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
         ranking = self.rank(question, k, mode, doc)
         words = content_terms(question)
-        covered = is_answered(ranking, words)
-        found = hits(ranking, words if covered else None, self.embedder)
-        return Answer(question, found, covered, ranking.mode, ranking.truncated)
+        generation = ranking.generation
+        asked = answered.Question.of(words, generation.term_frequencies(words))
+        confidence, per_hit = answered.confidences(ranking.passages, ranking.query, asked,
+                                                   ranking.best_cosine, generation.manifest)
+        found = hits(ranking, words, self.embedder, per_hit)
+        return Answer(question, found, answered.is_answered(confidence), ranking.mode,
+                      ranking.truncated, confidence)  # fmt: skip
 
     def search(self, question: str, k: int = 5, mode: str | None = None,
                doc: docfilter.Patterns = None) -> list[Hit]:  # fmt: skip
         """The k passages that best answer `question`, best first: `ask(...).hits`."""
         return self.ask(question, k, mode, doc).hits
-
-
-def is_answered(ranking: Ranking, words: list[str]) -> bool:
-    """Whether the documents seem to cover the question (see `qa.retrieve.answered`).
-
-    `words`: the question's content words (`terms.content_terms`).
-    """
-    if answered.is_answered(ranking.best_cosine, False):
-        return True
-    return answered.is_answered(ranking.best_cosine,
-                                ranking.generation.has_all_terms(words, ranking.docs))
 
 
 def resolve_mode(mode: str | None) -> str:

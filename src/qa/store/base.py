@@ -8,7 +8,7 @@ that searches inside a database does the top-N there and never ships whole-corpu
 
     dense(query, n, docs)            top-N passages by vector, best first
     lexical(terms, n, docs, also)    top-N passages by BM25, plus the BM25 of other candidates
-    has_all_terms(terms, docs)       whether some passage holds every one of the terms
+    term_frequencies(terms)          in how many passages each term occurs
     passages(ids)                    texts, metadata and sentence vectors of given passages
 
 `docs` is None (every document) or a list of document paths the search may answer from.
@@ -117,8 +117,8 @@ class Generation(Protocol):
         """The n best passages by BM25 for `terms` (a term repeated counts as often as it
         occurs), and the BM25 scores of the chunk ids in `also`."""
 
-    def has_all_terms(self, terms: Sequence[str], docs: Docs = None) -> bool:
-        """Whether some allowed passage contains every one of `terms` (False for none)."""
+    def term_frequencies(self, terms: Sequence[str]) -> np.ndarray:
+        """In how many passages of the generation each term occurs (0: unknown to it)."""
 
     def passages(self, ids: Sequence[int] | np.ndarray) -> Passages:
         """Texts, metadata, vectors and sentence vectors of the given chunk ids."""

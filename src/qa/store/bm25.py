@@ -99,24 +99,11 @@ class LexicalIndex:
                 np.add.at(out, self.indices[rows], self.data[rows])
         return out
 
-    def passages_with_all(self, terms: Sequence[str], mask: np.ndarray | None = None) -> int:
-        """How many passages contain every one of `terms` (0 when `terms` is empty).
-
-        Args:
-            terms: stemmed terms (e.g. `content_terms`).
-            mask: only passages where the mask is True count.
-        """
-        if not terms:
-            return 0
-        found: np.ndarray | None = None
-        for term in set(terms):
+    def frequencies(self, terms: Sequence[str]) -> np.ndarray:
+        """In how many passages each term occurs (0 for a term not in the vocabulary)."""
+        out = np.zeros(len(terms), dtype=np.int64)
+        for i, term in enumerate(terms):
             rows = self._postings(term)
-            if rows is None:
-                return 0
-            ids = self.indices[rows]
-            found = ids if found is None else np.intersect1d(found, ids, assume_unique=True)
-            if not len(found):
-                return 0
-        if mask is not None:
-            found = found[mask[found]]
-        return len(found)
+            if rows is not None:
+                out[i] = rows.stop - rows.start
+        return out

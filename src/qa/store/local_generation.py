@@ -139,8 +139,8 @@ class LocalGeneration:
         extra = scores[np.asarray(also, dtype=np.int64)] if also is not None else scores[:0]
         return LexicalHits(top, scores[top], extra)
 
-    def has_all_terms(self, terms: Sequence[str], docs: Docs = None) -> bool:
-        return self.lexical_index().passages_with_all(terms, self.mask(docs)) > 0
+    def term_frequencies(self, terms: Sequence[str]) -> np.ndarray:
+        return self.lexical_index().frequencies(terms)
 
     def passages(self, ids: Sequence[int] | np.ndarray) -> Passages:
         ids = np.asarray(ids, dtype=np.int64)
