@@ -19,7 +19,7 @@ import numpy as np
 
 from qa.embed.embedder import Embedder
 from qa.ingest.terms import tokenize
-from qa.retrieve import aspect, rerank
+from qa.retrieve import adapter, aspect, rerank
 from qa.retrieve.best_sentence import best_sentence
 from qa.retrieve.fusion import score_fusion
 from qa.store.base import Docs, Generation, Passages
@@ -55,7 +55,7 @@ def rank(
     """The n best passages for a cleaned question in a retrieval mode (see the module text)."""
     text, truncated = embedder.truncate(question)
     vectors, hidden, offsets = embedder.encode_query(text)
-    query = vectors[0]
+    query = adapter.adapt(vectors[0], embedder.model_id)
     terms = tokenize(question)
     wanted = max(n, rerank.DEPTH) if reranker is not None else n
     pool = max(wanted, CANDIDATES)

@@ -1,0 +1,45 @@
+"""A learned query adapter: one linear map applied to a question's vector before it is compared
+with passages, so that a question lands nearer the passages that answer it.
+
+Questions and answers are phrased differently ("What are the symptoms of X?" against "Signs
+include..."); a 384x384 map trained on MedQuAD question/answer pairs moves questions toward their
+answers' region of the space. `benchmarks/train_adapter.py` fits it (seeded) on MedQuAD documents
+that medquad-small does not hold, and blends it with the identity (`BLEND`): the full map helped
+MedQuAD most but hurt the report's older questions; a quarter of it helped or held on every set
+measured (README, "Retrieval quality").
+
+The map belongs to one model: it applies only when the index was embedded with the model it was
+trained for (`query_adapter.json` names it), and is the identity otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+MAP_FILE = Path(__file__).with_name("query_adapter.npy")
+META_FILE = Path(__file__).with_name("query_adapter.json")
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> tuple[str, np.ndarray] | None:
+    """(model id, map) as shipped, or None when there is none."""
+    if not (MAP_FILE.is_file() and META_FILE.is_file()):
+        return None
+    meta = json.loads(META_FILE.read_text(encoding="utf-8"))
+    matrix = np.load(MAP_FILE, allow_pickle=False).astype(np.float32)
+    return meta["model"], matrix
+
+
+def adapt(query: np.ndarray, model_id: str) -> np.ndarray:
+    """The question vector (dim,) as the ranking compares it: mapped and normalised when the map
+    was trained for `model_id`, else unchanged."""
+    shipped = _shipped()
+    if shipped is None or shipped[0] != model_id or shipped[1].shape[1] != len(query):
+        return query
+    mapped = shipped[1] @ query
+    norm = float(np.linalg.norm(mapped))
+    return (mapped / norm).astype(np.float32) if norm > 0 else query
