@@ -54,11 +54,13 @@ def corpus_sections(generation: str, _generation, limit: int = 2000) -> list:
 
 def build(heading: str) -> bool:
     """Build the index with a visible progress bar; True when it worked. A failure is kept in
-    the session (`build_error`) and shown in plain view by `show_build_error`."""
+    the session (`build_error`), for the caller to show in plain view (`show_error`)."""
     from qa.build import build_index
 
     with st.status(heading, expanded=True) as status:
-        bar = st.progress(0.0, text="Reading the documents and loading the language model…")
+        busy = allowed.rebuild and documents.another_build_running(store)
+        bar = st.progress(0.0, text="Waiting for another build of this index to finish…" if busy
+                          else "Reading the documents and loading the language model…")  # fmt: skip
 
         def report(done: int, total: int) -> None:
             if total == 0:
@@ -390,7 +392,7 @@ if len(choices) > 1:
     to_url("docs", chosen, [])
 
 if examples:
-    st.caption("Try one of these (headings in the documents):")
+    st.caption("Try one of these (from the documents):")
     with st.container(horizontal=True):
         for i, example in enumerate(examples):
             label = page.escape_markdown(example)

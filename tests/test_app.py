@@ -550,3 +550,49 @@ def test_a_read_only_page_cannot_add_or_remove(monkeypatch, tmp_path, embedder, 
     assert not [b for b in at.button if b.key and b.key.startswith("remove-")]
     assert any("QA\\_PAGE\\_UPLOADS\\=0" in c.value for c in at.sidebar.caption)
     assert at.sidebar.expander[0].label == "Documents (1)"  # still listed
+
+
+def test_the_documents_searched_live_in_the_link(monkeypatch, tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    (corpus / "sleep.md").write_bytes(SLEEP_MD)
+    build_index(corpus, tmp_path / "index", embedder=embedder)
+    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_CORPUS", str(corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"q": "back pain", "docs": ["sleep.md", "not-indexed.txt"]})
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="docs").value == ["sleep.md"]  # a path not indexed is ignored
+    assert {c.markdown[0].value.split("· *")[-1] for c in cards(at) + closest_or_none(at)} == {
+        "sleep\\.md*"
+    }
+    at.multiselect(key="docs").set_value([]).run()
+    assert "docs" not in at.query_params
+
+
+def test_an_upload_waits_for_another_build_then_goes_in(monkeypatch, tmp_path, embedder):
+    import threading
+
+    from qa.store.local import LocalStore
+
+    corpus, at = app_on_own_report_index(monkeypatch, tmp_path, embedder)
+    taken, release = threading.Event(), threading.Event()
+
+    def other_build():  # e.g. `qa build` in a terminal, holding the build lock
+        with LocalStore(tmp_path / "index").lock():
+            taken.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=other_build)
+    holder.start()
+    taken.wait(10)
+    threading.Timer(1.0, release.set).start()  # the other build finishes while the page waits
+    try:
+        upload(at, ("sleep.md", SLEEP_MD))
+    finally:
+        release.set()
+        holder.join()
+    assert not at.exception and not at.error
+    assert at.success[0].value == "Added sleep\\.md: 1 passage."

@@ -65,6 +65,15 @@ def access(store, corpus: Path) -> Access:
     return Access(True, True)
 
 
+def another_build_running(store) -> bool:
+    """Whether another build holds the index's build lock now (a build started next waits)."""
+    try:
+        with store.lock(wait=False):
+            return False
+    except QAError:
+        return True
+
+
 def clean_name(name: str) -> str:
     """A safe file name for an upload: its last path part, NFC, no control or odd characters,
     no leading dots or spaces, at most `MAX_NAME_CHARS` characters, the suffix kept.
