@@ -571,8 +571,12 @@ def _cards(at) -> list:
     return [c for c in at.main.children.values() if c.type == "flex_container" and c.expander]
 
 
-def test_page_cites_title_section_page_and_offers_the_original(mixed_app):
-    mixed_app.text_input(key="question").input(PDF_QUESTION)
+def test_page_cites_title_section_page_and_offers_the_original(mixed_app, monkeypatch):
+    from urllib.parse import parse_qsl
+
+    from streamlit.testing.v1 import AppTest
+
+    mixed_app.text_input(key="q").input(PDF_QUESTION)
     mixed_app.run()
     assert not mixed_app.exception and not mixed_app.error
     first = _cards(mixed_app)[0]
@@ -580,12 +584,19 @@ def test_page_cites_title_section_page_and_offers_the_original(mixed_app):
         "**1** · **Back care handbook\\, Sleeping positions\\, p\\. 2** · "
         "*back\\-care\\-handbook\\.pdf*"
     )
-    [download] = first.get("download_button")
+    assert not first.get("download_button")  # not one whole-file download per card, but ...
+    [link] = first.get("link_button")  # ... a link to the passage in its document
+    params = dict(parse_qsl(link.proto.url.lstrip("?").removesuffix("#passage")))
+    assert params["doc"] == "back-care-handbook.pdf"
+    view = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    view.query_params.update(params)
+    view.run()
+    assert not view.exception and not view.error
+    [download] = view.get("download_button")
     assert download.label == "Download the original (back\\-care\\-handbook\\.pdf)"
     # the file is read only when clicked (deferred), and the click does not rerun the page
     assert download.proto.deferred_file_id and download.proto.ignore_rerun
-    for card in _cards(mixed_app)[1:]:
-        assert len(card.get("download_button")) == 1
+    assert "medium-firm mattress" in " ".join(m.value for m in view.markdown).replace("\\", "")
 
 
 def test_page_document_filter(mixed_app):
@@ -596,7 +607,7 @@ def test_page_document_filter(mixed_app):
         "Exercise notes for a stiff upper back (notes/exercise-notes.md)",
         "Posture at work (posture-at-work.html)",
     ]
-    mixed_app.text_input(key="question").input("What causes chronic mid back pain?")
+    mixed_app.text_input(key="q").input("What causes chronic mid back pain?")
     mixed_app.run()
     assert all("chronic\\-middle" in c.markdown[0].value for c in _cards(mixed_app))
     mixed_app.multiselect(key="docs").set_value(["posture-at-work.html"]).run()

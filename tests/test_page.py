@@ -140,7 +140,7 @@ def test_marked_md_joins_marks_parted_only_by_spaces():
         (0.6, "good match"),
         (0.5, "good match"),
         (0.3, "weak match"),
-        (0.1, "hardly related"),
+        (0.001, "hardly related"),
         (-0.3, "hardly related"),
         (1.7, "strong match"),
     ],
@@ -153,6 +153,16 @@ def test_relevance_labels_come_from_one_number(number, label):
     assert rel.highlight == (label != page.WEAKEST)  # a very weak passage is not highlighted
 
 
+def test_weak_match_starts_where_the_decision_does():
+    from qa.retrieve import answered
+
+    floor = page.answers_from()
+    assert floor == answered.model().threshold
+    assert page.relevance(floor, True).label == "weak match"
+    assert page.relevance(floor * 0.99, True).label == page.WEAKEST
+    assert answered.is_answered(floor) and not answered.is_answered(floor * 0.99)
+
+
 @given(st.floats(-2, 2))
 def test_a_not_covered_answer_never_shows_a_good_or_strong_match(number):
     rel = page.relevance(number, answered=False)
@@ -163,24 +173,19 @@ def test_a_not_covered_answer_never_shows_a_good_or_strong_match(number):
 @given(st.floats(-2, 2), st.floats(-2, 2), st.booleans())
 def test_relevance_is_monotonic_in_its_number(a, b, answered):
     low, high = sorted((a, b))
-    order = [name for _, name in page.RELEVANCE_LEVELS] + [page.WEAKEST]
+    order = [name for _, name in page.RELEVANCE_LEVELS] + [page.WEAK, page.WEAKEST]
     rl, rh = page.relevance(low, answered), page.relevance(high, answered)
     assert rl.fraction <= rh.fraction
     assert order.index(rl.label) >= order.index(rh.label)
 
 
-def test_strength_maps_scores_onto_zero_to_one():
+def test_strength_is_the_calibrated_confidence():
     from qa.retrieve.results import Answer, Hit
 
-    def answer(mode, *scores):
-        hits = [Hit(i + 1, s, "a.txt", "A", None, 0, 1, "x") for i, s in enumerate(scores)]
-        return Answer("q", hits, True, mode, False)
-
-    dense = answer("hybrid", 1.05, 0.4, -0.2)
-    assert [page.strength(h, dense) for h in dense.hits] == [1.0, 0.5, 0.0]
-    lexical = answer("lexical", 8.0, 2.0)
-    assert [page.strength(h, lexical) for h in lexical.hits] == [1.0, 0.25]
-    assert page.score_strength(3.0, "lexical", 0.0) == 0.0
+    hits = [Hit(1, 1.2, "a.txt", "A", None, 0, 1, "x", confidence=0.9),
+            Hit(2, 0.3, "a.txt", "A", None, 0, 1, "y", confidence=0.2)]  # fmt: skip
+    answer = Answer("q", hits, True, "hybrid", False, confidence=0.9)
+    assert [page.strength(h, answer) for h in hits] == [0.9, 0.2]
 
 
 def test_context_window_around_a_report_passage():

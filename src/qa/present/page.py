@@ -167,19 +167,22 @@ def marked_md(
 # --- relevance -------------------------------------------------------------------------------
 
 # A card's label, its bar and whether its sentences are highlighted all come from ONE number per
-# passage, in [0, 1], together with the answer's "answered" decision, so they cannot disagree:
-# a passage under an answer that the documents do not cover is never shown as a good or strong
-# match. `strength` gives the number; it is meant to be the calibrated probability that the
-# passage answers the question (`Hit.confidence`). Until the search reports it, `strength` maps
-# the score onto [0, 1]: dense and hybrid scores are cosine-like (under all-MiniLM-L6-v2, on the
-# shipped report, answering passages score about 0.4-0.85 and off-topic questions below 0.05),
-# so they are divided by `FULL_SCORE`; BM25 scores have no fixed scale, so they count as a share
-# of the best one.
-RELEVANCE_LEVELS = ((0.75, "strong match"), (0.5, "good match"), (0.25, "weak match"))
+# passage, its calibrated probability of answering the question (`Hit.confidence`, see
+# `qa.retrieve.answered`), together with the answer's decision (`Answer.answered`), so they
+# cannot disagree: a passage the search does not take for an answer (below the decision's
+# threshold) is "hardly related" and unmarked, and under an answer the documents do not cover no
+# passage is ever a good or strong match.
+RELEVANCE_LEVELS = ((0.75, "strong match"), (0.5, "good match"))
+WEAK = "weak match"  # from the decision's threshold up: the search takes it for an answer
 WEAKEST = "hardly related"
 NOT_COVERED_MAX = 0.49  # under a not-covered answer a passage's number stays below "good match"
-HIGHLIGHT_MIN = 0.25  # a weaker passage ("hardly related") gets no highlighted sentences
-FULL_SCORE = 0.8
+
+
+def answers_from() -> float:
+    """The number from which a passage counts as answering: the decision's threshold."""
+    from qa.retrieve import answered
+
+    return answered.model().threshold
 
 
 @dataclass(frozen=True)
@@ -202,20 +205,10 @@ class Relevance:
         return f"Relevance: {self.label}"
 
 
-def score_strength(score: float, mode: str, best: float | None) -> float:
-    """A score mapped onto [0, 1]: BM25 ("lexical") as a share of the best score `best`,
-    other modes divided by `FULL_SCORE`."""
-    if mode == "lexical":
-        value = score / best if best and best > 0 else 0.0
-    else:
-        value = score / FULL_SCORE
-    return min(1.0, max(0.0, value))
-
-
 def strength(hit, answer) -> float:
-    """The one number a card's label, bar and highlight come from, in [0, 1]."""
-    best = answer.hits[0].score if answer.hits else None
-    return score_strength(hit.score, answer.mode, best)  # to become: return hit.confidence
+    """The one number a card's label, bar and highlight come from, in [0, 1]: the passage's
+    calibrated probability of answering (`answer` is kept for the decision's context)."""
+    return hit.confidence
 
 
 def relevance(number: float, answered: bool) -> Relevance:
@@ -224,13 +217,15 @@ def relevance(number: float, answered: bool) -> Relevance:
     Args:
         number: the passage's number in [0, 1] (see `strength`).
         answered: the answer's decision (`Answer.answered`). When False, the number is held
-            below "good match", whatever it is.
+            below "good match", whatever it is, and nothing is highlighted.
     """
     number = min(1.0, max(0.0, number))
     if not answered:
         number = min(number, NOT_COVERED_MAX)
-    label = next((name for floor, name in RELEVANCE_LEVELS if number >= floor), WEAKEST)
-    return Relevance(label, number, answered and number >= HIGHLIGHT_MIN)
+    answers = number >= answers_from()
+    label = next((name for floor, name in RELEVANCE_LEVELS if number >= floor),
+                 WEAK if answers else WEAKEST)  # fmt: skip
+    return Relevance(label, number, answered and answers)
 
 
 # --- passage in context ----------------------------------------------------------------------
