@@ -81,12 +81,14 @@ def build(heading: str) -> bool:
 
 
 def show_error(exc: QAError) -> None:
-    """A user-fixable error in plain view: its message, then its hint (as text; `commands` as
-    code)."""
-    body = page.hint_md(exc.message)
-    if exc.hint:
-        body += "  \n" + page.hint_md(exc.hint[:1].upper() + exc.hint[1:])
-    st.error(body)
+    """A user-fixable error in plain view: its message, then its hint."""
+    st.error(error_md(exc))
+
+
+def error_md(exc: QAError) -> str:
+    """An error's message and hint as safe Markdown (`commands` shown as code)."""
+    hint = exc.hint[:1].upper() + exc.hint[1:] if exc.hint else ""
+    return page.hint_md(exc.message) + (f"  \n{page.hint_md(hint)}" if hint else "")
 
 
 def retry() -> None:
@@ -165,7 +167,7 @@ def handle_pending() -> None:
     """Add the uploaded files or remove the confirmed document, rebuild, and rerun with the
     outcome kept as notices."""
     pending = st.session_state.pop("pending", None)
-    if pending is None:
+    if pending is None or not allowed.manage:  # turned off since the files were picked
         return
     action, payload = pending
     notices: list[tuple[str, str]] = []
@@ -195,10 +197,6 @@ def handle_pending() -> None:
         notices.append(("error", error_md(st.session_state.pop("build_error"))))
     st.session_state.notices = notices
     st.rerun()
-
-
-def error_md(exc: QAError) -> str:
-    return page.hint_md(exc.message) + (f"  \n{page.hint_md(exc.hint)}" if exc.hint else "")
 
 
 # --- answers -------------------------------------------------------------------------------------

@@ -143,6 +143,34 @@ def test_remove_deletes_inside_the_corpus_only(tmp_path):
     assert (tmp_path / "outside.txt").exists()
 
 
+def test_remove_a_symbolic_link_removes_the_link_not_its_target(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("Not in the corpus.", encoding="utf-8")
+    (corpus / "link.txt").symlink_to(target)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "b.txt").write_text("B.", encoding="utf-8")
+    (corpus / "linked-folder").symlink_to(tmp_path / "outside")
+    documents.remove(corpus, "link.txt")
+    assert not (corpus / "link.txt").is_symlink() and target.exists()
+    with pytest.raises(QAError):  # a folder link leading outside the corpus
+        documents.remove(corpus, "linked-folder/b.txt")
+    assert (tmp_path / "outside" / "b.txt").exists()
+
+
+def test_a_temporary_file_left_by_a_killed_server_is_cleaned_up(tmp_path):
+    import time
+
+    stale, fresh = tmp_path / ".dead.upload", tmp_path / ".alive.upload"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"in progress")
+    old = time.time() - documents.STALE_UPLOAD_S - 60
+    os.utime(stale, (old, old))
+    documents.save_upload(tmp_path, "notes.md", NOTE)
+    assert not stale.exists() and fresh.exists()
+
+
 def test_access(tmp_path, monkeypatch):
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -24,7 +24,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from qa import config
 from qa.errors import QAError
@@ -152,6 +152,7 @@ def save_upload(corpus: Path, name: str, data: bytes, max_bytes: int | None = No
     safe = check_upload(name, data, max_bytes)
     try:
         corpus.mkdir(parents=True, exist_ok=True)
+        _remove_stale_uploads(corpus)
         temp = corpus / f".{secrets.token_hex(8)}.upload"  # hidden: never loaded
         with open(temp, "xb") as fh:
             fh.write(data)
@@ -164,6 +165,21 @@ def save_upload(corpus: Path, name: str, data: bytes, max_bytes: int | None = No
     except OSError as exc:
         raise QAError(f"cannot save {name} in {corpus}: {exc.strerror or exc}",
                       "check that the documents folder may be written") from None  # fmt: skip
+
+
+STALE_UPLOAD_S = 3600  # a temporary upload file this old was left by a killed server
+
+
+def _remove_stale_uploads(corpus: Path) -> None:
+    """Remove temporary upload files that a killed server left behind (hidden: never indexed)."""
+    import time
+
+    for temp in corpus.glob(".*.upload"):
+        try:
+            if time.time() - temp.stat().st_mtime > STALE_UPLOAD_S:
+                temp.unlink()
+        except OSError:
+            continue
 
 
 def _link_free_name(corpus: Path, safe: str, name: str, temp: Path, data: bytes) -> Saved:
@@ -196,11 +212,17 @@ def remove(corpus: Path, doc: str) -> None:
         QAError: the path leads outside the corpus folder, or the file cannot be deleted.
     """
     root = corpus.resolve()
-    path = (root / doc).resolve()
-    if root not in path.parents:
+    relative = PurePosixPath(doc)
+    parts = relative.parts
+    if not parts or relative.is_absolute() or any(part in (".", "..") for part in parts):
+        raise QAError(f"{doc or 'a document without a name'} is not a document in {corpus}",
+                      "pick one from the list")  # fmt: skip
+    folder = root.joinpath(*parts[:-1]).resolve()
+    if folder != root and root not in folder.parents:  # through a linked folder
         raise QAError(f"{doc} is not a document in {corpus}", "pick one from the list")
+    path = folder / parts[-1]
     try:
-        path.unlink()
+        path.unlink()  # a symbolic link is removed itself, never what it points to
     except FileNotFoundError:
         return  # already gone: the rebuild drops it from the index
     except OSError as exc:
