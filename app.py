@@ -85,6 +85,14 @@ def show_error(exc: QAError) -> None:
     st.error(error_md(exc))
 
 
+def live_manifest() -> dict:
+    """The live build's manifest, or {} when there is none (nothing indexed yet)."""
+    try:
+        return store.manifest()
+    except QAError:
+        return {}
+
+
 def error_md(exc: QAError) -> str:
     """An error's message and hint as safe Markdown (`commands` shown as code)."""
     hint = exc.hint[:1].upper() + exc.hint[1:] if exc.hint else ""
@@ -179,8 +187,9 @@ def handle_pending() -> None:
                 saved.append(documents.save_upload(corpus, name, data))
             except QAError as exc:
                 notices.append(("error", error_md(exc)))
-        built = not any(not s.existed for s in saved) or build("Adding to the index…")
-        manifest = open_store(index_dir).manifest() if built else {}
+        if any(not s.existed for s in saved) and not build("Adding to the index…"):
+            notices.append(("error", error_md(st.session_state.pop("build_error"))))
+        manifest = live_manifest() if saved else {}
         for s in saved:
             count = documents.passages_of(manifest, s.path)
             notices.append(("success", page.added_md(s.name, s.path, count, s.existed)))
@@ -190,11 +199,10 @@ def handle_pending() -> None:
         except QAError as exc:
             notices.append(("error", error_md(exc)))
         else:
-            built = build("Removing from the index…")
-            if built:
+            if build("Removing from the index…"):
                 notices.append(("success", page.removed_md(payload)))
-    if "build_error" in st.session_state:
-        notices.append(("error", error_md(st.session_state.pop("build_error"))))
+            else:
+                notices.append(("error", error_md(st.session_state.pop("build_error"))))
     st.session_state.notices = notices
     st.rerun()
 
@@ -301,6 +309,7 @@ if store.current() is None:  # a fresh clone, or an index folder that was emptie
     if "build_error" not in st.session_state and allowed.rebuild:
         build("Building the index (first start only)…")
     if store.current() is None:
+        show_notices()  # e.g. a file refused
         show_error(st.session_state.get("build_error") or QAError(
             f"there is no index at {index_dir}", "build it with `qa build`"))  # fmt: skip
         uploader(allowed)

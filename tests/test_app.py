@@ -228,6 +228,11 @@ def test_a_first_document_can_be_uploaded_into_an_empty_corpus(monkeypatch, tmp_
     monkeypatch.setenv("QA_CORPUS", str(corpus))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert at.main.error
+    at.main.file_uploader[0].set_value(("scan.docx", b"PK\x03\x04", "application/msword"))
+    at.run()  # refused, and still no index: said so, no crash
+    assert not at.exception
+    assert any(e.value.startswith("scan\\.docx\\: \\.docx cannot be read") for e in at.error)
+    assert list(corpus.iterdir()) == []
     upload = at.main.file_uploader[0]
     upload.set_value(("tea.md", b"# Tea\n\nGreen tea is brewed at 80 degrees.\n", "text/markdown"))
     at.run()
