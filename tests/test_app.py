@@ -28,7 +28,7 @@ def app(monkeypatch, report_index, report_corpus, embedder):
 
 
 def ask(at: AppTest, question: str) -> AppTest:
-    at.text_input(key="question").input(question)
+    at.text_input(key="q").input(question)
     return at.run()
 
 
@@ -47,6 +47,16 @@ def heading(at: AppTest) -> str:
     return next(m.value for m in at.main.markdown if " for: *" in m.value)
 
 
+def closest(at: AppTest) -> list:
+    """The cards under a not-covered answer (in its collapsed expander)."""
+    box = next(e for e in at.main.expander if e.label.startswith("The closest passages"))
+    return [c for c in box.children.values() if c.type == "flex_container"]
+
+
+def bar(card) -> str:
+    return card.get("progress")[0].proto.text
+
+
 def page_text(markdown: str) -> str:
     """What a reader sees of page Markdown: marks and escapes dropped (as the browser shows it)."""
     text = re.sub(r"(?<!\\)\]", "", markdown.replace(page.MARK_OPEN, ""))
@@ -57,13 +67,23 @@ def all_markdown(at: AppTest) -> list:
     return list(at.markdown) + list(at.caption)
 
 
+REPORT_HEADINGS = [
+    "Chronic Middle Back Pain Causes",
+    "Chronic Middle Back Pain Treatments",
+    "Chronic Middle Back Pain Advice",
+]
+
+
 def test_first_view_explains_what_to_do(app):
     assert app.title[0].value == "Ask the documents"
     assert app.markdown[0].value == "Searching 1 document: *Chronic middle back pain*."
     assert app.caption[0].value == page.DISCLAIMER
-    assert [b.label for b in app.button] == [page.escape_markdown(q) for q in page.REPORT_EXAMPLES]
+    examples = [b.label for b in app.main.button if b.key.startswith("example-")]
+    # examples come from the corpus in use: its headings, then its title
+    expected = REPORT_HEADINGS + ["Chronic middle back pain"]
+    assert examples == [page.escape_markdown(h) for h in expected]
     assert app.info[0].value == page.EMPTY_HINT
-    assert "**Built**" in app.sidebar.markdown[0].value
+    assert "**Built**" in app.sidebar.markdown[-1].value
     assert not app.error
 
 
@@ -77,10 +97,18 @@ def test_a_question_shows_cards_with_the_answering_passage(app):
     assert card.markdown[0].value.startswith(
         "**1** · **Chronic middle back pain\\, Chronic Middle Back Pain Causes**"
     )
-    assert card.get("progress")[0].proto.text.startswith("Relevance: strong match")
+    assert bar(card) == "Relevance: strong match"
     context = page_text(card.expander[0].markdown[0].value)
     assert "Chronic Middle Back Pain Causes Severe recurrent pain" in context  # the heading above
-    assert page.MARK_OPEN + "Instances of longstanding" in card.expander[0].markdown[0].value
+    assert page.PASSAGE_OPEN + "Instances of longstanding" in card.expander[0].markdown[0].value
+    # the passage can be copied with its citation, and opened in its document
+    assert card.get("code")[0].value.endswith(
+        "(Chronic middle back pain, Chronic Middle Back Pain Causes; chronic-middle-back-pain.txt)"
+    )
+    link = card.get("link_button")[0]
+    assert link.proto.label == "Open in the document"
+    assert link.proto.url.startswith("?doc=chronic-middle-back-pain.txt&start=")
+    assert not card.get("download_button")  # the whole file is offered in the document view
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\t\n"])
@@ -102,9 +130,13 @@ def test_the_passage_count_control(app):
 
 
 def test_an_example_question_fills_the_box_and_answers(app):
-    app.button(key="example-2").click().run()
-    assert app.text_input(key="question").value == page.REPORT_EXAMPLES[2]
-    assert passages(app)[0].startswith("Additionally, symptomatic care is a form of dependency")
+    app.button(key="example-1").click().run()
+    assert app.text_input(key="q").value == REPORT_HEADINGS[1]
+    assert heading(app) == f"3 passages for: *{page.escape_markdown(REPORT_HEADINGS[1])}*"
+    card = cards(app)[0]
+    assert card.markdown[0].value.endswith(
+        "Chronic Middle Back Pain Treatments** · *chronic\\-middle\\-back\\-pain\\.txt*"
+    )
 
 
 def test_html_in_a_question_is_escaped_and_no_html_is_ever_allowed(app):
@@ -136,7 +168,9 @@ def test_html_in_a_document_is_shown_as_text(monkeypatch, tmp_path, embedder):
     for md in shown:
         assert (
             re.search(
-                r"(?<!\\)[<>\[\]$]", md.replace(page.MARK_OPEN, "").replace(page.MARK_CLOSE, "")
+                r"(?<!\\)[<>\[\]$]",
+                md.replace(page.MARK_OPEN, "").replace(page.PASSAGE_OPEN, "")
+                .replace(page.MARK_CLOSE, ""),
             )
             is None
         ), md
@@ -155,7 +189,8 @@ def test_a_fresh_clone_builds_the_index_with_progress_then_answers(monkeypatch, 
     assert not at.exception and not at.error
     status = at.get("status")[0]
     assert status.state == "complete"
-    assert status.label.startswith("Indexed 1 documents")
+    assert status.label.startswith("Indexed 1 document")
+    assert [t.value for t in at.title] == ["Ask the documents"]  # once, above the build
     assert status.get("progress")[0].value == 100
     assert (index / "current").exists()
     ask(at, "Is the thoracic spine often injured?")
@@ -163,16 +198,48 @@ def test_a_fresh_clone_builds_the_index_with_progress_then_answers(monkeypatch, 
     assert not at.get("status")  # the build ran once; later questions do not rebuild
 
 
-def test_an_empty_corpus_is_explained_not_a_traceback(monkeypatch, tmp_path, embedder):
+def test_an_empty_corpus_is_explained_in_plain_view_with_a_retry(monkeypatch, tmp_path, embedder):
     corpus = tmp_path / "my <b>corpus"
     corpus.mkdir()
     monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
     monkeypatch.setenv("QA_CORPUS", str(corpus))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert at.error[0].value.startswith("no documents to index in")
-    assert "my \\<b\\>corpus" in at.error[0].value  # a path is shown as text, too
+    status = at.get("status")[0]
+    assert status.state == "error" and not status.get("progress")  # no progress line left
+    error = at.main.error[0].value  # in plain view, outside the collapsed build status
+    assert error.startswith("no documents to index in")
+    assert "my \\<b\\>corpus" in error  # a path is shown as text, too
+    assert "`qa build`" in error and "\\`" not in error  # a command is code, not backticks
     assert not at.text_input
+    assert at.button(key="retry").label == "Try again"
+    assert at.sidebar.file_uploader or at.main.file_uploader  # documents can be added right here
+    (corpus / "tea.txt").write_text("Tea\n\nGreen tea is brewed at 80 degrees.\n", "utf-8")
+    at.button(key="retry").click().run()
+    assert not at.exception and not at.error
+    ask(at, "How hot should green tea be brewed?")
+    assert passages(at)[0].startswith("Green tea is brewed")
+
+
+def test_a_first_document_can_be_uploaded_into_an_empty_corpus(monkeypatch, tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_CORPUS", str(corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert at.main.error
+    at.main.file_uploader[0].set_value(("scan.docx", b"PK\x03\x04", "application/msword"))
+    at.run()  # refused, and still no index: said so, no crash
+    assert not at.exception
+    assert any(e.value.startswith("scan\\.docx\\: \\.docx cannot be read") for e in at.error)
+    assert list(corpus.iterdir()) == []
+    upload = at.main.file_uploader[0]
+    upload.set_value(("tea.md", b"# Tea\n\nGreen tea is brewed at 80 degrees.\n", "text/markdown"))
+    at.run()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.success] == ["Added tea\\.md: 1 passage."]
+    ask(at, "How hot should green tea be brewed?")
+    assert passages(at)[0].startswith("Green tea is brewed")
 
 
 def test_a_damaged_index_offers_a_rebuild(monkeypatch, tmp_path, report_corpus, embedder):
@@ -296,26 +363,42 @@ def test_highlights_are_marked_in_the_passage(app, report_searcher):
 def test_a_question_the_documents_do_not_cover(app):
     ask(app, "What is the capital of France?")
     assert not app.exception and not app.error
+    assert heading(app) == "No answer in the documents for: *What is the capital of France\\?*"
     assert app.warning[0].value == page.NOT_COVERED
-    closest = app.main.expander[0]
-    assert closest.label == "The closest passages (3)"
-    assert not closest.proto.expanded  # collapsed: there, but not presented as an answer
-    assert len([c for c in closest.children.values() if c.type == "flex_container"]) == 3
+    box = app.main.expander[0]
+    assert box.label == "The closest passages (3)"
+    assert not box.proto.expanded  # collapsed: there, but not presented as an answer
+    assert len(closest(app)) == 3
     assert not any(e.label == "Show in context" for e in app.main.expander)
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
-def test_the_mode_choice(app, report_searcher, mode):
-    assert app.sidebar.radio(key="mode").value == "hybrid"  # the default
+@pytest.mark.parametrize(
+    "question", ["What is the capital of France?", "psychosomatic pain", "chiropractic"]
+)
+def test_labels_and_the_not_covered_decision_never_contradict(app, report_searcher, mode, question):
     app.sidebar.radio(key="mode").set_value(mode).run()
-    ask(app, "psychosomatic pain")
-    expected = report_searcher.ask("psychosomatic pain", 3, mode=mode)
-    assert expected.answered and expected.hits
-    assert passages(app) == [page_text(page.marked_md(h.text, h.highlights)) for h in expected.hits]
-    bar = cards(app)[0].get("progress")[0].proto.text
-    best = expected.hits[0].score
-    assert bar == page.relevance(best, mode, best).text
-    assert ("keyword score" in bar) == (mode == "lexical")
+    ask(app, question)
+    expected = report_searcher.ask(question, 3, mode=mode)
+    shown = cards(app) if expected.answered else closest_or_none(app)
+    assert len(shown) == len(expected.hits)  # keyword search may find fewer than 3
+    for card, hit in zip(shown, expected.hits, strict=True):
+        rel = page.relevance(page.strength(hit, expected), expected.answered)
+        assert bar(card) == rel.text  # one number per passage and the answer's decision
+        if not expected.answered:
+            assert bar(card) in ("Relevance: weak match", "Relevance: hardly related")
+            assert page.MARK_OPEN not in card.markdown[1].value  # nothing marked as an answer
+
+
+def test_the_mode_choice(app, report_searcher):
+    assert app.sidebar.radio(key="mode").value == "hybrid"  # the default
+    for mode in ("dense", "lexical", "hybrid"):
+        app.sidebar.radio(key="mode").set_value(mode).run()
+        ask(app, "psychosomatic pain")
+        expected = report_searcher.ask("psychosomatic pain", 3, mode=mode)
+        assert expected.answered and expected.hits
+        assert passages(app) == [page_text(page.marked_md(h.text, h.highlights))
+                                 for h in expected.hits]  # fmt: skip
 
 
 def test_no_matching_passage_is_said_plainly(app):
@@ -324,3 +407,197 @@ def test_no_matching_passage_is_said_plainly(app):
     assert not app.exception and not app.error
     assert page.NO_PASSAGES in [i.value for i in app.info]
     assert passages(app) == []
+
+
+# --- links: the question in the URL, a passage in its document ---------------------------------
+
+
+def test_a_link_with_the_question_shows_the_answer(monkeypatch, report_index, report_corpus):
+    monkeypatch.setenv("QA_INDEX", str(report_index))
+    monkeypatch.setenv("QA_CORPUS", str(report_corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"q": "Is the thoracic spine often injured?", "k": "2",
+                            "mode": "dense"})  # fmt: skip
+    at.run()
+    assert not at.exception and not at.error
+    assert at.text_input(key="q").value == "Is the thoracic spine often injured?"
+    assert at.sidebar.radio(key="mode").value == "dense"
+    assert len(passages(at)) == 2
+    assert passages(at)[0].startswith("The thoracic spine is not prone to injury")
+    at.sidebar.radio(key="mode").set_value("lexical").run()
+    assert at.query_params["mode"] == "lexical"  # the choice goes into the link
+    at.sidebar.radio(key="mode").set_value("hybrid").run()
+    assert "mode" not in at.query_params  # the default stays out of it
+
+
+@pytest.mark.parametrize("params", [{"q": "x", "k": "zero"}, {"q": "x", "k": "999"},
+                                    {"q": "x", "mode": "telepathy"}, {"k": "-1"}])  # fmt: skip
+def test_a_damaged_link_is_no_crash(monkeypatch, report_index, report_corpus, params):
+    monkeypatch.setenv("QA_INDEX", str(report_index))
+    monkeypatch.setenv("QA_CORPUS", str(report_corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    at.run()
+    assert not at.exception
+    assert 1 <= at.number_input(key="k").value <= 20
+    assert at.sidebar.radio(key="mode").value in ("hybrid", "dense", "lexical")
+
+
+def test_the_document_view_marks_the_passage(monkeypatch, report_index, report_corpus,
+                                             report_searcher):  # fmt: skip
+    hit = report_searcher.ask("Could my back pain be psychosomatic?", 1).hits[0]
+    monkeypatch.setenv("QA_INDEX", str(report_index))
+    monkeypatch.setenv("QA_CORPUS", str(report_corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"doc": hit.doc, "start": str(hit.start), "end": str(hit.end)})
+    at.run()
+    assert not at.exception and not at.error
+    assert at.title[0].value == "Chronic middle back pain"
+    assert at.get("download_button")  # the original file
+    box = next(c for c in at.main.children.values() if c.type == "flex_container" and c.subheader)
+    assert box.subheader[0].value == "The passage" and box.subheader[0].proto.anchor == "passage"
+    assert box.markdown[0].value == page.marked_md(hit.text, [(0, len(hit.text))], page.PASSAGE)
+    text = " ".join(page_text(m.value) for m in at.main.markdown)
+    assert "Severe recurrent pain" in text and "alternative path to treatment" in text
+    assert not at.text_input  # no question box in this view
+
+
+@pytest.mark.parametrize("params", [{"doc": "../../etc/passwd", "start": "0", "end": "9"},
+                                    {"doc": "chronic-middle-back-pain.txt", "start": "x"},
+                                    {"doc": "gone.txt", "start": "0", "end": "5"}])  # fmt: skip
+def test_a_broken_document_link_says_so(monkeypatch, report_index, report_corpus, params):
+    monkeypatch.setenv("QA_INDEX", str(report_index))
+    monkeypatch.setenv("QA_CORPUS", str(report_corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    at.run()
+    assert not at.exception
+    assert at.error[0].value == page.BROKEN_LINK
+
+
+# --- adding and removing documents ------------------------------------------------------------
+
+SLEEP_MD = b"# Sleep and back pain\n\nA firm mattress and sleeping on your side ease back pain.\n"
+
+
+def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    key = next(u.key for u in at.sidebar.file_uploader)
+    at.file_uploader(key=key).set_value([(n, d, "application/octet-stream") for n, d in files])
+    return at.run()
+
+
+def test_upload_rebuilds_and_answers_from_the_new_document(monkeypatch, tmp_path, embedder):
+    corpus, at = app_on_own_report_index(monkeypatch, tmp_path, embedder)
+    before = (corpus / REPORT.name).read_bytes()
+    upload(at, ("../sleep.md", SLEEP_MD), ("scan.docx", b"PK\x03\x04"),
+           ("empty.txt", b"   \n"))  # fmt: skip
+    assert not at.exception
+    assert [s.value for s in at.success] == ["Added \\.\\.\\/sleep\\.md as sleep\\.md: 1 passage."]
+    errors = [e.value for e in at.error]
+    assert errors[0].startswith("scan\\.docx\\: \\.docx cannot be read")
+    assert errors[1].startswith("empty\\.txt has no text to index")
+    assert sorted(p.name for p in corpus.iterdir()) == [REPORT.name, "sleep.md"]
+    assert (corpus / REPORT.name).read_bytes() == before and not at.warning  # nothing stale
+    assert at.markdown[0].value.startswith("Searching 2 documents")
+    assert len(at.sidebar.file_uploader) == 1 and not at.sidebar.file_uploader[0].value  # emptied
+    ask(at, "Which mattress helps back pain?")
+    assert passages(at)[0].startswith("A firm mattress and sleeping on your side")
+    assert not at.success  # the confirmation goes when the next question is asked
+
+
+def test_an_upload_never_overwrites_a_document(monkeypatch, tmp_path, embedder):
+    corpus, at = app_on_own_report_index(monkeypatch, tmp_path, embedder)
+    original = (corpus / REPORT.name).read_bytes()
+    upload(at, (REPORT.name, b"Another report\n\nShort and different text about backs.\n"))
+    stem = REPORT.name.removesuffix(".txt")
+    assert at.success[0].value.startswith(
+        f"Added {page.escape_markdown(REPORT.name)} as {page.escape_markdown(stem + '-2.txt')}"
+    )
+    assert (corpus / REPORT.name).read_bytes() == original
+    upload(at, (REPORT.name, original))  # the very same file again: nothing to add
+    assert "already in the documents" in at.success[0].value
+    assert sorted(p.name for p in corpus.iterdir()) == [f"{stem}-2.txt", REPORT.name]
+
+
+def test_removing_a_document_asks_first_then_removes_it_everywhere(monkeypatch, tmp_path, embedder):
+    corpus, at = app_on_own_report_index(monkeypatch, tmp_path, embedder)
+    upload(at, ("sleep.md", SLEEP_MD))
+    docs = at.sidebar.expander[0]
+    assert docs.label == "Documents (2)"
+    rows = [m.value for m in docs.markdown]
+    assert rows[1].startswith("**Sleep and back pain**  \nsleep\\.md · 1 passage · 20")
+    at.button(key="remove-1").click().run()
+    assert (corpus / "sleep.md").exists()  # asked first
+    assert "Remove sleep\\.md?" in at.sidebar.warning[0].value
+    at.button(key="cancel-remove").click().run()
+    assert not at.sidebar.warning and (corpus / "sleep.md").exists()
+    at.button(key="remove-1").click().run()
+    at.button(key="confirm-remove").click().run()
+    assert not at.exception and not at.error
+    assert not (corpus / "sleep.md").exists()
+    assert at.success[0].value == page.removed_md("sleep.md")
+    assert at.markdown[0].value.startswith("Searching 1 document")
+    assert at.button(key="remove-0").disabled  # the last document stays
+    ask(at, "Which mattress helps back pain?")
+    assert all("mattress" not in p for p in passages(at) + [page_text(c.markdown[1].value)
+                                                            for c in closest_or_none(at)])
+
+
+def closest_or_none(at: AppTest) -> list:
+    return closest(at) if any(e.label.startswith("The closest") for e in at.main.expander) else []
+
+
+@pytest.mark.parametrize("setting", ["0", "off"])
+def test_a_read_only_page_cannot_add_or_remove(monkeypatch, tmp_path, embedder, setting):
+    monkeypatch.setenv("QA_PAGE_UPLOADS", setting)
+    corpus, at = app_on_own_report_index(monkeypatch, tmp_path, embedder)
+    assert not at.file_uploader
+    assert not [b for b in at.button if b.key and b.key.startswith("remove-")]
+    assert any("QA\\_PAGE\\_UPLOADS\\=0" in c.value for c in at.sidebar.caption)
+    assert at.sidebar.expander[0].label == "Documents (1)"  # still listed
+
+
+def test_the_documents_searched_live_in_the_link(monkeypatch, tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    (corpus / "sleep.md").write_bytes(SLEEP_MD)
+    build_index(corpus, tmp_path / "index", embedder=embedder)
+    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_CORPUS", str(corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"q": "back pain", "docs": ["sleep.md", "not-indexed.txt"]})
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="docs").value == ["sleep.md"]  # a path not indexed is ignored
+    assert {c.markdown[0].value.split("· *")[-1] for c in cards(at) + closest_or_none(at)} == {
+        "sleep\\.md*"
+    }
+    at.multiselect(key="docs").set_value([]).run()
+    assert "docs" not in at.query_params
+
+
+def test_an_upload_waits_for_another_build_then_goes_in(monkeypatch, tmp_path, embedder):
+    import threading
+
+    from qa.store.local import LocalStore
+
+    corpus, at = app_on_own_report_index(monkeypatch, tmp_path, embedder)
+    taken, release = threading.Event(), threading.Event()
+
+    def other_build():  # e.g. `qa build` in a terminal, holding the build lock
+        with LocalStore(tmp_path / "index").lock():
+            taken.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=other_build)
+    holder.start()
+    taken.wait(10)
+    threading.Timer(1.0, release.set).start()  # the other build finishes while the page waits
+    try:
+        upload(at, ("sleep.md", SLEEP_MD))
+    finally:
+        release.set()
+        holder.join()
+    assert not at.exception and not at.error
+    assert at.success[0].value == "Added sleep\\.md: 1 passage."

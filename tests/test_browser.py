@@ -1,13 +1,15 @@
 """End to end: `streamlit run app.py` on a free port, driven by a real Chromium (Playwright).
 
-The server starts on a fresh, empty index folder, so the first page view also proves that a
-fresh clone builds its index with a progress indicator and then answers. This test never
-skips: when Chromium is missing or cannot start, it fails and says why.
+One server for the module. It starts on a fresh, empty index folder, so the first page view
+also proves that a fresh clone builds its index with a progress indicator and then answers.
+The tests run in file order: the last one adds and removes a document. These tests never skip:
+when Chromium is missing or cannot start, they fail and say why.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -151,6 +153,13 @@ def search_alone(index, embedder) -> list[float]:
     return times
 
 
+def wait_for_text(page, text: str, timeout_s: float = STEP_S) -> None:
+    page.wait_for_function(
+        "(t) => document.body.innerText.replaceAll('\\u2060', '').includes(t)",
+        arg=text, polling="raf", timeout=timeout_s * 1000,
+    )  # fmt: skip
+
+
 def test_the_page_in_a_real_browser(server, browser, embedder, capsys):
     url, index = server
     OUTPUT.mkdir(exist_ok=True)
@@ -163,22 +172,24 @@ def test_the_page_in_a_real_browser(server, browser, embedder, capsys):
         page.get_by_label("Your question").wait_for(timeout=FIRST_VIEW_S * 1000)
         assert "Indexed 2 documents" in shown_text(page)
         assert "it does not give medical advice" in shown_text(page)
+        assert shown_text(page).count("Ask the documents") == 1
 
         # a question shows the answering passage, and "show in context" its surroundings
         ask(page, *TIMED[0])
-        context = page.get_by_test_id("stExpander").first
+        assert "?q=Could+my+back+pain+be+psychosomatic%3F" in page.url  # a link to share
+        context = page.get_by_test_id("stExpander").filter(has_text="Show in context").first
         context.get_by_text("Show in context").click()
         context.get_by_text("Chronic Middle Back Pain Causes", exact=True).wait_for()
+        assert context.locator("details").get_attribute("open") is not None
 
-        # an example question is one click away
-        page.get_by_role("button", name="Is the thoracic spine often injured?").click()
-        page.get_by_text("The thoracic spine is not prone to injury").first.wait_for()
-
-        # the original file downloads, read from the corpus only when the button is clicked
-        with page.expect_download() as download:
-            page.get_by_role("button", name=f"Download the original ({REPORT.name})").first.click()
-        assert Path(download.value.path()).read_bytes() == REPORT.read_bytes()
-        assert download.value.suggested_filename == REPORT.name
+        # an example question (a heading of the report) is one click away; the expander opened
+        # for the previous question starts closed again
+        page.get_by_role("button", name="Chronic Middle Back Pain Advice").click()
+        wait_for_text(page, "passages for: Chronic Middle Back Pain Advice")
+        wait_for_text(page, "The thoracic spine is not prone to injury")
+        shown = page.get_by_test_id("stExpander").filter(has_text="Show in context")
+        assert shown.count() == 3
+        assert all(d.get_attribute("open") is None for d in shown.locator("details").all())
 
         # HTML typed into the box is shown as text and runs nothing
         ask(page, HOSTILE_QUESTION, "passages for")
@@ -216,3 +227,143 @@ def test_the_page_in_a_real_browser(server, browser, embedder, capsys):
     (OUTPUT / "latency.txt").write_text(line + "\n", encoding="utf-8")
     with capsys.disabled():
         print(f"\n{line}")
+
+
+def test_a_link_opens_the_answer_and_the_passage_in_its_document(server, browser):
+    url, _ = server
+    context = browser.new_context(viewport={"width": 1280, "height": 1400},
+                                  permissions=["clipboard-read", "clipboard-write"])  # fmt: skip
+    page = context.new_page()
+    try:
+        # a shared link shows the answer, with the mode and the passage count it names
+        page.goto(f"{url}/?q=Is+the+thoracic+spine+often+injured%3F&k=2&mode=dense")
+        wait_for_text(page, "2 passages for: Is the thoracic spine often injured?", FIRST_VIEW_S)
+        assert page.get_by_label("Meaning only").is_checked()
+        wait_for_text(page, "The thoracic spine is not prone to injury")
+
+        # the first card's copy button puts its passage and citation on the clipboard
+        page.get_by_role("button", name="Copy text").first.click()
+        code = page.get_by_test_id("stCode").first
+        code.hover()
+        code.get_by_role("button", name="Copy to clipboard").click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied.startswith("The thoracic spine is not prone to injury")
+        assert copied.endswith("(Chronic middle back pain, Chronic Middle Back Pain Advice; "
+                               "chronic-middle-back-pain.txt)")  # fmt: skip
+        page.keyboard.press("Escape")
+
+        # "Open in the document" opens the document in a new tab, scrolled to the passage
+        with context.expect_page() as opened:
+            page.get_by_role("link", name="Open in the document").first.click()
+        view = opened.value
+        view.get_by_role("heading", name="The passage").wait_for(timeout=STEP_S * 1000)
+        link = r"\?doc=chronic-middle-back-pain\.txt&start=\d+&end=\d+#passage$"
+        assert re.search(link, view.url)
+        mark = view.locator(".stMarkdownColoredBackground").first
+        assert mark.inner_text().startswith("The thoracic spine is not prone to injury")
+        view.wait_for_function(  # the browser scrolled to the passage
+            """() => { const r = document.getElementById('passage').getBoundingClientRect();
+                       return r.top >= 0 && r.top < window.innerHeight; }""",
+            timeout=STEP_S * 1000,
+        )
+        with view.expect_download() as download:
+            view.get_by_role("button", name=f"Download the original ({REPORT.name})").click()
+        assert Path(download.value.path()).read_bytes() == REPORT.read_bytes()
+        view.screenshot(path=str(OUTPUT / "document-view.png"))
+    finally:
+        context.close()
+
+
+def test_labels_agree_with_the_not_covered_decision(server, browser):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    try:
+        page.goto(f"{url}/?q=What+is+the+capital+of+France%3F")
+        wait_for_text(page, "No answer in the documents for: What is the capital of France?",
+                      FIRST_VIEW_S)  # fmt: skip
+        wait_for_text(page, "The documents do not seem to cover this question.")
+        assert "passages for" not in shown_text(page)
+        page.get_by_text("The closest passages (3)").click()
+        page.get_by_text("Relevance:").first.wait_for(timeout=STEP_S * 1000)
+        labels = re.findall(r"Relevance: ([a-z ]+)", shown_text(page))
+        assert len(labels) == 3
+        assert set(labels) <= {"weak match", "hardly related"}, labels
+        marks = page.locator(".stMarkdownColoredBackground")
+        assert marks.count() == 0  # nothing under a not-covered answer is marked as an answer
+    finally:
+        page.close()
+
+
+CONTRAST = """() => {
+    const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map((v) => {
+        v /= 255; return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    }).reduce((acc, v, i) => acc + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+                              return (x + 0.05) / (y + 0.05); };
+    const opaque = (el) => { for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || c[3] === 1) return c.slice(0, 3); } return [255, 255, 255]; };
+    return [...document.querySelectorAll('.stMarkdownColoredBackground')].map((m) => {
+        const bg = rgb(getComputedStyle(m).backgroundColor);
+        return {text: ratio(rgb(getComputedStyle(m).color).slice(0, 3), bg.slice(0, 3)),
+                card: ratio(bg.slice(0, 3), opaque(m.parentElement)),
+                alpha: bg.length === 4 ? bg[3] : 1};
+    });
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_highlights_keep_aa_contrast_in_light_and_dark(server, browser, scheme, capsys):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 1400}, color_scheme=scheme)
+    try:
+        page.goto(f"{url}/?q=Could+my+back+pain+be+psychosomatic%3F")
+        wait_for_text(page, "3 passages for", FIRST_VIEW_S)
+        page.get_by_text("Show in context").first.click()  # the passage mark, too
+        page.locator("details[open] .stMarkdownColoredBackground").first.wait_for()
+        found = page.evaluate(CONTRAST)
+        page.screenshot(path=str(OUTPUT / f"highlight-{scheme}.png"))
+    finally:
+        page.close()
+    assert len(found) >= 2
+    assert all(m["alpha"] == 1 for m in found)  # opaque: the ratio is what readers see
+    worst = min(m["text"] for m in found)
+    with capsys.disabled():
+        print(f"\n{scheme}: text on marks {worst:.1f}:1 at worst, marks against the card "
+              f"{min(m['card'] for m in found):.2f}:1 at worst")
+    assert worst >= 4.5  # WCAG AA for text
+    assert all(m["card"] > 1.2 for m in found)  # a mark is visibly a mark
+
+
+SLEEP_MD = "# Sleep and back pain\n\nA firm mattress and sleeping on your side ease back pain.\n"
+
+
+def test_add_a_document_then_remove_it(server, browser, tmp_path):
+    url, index = server
+    upload = tmp_path / "sleep.md"
+    upload.write_text(SLEEP_MD, encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    question = "Which mattress helps back pain at night?"
+    try:
+        page.goto(url)
+        page.get_by_label("Your question").wait_for(timeout=FIRST_VIEW_S * 1000)
+        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
+        wait_for_text(page, "Added sleep.md: 1 passage.", FIRST_VIEW_S)  # rebuilt, confirmed
+        assert "Searching 3 documents" in shown_text(page)
+        ask(page, question, "A firm mattress and sleeping on your side")
+        first = page.get_by_role("link", name="Open in the document").first
+        assert first.get_attribute("href").startswith("?doc=sleep.md&")
+
+        sidebar = page.get_by_test_id("stSidebar")
+        row = sidebar.get_by_test_id("stHorizontalBlock").filter(has_text="sleep.md")
+        row.get_by_role("button", name="Remove").click()
+        wait_for_text(page, "Remove sleep.md? The file is deleted")
+        sidebar.get_by_role("button", name="Remove", exact=True).last.click()
+        wait_for_text(page, "Removed sleep.md from the documents and the index.", FIRST_VIEW_S)
+        assert "Searching 2 documents" in shown_text(page)
+        ask(page, question, "for: " + question)
+        assert "A firm mattress" not in shown_text(page)
+        assert not (Path(server[1]).parent / "corpus" / "sleep.md").exists()
+    finally:
+        page.close()

@@ -90,26 +90,29 @@ def test_markdown_passages_show_no_markup_and_map_back_to_the_file(tmp_path: Pat
     chunks = chunk_document(doc, words)
     texts = [c.text for c in chunks]
     assert texts == [
-        "Pain between the shoulder blades is often muscular; see the guide\nand the glossary for "
+        "Pain between the shoulder blades is often muscular; see the guide "
+        "(https://example.org/a_b)\nand the glossary (https://example.org/glossary) for "
         "words like thoracic. AT&T and 3 * 4 are not markup.",
-        "first bullet with strong text\nsecond bullet\nnested bullet",
+        "\u2022 first bullet with strong text\n\u2022 second bullet\n\u2022 nested bullet",
         "1. numbered step\n2. another step",
         "A quoted line from a patient.",
-        'print("code keeps its text")',
-        "Exercise | Reps\nRows | 12",
+        "Exercise | Reps\nRows | 12",  # the fenced code block is left out
     ]
-    assert [c.section for c in chunks] == ["Mid back notes"] + ["Setext heading"] * 5
+    assert [c.section for c in chunks] == ["Mid back notes"] + ["Setext heading"] * 4
+    assert "print" not in doc.text and "code keeps its text" not in doc.text
     for c in chunks:
         assert doc.text[c.start : c.end] == c.text
         for marker in ("**", "__", "](", "![", "```", "<b>", "`", "---", "author:"):
             assert marker not in c.text
         assert not re.search(r"^\s*([#>*+-]|\d+\.\s*$)", c.text, re.M)
-        # offsets map back to the file: the source span starts and ends on the passage's own
-        # first and last characters, and holds its words in order
+        # offsets map back to the file: the source span starts and ends on the passage's first
+        # and last characters copied from the file, and holds its words in order (bullets and
+        # a reference link's address, defined at the end of the file, are inserted)
         source = NOTES_MD[c.source_start : c.source_end]
-        assert source[0] == c.text[0] and source[-1] == c.text[-1]
+        copied = c.text.removeprefix("\u2022 ")
+        assert source[0] == copied[0] and source[-1] == copied[-1]
         pos = 0
-        for word in re.findall(r"\w+", c.text):
+        for word in re.findall(r"\w+", copied.replace("(https://example.org/glossary)", "")):
             pos = source.index(word, pos) + len(word)
     first = chunks[0]
     assert NOTES_MD[first.source_start : first.source_end].startswith("Pain between the **should")
@@ -131,6 +134,64 @@ def test_source_span_of_copied_and_inserted_text():
 def test_markdown_title_falls_back_to_first_heading_then_file_name():
     assert markdown.load("a.md", b"Intro.\n\n## Second level\n\nText.").title == "Second level"
     assert markdown.load("my-notes.md", b"Just text.").title == "My notes"
+
+
+def test_markdown_list_items_are_sentences_of_their_own():
+    from qa.ingest.text import sentence_spans
+
+    doc = markdown.load(
+        "l.md",
+        b"Do this:\n\n- stretch every morning\n- walk after lunch\n  * slowly\n\n"
+        b"1. sit up straight\n2. take breaks. Often\n3) rest\n",
+    )
+    sentences = [doc.text[s:e] for s, e in sentence_spans(doc.text)]
+    assert sentences == [
+        "Do this:",
+        "\u2022 stretch every morning",
+        "\u2022 walk after lunch",
+        "\u2022 slowly",
+        "1. sit up straight",
+        "2. take breaks.",
+        "Often",
+        "3) rest",
+    ]
+
+
+def test_plain_prose_sentences_are_unchanged_by_the_list_rule():
+    from qa.ingest.text import sentence_spans
+
+    text = "Pain has 2. Causes vary\nwidely in 2019. The end\n2 is a number."
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "Pain has 2.", "Causes vary\nwidely in 2019.", "The end\n2 is a number.",
+    ]  # fmt: skip
+
+
+def test_markdown_links_keep_their_address():
+    doc = markdown.load(
+        "links.md",
+        b"See [the guide](https://example.org/guide \"Title\"), [x](<https://a.org/b c>), "
+        b"[mail](mailto:me@example.org), <https://auto.example>, "
+        b"[https://same.org](https://same.org), "
+        b"[top](#top), [ref][r] and [local](setup.md).\n\n[r]: https://ref.example/page\n",
+    )
+    assert doc.text.strip() == (
+        "See the guide (https://example.org/guide), x (https://a.org/b c), "
+        "mail (mailto:me@example.org), https://auto.example, https://same.org, top, "
+        "ref (https://ref.example/page) and local (setup.md)."
+    )
+    start = doc.text.index("https://example.org/guide")
+    span = doc.source_span(start, start + len("https://example.org/guide"))
+    raw = b"See [the guide](https://example.org/guide".decode()
+    assert span == (raw.index("https"), len(raw))  # copied from the link's own target
+
+
+def test_markdown_code_blocks_are_left_out_inline_code_kept():
+    doc = markdown.load(
+        "code.md",
+        b"# Setup\n\nRun `qa build` first.\n\n```bash\nrm -rf /\n```\n\n    indented code\n\n"
+        b"After the code.\n",
+    )
+    assert doc.text.split() == ["Setup", "Run", "qa", "build", "first.", "After", "the", "code."]
 
 
 _MD_WORD = st.sampled_from(["back", "pain", "rest", "AT&amp;T", "x_y", "\\*", "café", "a<b"])
@@ -168,13 +229,16 @@ def test_markdown_source_map_is_exact_and_in_order(blocks, sep):
         if i + 1 < len(runs):
             assert runs[i + 1][0] >= t + n and runs[i + 1][1] >= s + n  # in order, no overlap
         copied.update(range(t, t + n))
-    # every letter and digit shown comes from the file (only separators are inserted)
+    # every letter and digit shown comes from the file (only separators and bullets are
+    # inserted; "[w][ref]" is no link here: no definition of "ref")
     assert all(i in copied for i, ch in enumerate(doc.text) if ch.isalnum())
     for c in chunk_document(doc, words):
         assert doc.text[c.start : c.end] == c.text
         assert "**" not in c.text and "](" not in c.text
         assert 0 <= c.source_start < c.source_end <= len(source)
-        assert source[c.source_start] == c.text[0] and source[c.source_end - 1] == c.text[-1]
+        shown = [i for i in range(c.start, c.end) if i in copied]  # first and last copied
+        assert source[c.source_start] == doc.text[shown[0]]
+        assert source[c.source_end - 1] == doc.text[shown[-1]]
 
 
 # --- HTML -----------------------------------------------------------------------------------
@@ -412,7 +476,7 @@ def test_every_hit_cites_document_section_and_page(mixed_searcher, mixed_corpus)
                 assert hit.section and hit.section in citation
             if hit.source_start is not None:  # .txt and .md: the passage's place in the file
                 raw = (mixed_corpus / hit.doc).read_text(encoding="utf-8")
-                assert raw[hit.source_start] == hit.text[0]
+                assert raw[hit.source_start] == hit.text.removeprefix("\u2022 ")[0]  # a bullet
                 assert raw[hit.source_end - 1] == hit.text[-1]
             else:
                 assert hit.doc.endswith((".pdf", ".html"))
@@ -507,8 +571,12 @@ def _cards(at) -> list:
     return [c for c in at.main.children.values() if c.type == "flex_container" and c.expander]
 
 
-def test_page_cites_title_section_page_and_offers_the_original(mixed_app):
-    mixed_app.text_input(key="question").input(PDF_QUESTION)
+def test_page_cites_title_section_page_and_offers_the_original(mixed_app, monkeypatch):
+    from urllib.parse import parse_qsl
+
+    from streamlit.testing.v1 import AppTest
+
+    mixed_app.text_input(key="q").input(PDF_QUESTION)
     mixed_app.run()
     assert not mixed_app.exception and not mixed_app.error
     first = _cards(mixed_app)[0]
@@ -516,12 +584,19 @@ def test_page_cites_title_section_page_and_offers_the_original(mixed_app):
         "**1** · **Back care handbook\\, Sleeping positions\\, p\\. 2** · "
         "*back\\-care\\-handbook\\.pdf*"
     )
-    [download] = first.get("download_button")
+    assert not first.get("download_button")  # not one whole-file download per card, but ...
+    [link] = first.get("link_button")  # ... a link to the passage in its document
+    params = dict(parse_qsl(link.proto.url.lstrip("?").removesuffix("#passage")))
+    assert params["doc"] == "back-care-handbook.pdf"
+    view = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    view.query_params.update(params)
+    view.run()
+    assert not view.exception and not view.error
+    [download] = view.get("download_button")
     assert download.label == "Download the original (back\\-care\\-handbook\\.pdf)"
     # the file is read only when clicked (deferred), and the click does not rerun the page
     assert download.proto.deferred_file_id and download.proto.ignore_rerun
-    for card in _cards(mixed_app)[1:]:
-        assert len(card.get("download_button")) == 1
+    assert "medium-firm mattress" in " ".join(m.value for m in view.markdown).replace("\\", "")
 
 
 def test_page_document_filter(mixed_app):
@@ -532,7 +607,7 @@ def test_page_document_filter(mixed_app):
         "Exercise notes for a stiff upper back (notes/exercise-notes.md)",
         "Posture at work (posture-at-work.html)",
     ]
-    mixed_app.text_input(key="question").input("What causes chronic mid back pain?")
+    mixed_app.text_input(key="q").input("What causes chronic mid back pain?")
     mixed_app.run()
     assert all("chronic\\-middle" in c.markdown[0].value for c in _cards(mixed_app))
     mixed_app.multiselect(key="docs").set_value(["posture-at-work.html"]).run()

@@ -4,6 +4,7 @@ import pytest
 
 from qa.errors import QAError
 from qa.ingest.loaders import decode, load_corpus, title_from_filename
+from qa.ingest.loaders.plain import decode_text
 
 
 def test_report_loads_exactly_as_given(report_corpus):
@@ -37,19 +38,83 @@ def test_encodings(tmp_path: Path):
     text = "Café — naïve résumé, 東京, emoji 🙂"
     (tmp_path / "bom.txt").write_bytes("\ufeff".encode() + text.encode("utf-8"))
     (tmp_path / "utf16.txt").write_bytes(text.encode("utf-16"))
-    (tmp_path / "latin1.txt").write_bytes(text.encode("utf-8")[:0] + "caf\xe9".encode("latin-1"))
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     (tmp_path / "binary.txt").write_bytes(b"abc\x00\x01\x02")
     loaded = load_corpus(tmp_path)
     docs = {d.path: d.text for d in loaded.documents}
-    assert docs == {"bom.txt": text, "utf16.txt": text}
-    reasons = dict(loaded.skipped)
-    assert "UTF-8" in reasons["latin1.txt"]
-    assert reasons["binary.txt"] == "binary file"
+    assert docs == {"bom.txt": text, "utf16.txt": text, "latin1.txt": "café"}
+    encodings = {d.path: d.metadata["encoding"] for d in loaded.documents}
+    assert encodings == {"bom.txt": "utf-8", "utf16.txt": "utf-16", "latin1.txt": "cp1252"}
+    assert dict(loaded.skipped) == {"binary.txt": "binary file"}
 
 
-def test_decode_rejects_invalid_utf8():
-    with pytest.raises(ValueError):
-        decode(b"\xff\xfe\xfa"[1:])
+WESTERN = [
+    ("Café crème brûlée, naïve résumé. “Smart quotes” — and €5.", "cp1252"),  # cp1252 only
+    ("Die Straße ist schön und grün. Ärger über Öl.", "cp1252"),
+    ("Die Straße ist schön und grün. Ärger über Öl.", "latin-1"),
+    ("El niño comió piña en la montaña; ¿qué más?", "cp1252"),
+    ("El niño comió piña en la montaña; ¿qué más?", "latin-1"),
+    ("caf\xe9", "latin-1"),
+]
+
+
+@pytest.mark.parametrize(("text", "encoding"), WESTERN)
+def test_latin1_and_cp1252_text_is_read_not_dropped(tmp_path: Path, text, encoding):
+    data = text.encode(encoding)
+    assert decode_text(data) == (text, "cp1252")
+    (tmp_path / "notes.txt").write_bytes(b"Notes\n\n" + data + b"\n")
+    (tmp_path / "notes.md").write_bytes(b"# Notes\n\n" + data + b"\n")
+    loaded = load_corpus(tmp_path)
+    assert loaded.skipped == []
+    for doc in loaded.documents:
+        assert text in doc.text and doc.metadata["encoding"] == "cp1252"
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [("Привет мир, как дела? Это текст на русском языке.", "cp1251"),
+     ("Zażółć gęślą jaźń. Polski tekst jest tutaj, w środku.", "cp1250")],
+)
+def test_other_8bit_encodings_are_detected(text, encoding):
+    assert decode_text(text.encode(encoding)) == (text, encoding)
+
+
+def test_bytes_no_encoding_reads_are_skipped_with_a_reason(tmp_path: Path):
+    import random
+
+    rng = random.Random(7)
+    noise = bytes(rng.randrange(1, 256) for _ in range(600))
+    (tmp_path / "noise.txt").write_bytes(noise)
+    loaded = load_corpus(tmp_path)
+    assert loaded.documents == []
+    assert "no other text encoding fits" in dict(loaded.skipped)["noise.txt"]
+
+
+def test_the_encoding_is_recorded_in_the_manifest_and_shown(tmp_path: Path, embedder, capsys):
+    from qa.build import build_index
+    from qa.cli import main
+    from qa.store import open_store
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "old.txt").write_bytes("Crème brûlée is a dessert. It is sweet.".encode("cp1252"))
+    (corpus / "new.txt").write_text("Plain UTF-8 text about tea.", encoding="utf-8")
+    build_index(corpus, tmp_path / "index", embedder=embedder)
+    documents = {d["path"]: d for d in open_store(tmp_path / "index").manifest()["documents"]}
+    assert documents["old.txt"]["encoding"] == "cp1252"
+    assert documents["new.txt"]["encoding"] == "utf-8"
+    capsys.readouterr()
+    assert main(["info", "--index", str(tmp_path / "index"), "--corpus", str(corpus)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    old = [line for line in lines if line.startswith("  old.txt  ")]
+    new = [line for line in lines if line.startswith("  new.txt  ")]
+    assert len(old) == 1 and ", read as cp1252)" in old[0]
+    assert len(new) == 1 and "read as" not in new[0]  # UTF-8: nothing to note
+
+
+def test_decode_rejects_binary():
+    with pytest.raises(ValueError, match="binary"):
+        decode(b"%PDF\x00\x01 not text")
 
 
 def test_missing_corpus_is_a_user_error(tmp_path: Path):

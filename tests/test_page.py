@@ -117,46 +117,75 @@ def test_marked_md_mark_spanning_paragraphs_is_marked_in_each():
 def test_marked_md_loses_no_text(text, spans):
     md = page.marked_md(text, spans)
     assert md.count(page.MARK_OPEN) == len(re.findall(r"(?<!\\)\]", md.replace("\\\\", "")))
-    assert " ".join(unescape(strip_marks(md)).split()) == " ".join(text.split())
+    shown = text.replace(page.WORD_JOINER, "")  # unescape drops word joiners, typed ones too
+    assert " ".join(unescape(strip_marks(md)).split()) == " ".join(shown.split())
+
+
+def test_marked_md_joins_marks_parted_only_by_spaces():
+    text = "One. Two.  Three. Four.\nFive."
+    spans = [(0, 4), (5, 9), (11, 17), (24, 29)]  # One. | Two. | Three. | (next line) Five.
+    md = page.marked_md(text, spans)
+    assert md == (
+        f"{page.MARK_OPEN}One\\. Two\\. Three\\.{page.MARK_CLOSE} Four\\.  \n"
+        f"{page.MARK_OPEN}Five\\.{page.MARK_CLOSE}"
+    )
+    assert md.count(page.MARK_OPEN) == 2  # no gap between the first three sentences
 
 
 @pytest.mark.parametrize(
-    "score, label",
+    "number, label",
     [
-        (0.85, "strong match"),
-        (0.6, "strong match"),
-        (0.45, "good match"),
-        (0.25, "weak match"),
-        (0.05, "hardly related"),
+        (1.0, "strong match"),
+        (0.75, "strong match"),
+        (0.6, "good match"),
+        (0.5, "good match"),
+        (0.3, "weak match"),
+        (0.001, "hardly related"),
         (-0.3, "hardly related"),
+        (1.7, "strong match"),
     ],
 )
-def test_relevance_labels(score, label):
-    rel = page.relevance(score)
+def test_relevance_labels_come_from_one_number(number, label):
+    rel = page.relevance(number, answered=True)
     assert rel.label == label
-    assert 0.0 <= rel.fraction <= 1.0
-    assert rel.text == f"Relevance: {label} ({score:.2f})"
+    assert rel.text == f"Relevance: {label}"
+    assert rel.fraction == min(1.0, max(0.0, number))
+    assert rel.highlight == (label != page.WEAKEST)  # a very weak passage is not highlighted
 
 
-@pytest.mark.parametrize("mode", ["dense", "hybrid"])
-def test_relevance_on_the_cosine_scale_for_dense_and_hybrid(mode):
-    assert page.relevance(1.05, mode).label == "strong match"
-    assert page.relevance(1.05, mode).fraction == 1.0
+def test_weak_match_starts_where_the_decision_does():
+    from qa.retrieve import answered
+
+    floor = page.answers_from()
+    assert floor == answered.model().threshold
+    assert page.relevance(floor, True).label == "weak match"
+    assert page.relevance(floor * 0.99, True).label == page.WEAKEST
+    assert answered.is_answered(floor) and not answered.is_answered(floor * 0.99)
 
 
-def test_relevance_of_keyword_scores_is_relative_to_the_best():
-    assert page.relevance(8.0, "lexical", best=8.0).text == (
-        "Relevance: 100% of the best keyword score (BM25 8.0)"
-    )
-    rel = page.relevance(2.0, "lexical", best=8.0)
-    assert (rel.label, rel.fraction) == ("25% of the best keyword score", 0.25)
-    assert page.relevance(0.0, "lexical", best=0.0).fraction == 0.0
+@given(st.floats(-2, 2))
+def test_a_not_covered_answer_never_shows_a_good_or_strong_match(number):
+    rel = page.relevance(number, answered=False)
+    assert rel.label in ("weak match", page.WEAKEST)
+    assert rel.fraction < 0.5 and not rel.highlight
 
 
-def test_relevance_bar_grows_with_score():
-    fractions = [page.relevance(s).fraction for s in (-0.1, 0.0, 0.2, 0.4, 0.8, 1.0)]
-    assert fractions == sorted(fractions)
-    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+@given(st.floats(-2, 2), st.floats(-2, 2), st.booleans())
+def test_relevance_is_monotonic_in_its_number(a, b, answered):
+    low, high = sorted((a, b))
+    order = [name for _, name in page.RELEVANCE_LEVELS] + [page.WEAK, page.WEAKEST]
+    rl, rh = page.relevance(low, answered), page.relevance(high, answered)
+    assert rl.fraction <= rh.fraction
+    assert order.index(rl.label) >= order.index(rh.label)
+
+
+def test_strength_is_the_calibrated_confidence():
+    from qa.retrieve.results import Answer, Hit
+
+    hits = [Hit(1, 1.2, "a.txt", "A", None, 0, 1, "x", confidence=0.9),
+            Hit(2, 0.3, "a.txt", "A", None, 0, 1, "y", confidence=0.2)]  # fmt: skip
+    answer = Answer("q", hits, True, "hybrid", False, confidence=0.9)
+    assert [page.strength(h, answer) for h in hits] == [0.9, 0.2]
 
 
 def test_context_window_around_a_report_passage():
@@ -202,12 +231,19 @@ def test_context_window_properties(text, a, b, chars):
         assert lo == 0 or text[lo - 1].isspace() or ctx.text[0].isspace()
 
 
-def test_context_md_marks_the_passage_and_shows_cuts():
+def test_context_md_marks_the_passage_apart_from_answer_highlights_and_shows_cuts():
     ctx = page.Context("before <i>passage</i> after", 7, 21, True, False)
     md = page.context_md(ctx)
-    assert (
-        md == "… before " + page.MARK_OPEN + "\\<i\\>passage\\<\\/i\\>" + page.MARK_CLOSE + " after"
+    assert md == (
+        "… before " + page.PASSAGE_OPEN + "\\<i\\>passage\\<\\/i\\>" + page.MARK_CLOSE + " after"
     )
+    assert page.PASSAGE_OPEN != page.MARK_OPEN
+
+
+def test_context_window_at_the_ends_of_a_document_with_trailing_blank_lines():
+    text = "\n\nFirst paragraph.\n\nLast paragraph.\n\n"
+    ctx = page.context_window(text, text.index("Last"), len(text.rstrip()))
+    assert not ctx.cut_after and not ctx.cut_before  # only white space beyond: nothing cut
 
 
 MANIFEST = {
@@ -254,10 +290,31 @@ def test_indexed_md_escapes_titles_and_counts_the_rest():
     assert page.indexed_md({"documents": []}) == "Searching 0 documents."
 
 
-def test_example_questions():
-    assert page.example_questions(MANIFEST) == list(page.REPORT_EXAMPLES)
+def test_example_questions_come_from_the_corpus_headings():
+    sections = [
+        ("chronic-middle-back-pain.txt", None),
+        ("chronic-middle-back-pain.txt", "Chronic Middle Back Pain Causes"),
+        ("chronic-middle-back-pain.txt", "Chronic Middle Back Pain Causes"),
+        ("chronic-middle-back-pain.txt", "Chronic middle back pain"),  # the title: no example
+        ("chronic-middle-back-pain.txt", "Chronic Middle Back Pain Treatments"),
+        ("x.md", "Install <script>"),
+        ("x.md", "Configure"),
+        ("x.md", "word " * 30),  # too long to be a question
+    ]
+    assert page.example_questions(MANIFEST, sections) == [
+        "Chronic Middle Back Pain Causes", "Install <script>",  # one document, then the next
+        "Chronic Middle Back Pain Treatments", "Configure",
+    ]  # fmt: skip
+    assert page.example_questions(MANIFEST, sections, count=2) == [
+        "Chronic Middle Back Pain Causes", "Install <script>",
+    ]  # fmt: skip
+
+
+def test_example_questions_fall_back_to_titles():
     other = {"documents": [{"path": "a.md", "title": "Diabetes"}, {"path": "b.md", "title": ""}]}
-    assert page.example_questions(other) == ["What is diabetes?"]
+    assert page.example_questions(other) == ["Diabetes"]
+    assert page.example_questions(other, [("a.md", "Insulin")]) == ["Insulin", "Diabetes"]
+    assert page.example_questions({"documents": []}) == []
 
 
 def test_card_header_and_results_heading_escape_document_text():
@@ -286,6 +343,66 @@ def test_source_text_checks_the_recorded_hash(tmp_path):
     assert page.source_text({**manifest, "documents": [{"path": "../x.txt"}]}, "../x.txt") is None
     doc.unlink()
     assert page.source_text(manifest, "a.txt") is None
+
+
+def test_results_heading_says_when_the_documents_do_not_cover_the_question():
+    assert page.results_heading_md("capital of France?", 3, answered=False) == (
+        "No answer in the documents for: *capital of France\\?*"
+    )
+    assert "3 passages" not in page.results_heading_md("x", 3, answered=False)
+
+
+def test_hint_md_shows_commands_as_code_not_backticks():
+    md = page.hint_md("add files, then `qa build` again <b>")
+    assert md == "add files\\, then `qa build` again \\<b\\>"
+    assert page.hint_md("a ` lone backtick") == "a \\` lone backtick"
+    assert page.hint_md("`<script>`") == "`<script>`"  # a code span shows its text literally
+
+
+def test_passage_links_round_trip_and_refuse_nonsense():
+    url = page.passage_url("notes/a b&c.md", 10, 42)
+    assert url.startswith("?") and url.endswith("#passage")
+    from urllib.parse import parse_qsl
+
+    params = dict(parse_qsl(url[1:].removesuffix("#passage")))
+    assert page.passage_request(params, ["notes/a b&c.md"]) == page.PassageRequest(
+        "notes/a b&c.md", 10, 42
+    )
+    for bad in [{**params, "doc": "../etc/passwd"}, {**params, "start": "x"},
+                {**params, "end": "5"}, {"doc": "notes/a b&c.md"}, {}]:  # fmt: skip
+        assert page.passage_request(bad, ["notes/a b&c.md"]) is None
+
+
+def test_document_parts_mark_the_passage_in_its_document():
+    text = "Intro <b>.\n\nThe passage itself. More.\n\nAfter it."
+    start = text.index("The passage")
+    before, passage, after = page.document_parts(text, start, start + len("The passage itself."))
+    assert before == "Intro \\<b\\>\\."
+    assert passage == page.PASSAGE_OPEN + "The passage itself\\." + page.MARK_CLOSE
+    assert after == "More\\.\n\nAfter it\\."
+
+
+def test_copy_text_is_the_passage_and_its_citation():
+    assert page.copy_text("Some  text\nhere.", "Title", "Section", "a.pdf", 3) == (
+        "Some text here.\n\n(Title, Section, p. 3; a.pdf)"
+    )
+
+
+def test_answer_key_changes_with_every_new_question():
+    keys = {page.answer_key(q, m, k, d) for q, m, k, d in [
+        ("a", "hybrid", 3, None), ("b", "hybrid", 3, None), ("a", "dense", 3, None),
+        ("a", "hybrid", 4, None), ("a", "hybrid", 3, ["x.md"])]}  # fmt: skip
+    assert len(keys) == 5
+    assert page.answer_key("a  b", "hybrid", 3, None) == page.answer_key("a b", "hybrid", 3, [])
+
+
+def test_added_md():
+    assert page.added_md("notes.md", "notes.md", 7) == "Added notes\\.md: 7 passages."
+    assert page.added_md("notes.md", "notes-2.md", 1) == (
+        "Added notes\\.md as notes\\-2\\.md: 1 passage."
+    )
+    assert "already in the documents" in page.added_md("a.md", "a.md", 2, existed=True)
+    assert "not in the index yet" in page.added_md("a.md", "a.md", None)
 
 
 def test_results_heading_cuts_a_pasted_article():

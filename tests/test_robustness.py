@@ -209,19 +209,21 @@ def test_bad_files_are_skipped_with_one_warning_each(capsys, tmp_path, monkeypat
     monkeypatch.setattr("qa.build.Embedder", lambda model=None, **_: embedder)
     code, out, err = run(capsys, "build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
     assert code == 0, err
-    assert out.startswith("Indexed 1 documents, 12 chunks")
+    assert out.startswith("Indexed 2 documents, 13 chunks")  # latin1.md is read (as cp1252)
     warnings = err.splitlines()
     assert warnings == [
         "qa: warning: skipped binary.txt: binary file",
         "qa: warning: skipped image.png: unsupported file type .png",
-        "qa: warning: skipped latin1.md: not valid UTF-8 (byte 3)",
         "qa: warning: skipped locked/: folder not readable: Permission denied",
         "qa: warning: skipped secret.txt: Permission denied",
     ]
     info = json.loads(run(capsys, "info", "--index", str(tmp_path / "i"), "--json")[1])
     assert [s["path"] for s in info["skipped"]] == [
-        "binary.txt", "image.png", "latin1.md", "locked/", "secret.txt"
+        "binary.txt", "image.png", "locked/", "secret.txt"
     ]
+    assert {f["path"]: f["encoding"] for f in info["files"]} == {
+        "latin1.md": "cp1252", "report.txt": "utf-8"
+    }
 
 
 def test_unreadable_corpus_folder_in_process(capsys, tmp_path, monkeypatch):

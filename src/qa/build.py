@@ -70,7 +70,8 @@ def text_key(model_id: str, text: str) -> str:
 
 
 def _document_entry(document, chunks: int) -> dict:
-    """A document as the manifest records it (size and mtime let staleness checks skip hashing)."""
+    """A document as the manifest records it (size and mtime let staleness checks skip hashing;
+    text files also record the encoding they were read in)."""
     entry = {
         "path": document.path,
         "title": document.title,
@@ -79,7 +80,7 @@ def _document_entry(document, chunks: int) -> dict:
         "sha256": document.sha256,
         "chunks": chunks,
     }
-    for key in ("size", "mtime_ns"):
+    for key in ("size", "mtime_ns", "encoding"):
         if key in document.metadata:
             entry[key] = document.metadata[key]
     return entry

@@ -298,7 +298,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "chunking": m["chunking"],
         "qa_version": m.get("qa_version"),
         "files": [
-            {key: d.get(key) for key in ("path", "title", "kind", "pages", "chunks")}
+            {key: d.get(key) for key in ("path", "title", "kind", "pages", "chunks", "encoding")}
             for d in m["documents"]
         ],
         "skipped": m.get("skipped", []),
@@ -324,6 +324,7 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"(compared with {staleness.corpus})")
     for d in info["files"]:
         pages = f", {d['pages']} pages" if d.get("pages") else ""
+        pages += f", read as {d['encoding']}" if d.get("encoding") not in (None, "utf-8") else ""
         print(f"  {d['path']}  ({d['chunks']} chunks{pages})  {d['title']}")
     return 0
 

@@ -33,6 +33,25 @@ def index_dir(value: str | os.PathLike | None = None) -> Path:
     return Path(value or os.environ.get("QA_INDEX") or DEFAULT_INDEX)
 
 
+PAGE_UPLOADS = "QA_PAGE_UPLOADS"  # "0" turns adding and removing documents on the page off
+UPLOAD_MAX_MB = "QA_UPLOAD_MAX_MB"
+DEFAULT_UPLOAD_MAX_MB = 20
+_OFF = ("0", "false", "no", "off")
+
+
+def page_uploads() -> bool:
+    """Whether readers may add and remove documents on the page: $QA_PAGE_UPLOADS, default on
+    ("0", "false", "no" or "off" turns it off, e.g. for a read-only deployment)."""
+    return os.environ.get(PAGE_UPLOADS, "1").strip().lower() not in _OFF
+
+
+def upload_max_bytes() -> int:
+    """The largest file the page accepts: $QA_UPLOAD_MAX_MB megabytes, default 20."""
+    value = os.environ.get(UPLOAD_MAX_MB, "").strip()
+    megabytes = float(value) if value.replace(".", "", 1).isdigit() else DEFAULT_UPLOAD_MAX_MB
+    return max(1, int(megabytes * 1024 * 1024))
+
+
 def model_name(value: str | None = None) -> str:
     """The embedding model as configured: the argument, else $QA_MODEL, else the packaged one."""
     return value or os.environ.get("QA_MODEL") or PACKAGED_MODEL

@@ -8,6 +8,12 @@ _SPACES = re.compile(r"\s+")
 # A sentence ends at . ! ? (or an ellipsis), optionally followed by closing quotes or brackets,
 # then white space. Offsets are kept so that sentences map back to the text.
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u2019\u201d)\]]*(?=\s)")
+# A list item is a sentence of its own: a line break before a line that starts with a bullet
+# ("\u2022 ", as the Markdown loader writes list items) or an item number ("2. ", "2) ") ends a
+# sentence, and the full stop of such an item number does not.
+_ITEM = r"[ \t]*(?:\u2022|\d{1,3}[.)])[ \t]"
+_ITEM_BREAK = re.compile(r"\n(?=" + _ITEM + ")")
+_ITEM_NUMBER = re.compile(r"(?<![^\n])" + _ITEM)  # at the start of a line
 
 
 def normalize(text: str) -> str:
@@ -22,11 +28,15 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     non-space character of the range.
     """
     end = len(text) if end is None else end
+    numbers = {m.end() - 1 for m in _ITEM_NUMBER.finditer(text, start, end)}  # after "2." + 1
+    cuts = [m.end() for m in _SENTENCE_END.finditer(text, start, end) if m.end() not in numbers]
+    if "\n" in text[start:end]:
+        cuts = sorted(set(cuts).union(m.start() for m in _ITEM_BREAK.finditer(text, start, end)))
     spans: list[tuple[int, int]] = []
     pos = start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        append_trimmed(text, pos, match.end(), spans)
-        pos = match.end()
+    for cut in cuts:
+        append_trimmed(text, pos, cut, spans)
+        pos = cut
     append_trimmed(text, pos, end, spans)
     return spans
 

@@ -20,15 +20,6 @@ from qa.ingest.chunking import paragraphs
 from qa.present.citation import cite
 from qa.retrieve.docfilter import exact
 
-REPORT_DOC = "chronic-middle-back-pain.txt"  # the report that ships in corpus/
-
-REPORT_EXAMPLES = (
-    "What causes chronic mid back pain?",
-    "Could my back pain be psychosomatic?",
-    "Should I see a chiropractor?",
-    "Is the thoracic spine often injured?",
-)
-
 DISCLAIMER = (
     "This page finds passages in the documents; it does not give medical advice. "
     "Ask a doctor about your own health."
@@ -36,6 +27,14 @@ DISCLAIMER = (
 EMPTY_HINT = "Type a question and press Enter, or click one of the examples."
 NOT_COVERED = "The documents do not seem to cover this question."
 NO_PASSAGES = "No passage matches. Try other words, or another search mode."
+DOCUMENT_CHANGED = (
+    "The document changed or moved since the index was built; rebuild the index to read "
+    "this passage in its document."
+)
+BROKEN_LINK = (
+    "This link does not lead to a passage of an indexed document (the index may have been "
+    "rebuilt since the link was made). Ask the question again."
+)
 
 MODE_LABELS = {
     "hybrid": "Meaning and keywords",
@@ -61,7 +60,14 @@ _SHORTCODE = re.compile(r":(?=[\w+-]+:|material/)")
 _ARROWS = re.compile(r"(?:(?<=\s)|^)(<->|->|<-|--|>=|<=|~=)(?=\s|$)")
 _LINE_SPACE = re.compile(r"[^\S\n]+")  # white space other than line breaks
 
-MARK_OPEN, MARK_CLOSE = ":orange-background[", "]"  # how marked text is shown
+# How marked text is shown: the sentences that answer the question, and (in "Show in context"
+# and the document view) the passage inside its document, each with its own colour. The
+# colours are set for light and dark themes in .streamlit/config.toml, chosen so that text on
+# them keeps a contrast of at least 4.5:1 (WCAG AA; tests/test_browser.py measures it).
+MARK_OPEN, MARK_CLOSE = ":orange-background[", "]"
+PASSAGE_OPEN = ":violet-background["
+HIGHLIGHT = (MARK_OPEN, MARK_CLOSE)
+PASSAGE = (PASSAGE_OPEN, MARK_CLOSE)
 
 
 def escape_markdown(text: str) -> str:
@@ -86,30 +92,37 @@ def _escape_piece(text: str) -> str:
     return lead + escape_markdown(text) + trail
 
 
-def _mark(piece: str) -> str:
+def _mark(piece: str, style: tuple[str, str]) -> str:
     """A marked piece of a line; white space at its ends stays outside the mark."""
     core = piece.strip()
     if not core:
         return _escape_piece(piece)
     lead = " " if piece[0].isspace() else ""
     trail = " " if piece[-1].isspace() else ""
-    return lead + MARK_OPEN + escape_markdown(core) + MARK_CLOSE + trail
+    return lead + style[0] + escape_markdown(core) + style[1] + trail
 
 
-def _merge(spans: list[tuple[int, int]] | tuple, length: int) -> list[tuple[int, int]]:
-    """Spans clipped to [0, length], sorted, overlapping ones merged, empty ones dropped."""
+def _merge(spans: list[tuple[int, int]] | tuple, text: str) -> list[tuple[int, int]]:
+    """Spans clipped to the text, sorted, empty ones dropped, and merged where they overlap or
+    only white space on one line parts them (adjacent marked sentences join without a gap)."""
     merged: list[tuple[int, int]] = []
-    for start, end in sorted((max(0, s), min(length, e)) for s, e in spans):
+    for start, end in sorted((max(0, s), min(len(text), e)) for s, e in spans):
         if end <= start:
             continue
-        if merged and start <= merged[-1][1]:
+        if merged and (start <= merged[-1][1] or _inline_space(text[merged[-1][1] : start])):
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))
     return merged
 
 
-def _line_md(text: str, start: int, end: int, marks: list[tuple[int, int]]) -> str:
+def _inline_space(gap: str) -> bool:
+    return not gap.strip() and "\n" not in gap
+
+
+def _line_md(
+    text: str, start: int, end: int, marks: list[tuple[int, int]], style: tuple[str, str]
+) -> str:
     """Markdown of text[start:end] (one line) with the parts inside `marks` marked."""
     out: list[str] = []
     pos = start
@@ -118,29 +131,32 @@ def _line_md(text: str, start: int, end: int, marks: list[tuple[int, int]]) -> s
         if m_end <= m_start:
             continue
         out.append(_escape_piece(text[pos:m_start]))
-        out.append(_mark(text[m_start:m_end]))
+        out.append(_mark(text[m_start:m_end], style))
         pos = m_end
     out.append(_escape_piece(text[pos:end]))
     return "".join(out).strip()
 
 
-def marked_md(text: str, marks: list[tuple[int, int]] | tuple = ()) -> str:
+def marked_md(
+    text: str, marks: list[tuple[int, int]] | tuple = (), style: tuple[str, str] = HIGHLIGHT
+) -> str:
     """Safe Markdown of `text`, its paragraphs and line breaks kept, the `marks` spans marked.
 
     Args:
         text: question or document text (any characters).
         marks: (start, end) offsets into `text` to mark, e.g. a passage or highlighted words.
+        style: `HIGHLIGHT` (sentences that answer) or `PASSAGE` (a passage in its document).
 
     Returns:
         Markdown in which all of `text` is escaped (see `escape_markdown`).
     """
-    spans = _merge(list(marks), len(text))
+    spans = _merge(list(marks), text)
     blocks = []
     for p_start, p_end in paragraphs(text):
         lines = []
         pos = p_start
         for line in text[p_start:p_end].split("\n"):
-            line_md = _line_md(text, pos, pos + len(line), spans)
+            line_md = _line_md(text, pos, pos + len(line), spans, style)
             if line_md:
                 lines.append(line_md)
             pos += len(line) + 1
@@ -150,50 +166,66 @@ def marked_md(text: str, marks: list[tuple[int, int]] | tuple = ()) -> str:
 
 # --- relevance -------------------------------------------------------------------------------
 
-# Dense and hybrid scores are on the cosine scale (hybrid adds a lexical bonus of at most 0.2).
-# Under all-MiniLM-L6-v2, on the shipped report (tests/data/report_questions.jsonl), answering
-# passages score about 0.4-0.85 in cosine and off-topic questions below 0.05; these cut points
-# turn that into words a reader understands.
-RELEVANCE_LEVELS = ((0.6, "strong match"), (0.4, "good match"), (0.2, "weak match"))
+# A card's label, its bar and whether its sentences are highlighted all come from ONE number per
+# passage, its calibrated probability of answering the question (`Hit.confidence`, see
+# `qa.retrieve.answered`), together with the answer's decision (`Answer.answered`), so they
+# cannot disagree: a passage the search does not take for an answer (below the decision's
+# threshold) is "hardly related" and unmarked, and under an answer the documents do not cover no
+# passage is ever a good or strong match.
+RELEVANCE_LEVELS = ((0.75, "strong match"), (0.5, "good match"))
+WEAK = "weak match"  # from the decision's threshold up: the search takes it for an answer
 WEAKEST = "hardly related"
-FULL_BAR_SCORE = 0.8
+NOT_COVERED_MAX = 0.49  # under a not-covered answer a passage's number stays below "good match"
+
+
+def answers_from() -> float:
+    """The number from which a passage counts as answering: the decision's threshold."""
+    from qa.retrieve import answered
+
+    return answered.model().threshold
 
 
 @dataclass(frozen=True)
 class Relevance:
-    """How well a passage matches, for people: a label, a bar fill in [0, 1], and the score."""
+    """How well a passage matches, for people.
+
+    Attributes:
+        label: e.g. "good match".
+        fraction: the bar's fill, in [0, 1] (the number the label comes from).
+        highlight: whether the passage's best sentences are marked.
+    """
 
     label: str
     fraction: float
-    score: float
-    keyword: bool = False  # a BM25 score (no fixed scale) rather than a cosine-scaled one
+    highlight: bool
 
     @property
     def text(self) -> str:
-        """e.g. 'Relevance: strong match (0.85)', or for BM25
-        'Relevance: 60% of the best keyword score (BM25 4.2)'."""
-        if self.keyword:
-            return f"Relevance: {self.label} (BM25 {self.score:.1f})"
-        return f"Relevance: {self.label} ({self.score:.2f})"
+        """e.g. 'Relevance: strong match'."""
+        return f"Relevance: {self.label}"
 
 
-def relevance(score: float, mode: str = "dense", best: float | None = None) -> Relevance:
-    """Label and bar fill for a passage's score.
+def strength(hit, answer) -> float:
+    """The one number a card's label, bar and highlight come from, in [0, 1]: the passage's
+    calibrated probability of answering (`answer` is kept for the decision's context)."""
+    return hit.confidence
+
+
+def relevance(number: float, answered: bool) -> Relevance:
+    """Label, bar fill and highlighting for a passage.
 
     Args:
-        score: the hit's score (higher is better).
-        mode: the retrieval mode that scored it. "lexical" scores are BM25, which has no fixed
-            scale, so they are shown relative to `best`; other modes are on the cosine scale.
-        best: the best score of the answer (the first hit's), for "lexical".
+        number: the passage's number in [0, 1] (see `strength`).
+        answered: the answer's decision (`Answer.answered`). When False, the number is held
+            below "good match", whatever it is, and nothing is highlighted.
     """
-    if mode == "lexical":
-        fraction = min(1.0, max(0.0, score / best)) if best and best > 0 else 0.0
-        return Relevance(
-            f"{round(fraction * 100)}% of the best keyword score", fraction, score, True
-        )
-    label = next((name for floor, name in RELEVANCE_LEVELS if score >= floor), WEAKEST)
-    fraction = min(1.0, max(0.0, score / FULL_BAR_SCORE))
-    return Relevance(label, fraction, score)
+    number = min(1.0, max(0.0, number))
+    if not answered:
+        number = min(number, NOT_COVERED_MAX)
+    answers = number >= answers_from()
+    label = next((name for floor, name in RELEVANCE_LEVELS if number >= floor),
+                 WEAK if answers else WEAKEST)  # fmt: skip
+    return Relevance(label, number, answered and answers)
 
 
 # --- passage in context ----------------------------------------------------------------------
@@ -246,12 +278,16 @@ def context_window(document: str, start: int, end: int, chars: int = CONTEXT_CHA
         lo += 1
     while hi > end and document[hi - 1].isspace():
         hi -= 1
-    return Context(document[lo:hi], start - lo, end - lo, lo > 0, hi < len(document))
+    return Context(
+        document[lo:hi], start - lo, end - lo, bool(document[:lo].strip()),
+        bool(document[hi:].strip()),
+    )  # fmt: skip
 
 
 def context_md(ctx: Context) -> str:
-    """Safe Markdown of a context window, the passage marked, '…' where the document goes on."""
-    body = marked_md(ctx.text, [(ctx.start, ctx.end)])
+    """Safe Markdown of a context window, the passage marked (`PASSAGE`, not the answer's
+    highlight colour), '…' where the document goes on."""
+    body = marked_md(ctx.text, [(ctx.start, ctx.end)], PASSAGE)
     return ("… " if ctx.cut_before else "") + body + (" …" if ctx.cut_after else "")
 
 
@@ -346,18 +382,48 @@ def stale_md(summary: str) -> str:
     )
 
 
-def example_questions(manifest: dict, count: int = 4) -> list[str]:
-    """Questions a first-time reader can click: about the report when it is indexed, else
-    built from the titles of the first documents."""
-    docs = manifest.get("documents", [])
-    if any(d.get("path", "").endswith(REPORT_DOC) for d in docs):
-        return list(REPORT_EXAMPLES[:count])
-    questions = []
-    for d in docs[:count]:
-        title = " ".join(str(d.get("title") or "").split())
-        if title:
-            questions.append(f"What is {title[:1].lower() + title[1:]}?")
-    return questions
+MAX_EXAMPLE_CHARS = 80
+
+
+def example_questions(
+    manifest: dict, sections: list[tuple[str, str | None]] = (), count: int = 4
+) -> list[str]:
+    """Questions a first-time reader can click, taken from the corpus in use: its section
+    headings (a heading is what a part of a document is about), a few documents in turn, then
+    the documents' titles when there are too few headings.
+
+    Args:
+        manifest: the index manifest (documents and their titles, in corpus order).
+        sections: (document path, section heading) of passages, in corpus order.
+        count: at most this many.
+    """
+    titles = {d.get("path"): " ".join(str(d.get("title") or "").split())
+              for d in manifest.get("documents", [])}  # fmt: skip
+    per_doc: dict[str, list[str]] = {}
+    for doc, section in sections:
+        heading = " ".join((section or "").split())
+        if (
+            heading
+            and len(heading) <= MAX_EXAMPLE_CHARS
+            and heading.casefold() != titles.get(doc, "").casefold()
+            and heading not in per_doc.setdefault(doc, [])
+        ):
+            per_doc[doc].append(heading)
+    picked: list[str] = []
+    queues = [list(headings) for headings in per_doc.values() if headings]
+    while queues and len(picked) < count:  # round robin over documents
+        for queue in list(queues):
+            if len(picked) < count and queue[0].casefold() not in map(str.casefold, picked):
+                picked.append(queue[0])
+            queue.pop(0)
+            if not queue:
+                queues.remove(queue)
+    for title in titles.values():
+        if len(picked) >= count:
+            break
+        if title and len(title) <= MAX_EXAMPLE_CHARS and title not in picked:
+            picked.append(title)
+    return picked
 
 
 # --- a result card ------------------------------------------------------------------------------
@@ -444,9 +510,122 @@ def doc_patterns(selected: list[str], choices: dict[str, str]) -> list[str] | No
 QUESTION_SHOWN_CHARS = 300  # a pasted article is not repeated in full above the answers
 
 
-def results_heading_md(question: str, count: int) -> str:
-    """'3 passages for: *question*' (the question escaped, a long one cut with '…')."""
+def results_heading_md(question: str, count: int, answered: bool = True) -> str:
+    """'3 passages for: *question*', or over an answer the documents do not cover
+    'No answer in the documents for: *question*' (the question escaped, a long one cut)."""
     question = " ".join(question.split())
     if len(question) > QUESTION_SHOWN_CHARS:
         question = question[:QUESTION_SHOWN_CHARS].rstrip() + "…"
-    return f"{_plural(count, 'passage')} for: *{escape_markdown(question)}*"
+    lead = _plural(count, "passage") if answered else "No answer in the documents"
+    return f"{lead} for: *{escape_markdown(question)}*"
+
+
+def answer_key(question: str, mode: str, k: int, docs: list[str] | None) -> str:
+    """A short key for one asked question: widget keys built from it (expanders, per-card
+    controls) are new for every new question, so their state starts afresh."""
+    import hashlib
+
+    raw = "\x00".join([" ".join(question.split()), mode, str(k), *(docs or [])])
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def hint_md(text: str) -> str:
+    """Safe Markdown of an error message or hint: text escaped, `command` spans shown as code
+    (never as literal backticks)."""
+    out, pos = [], 0
+    for match in _CODE.finditer(text):
+        out.append(_escape_piece(text[pos : match.start()]))
+        out.append(f"`{match.group(1)}`")  # a code span shows its content literally
+        pos = match.end()
+    out.append(_escape_piece(text[pos:]))
+    return "".join(out).strip()
+
+
+def added_md(name: str, path: str, passages: int | None, existed: bool = False) -> str:
+    """The confirmation for an added document, e.g. 'Added notes.md: 7 passages.'"""
+    shown = escape_markdown(name)
+    if existed:
+        return f"{shown} is already in the documents ({_plural(passages or 0, 'passage')})."
+    where = f" as {escape_markdown(path)}" if path != name else ""
+    if passages is None:
+        return f"Saved {shown}{where}; it is not in the index yet (rebuild the index)."
+    return f"Added {shown}{where}: {_plural(passages, 'passage')}."
+
+
+def document_row_md(row) -> str:
+    """A document in the documents panel: title, then path, passages and date (safe Markdown).
+
+    `row`: a `qa.present.documents.Row`.
+    """
+    facts = [escape_markdown(row.path), _plural(row.passages, "passage")]
+    if row.modified:
+        facts.append(escape_markdown(row.modified))
+    return f"**{escape_markdown(row.title)}**  \n" + " · ".join(facts)
+
+
+def confirm_remove_md(path: str) -> str:
+    """The question asked before a document is removed."""
+    return (
+        f"Remove {escape_markdown(path)}? The file is deleted from the documents folder and "
+        "its passages from the index."
+    )
+
+
+def removed_md(path: str) -> str:
+    """The confirmation for a removed document."""
+    return f"Removed {escape_markdown(path)} from the documents and the index."
+
+
+# --- the passage in its document -----------------------------------------------------------------
+
+DOCUMENT_CHARS = 20_000  # the document view shows at most this much text on each side
+
+
+def passage_url(doc: str, start: int, end: int) -> str:
+    """The page's link to a passage in its document (relative: works under any base path)."""
+    from urllib.parse import urlencode
+
+    return "?" + urlencode({"doc": doc, "start": start, "end": end}) + "#passage"
+
+
+@dataclass(frozen=True)
+class PassageRequest:
+    """A passage asked for by a link (`passage_url`): document path and offsets."""
+
+    doc: str
+    start: int
+    end: int
+
+
+def passage_request(params, documents: list[str]) -> PassageRequest | None:
+    """The passage a page link asks for, when its parameters name an indexed document and
+    offsets that make sense; None otherwise (the page then says the link is broken)."""
+    doc = params.get("doc")
+    try:
+        start, end = int(params.get("start", "")), int(params.get("end", ""))
+    except (TypeError, ValueError):
+        return None
+    if doc not in documents or not 0 <= start < end:
+        return None
+    return PassageRequest(doc, start, end)
+
+
+def document_parts(text: str, start: int, end: int) -> tuple[str, str, str]:
+    """Safe Markdown of a document around a passage: (text before, the passage marked, text
+    after), at most `DOCUMENT_CHARS` on each side, '…' where the document goes on."""
+    ctx = context_window(text, start, end, DOCUMENT_CHARS)
+    before = ("… " if ctx.cut_before else "") + marked_md(ctx.text[: ctx.start])
+    passage = marked_md(ctx.text[ctx.start : ctx.end], [(0, ctx.end - ctx.start)], PASSAGE)
+    after = marked_md(ctx.text[ctx.end :]) + (" …" if ctx.cut_after else "")
+    return before.strip(), passage, after.strip()
+
+
+def copy_text(text: str, title: str, section: str | None, doc: str, page: int | None) -> str:
+    """A passage as a reader would paste it: the text, then its citation."""
+    citation = cite(title, section, page) or title
+    return f"{' '.join(text.split())}\n\n({citation}; {doc})"

@@ -111,6 +111,16 @@ class TextBuilder:
         """Everything written so far."""
         return "".join(self._parts)
 
+    def since(self, start: int) -> str:
+        """What was written from offset `start` on (cheap for a short tail)."""
+        tail, length = [], self.length
+        for part in reversed(self._parts):
+            if length <= start:
+                break
+            tail.append(part)
+            length -= len(part)
+        return "".join(reversed(tail))[start - length :]
+
     def add(self, piece: str, source: int | None = None) -> None:
         """Append `piece`; `source` is where it starts in the file when copied verbatim from it."""
         if not piece:

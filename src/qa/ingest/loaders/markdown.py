@@ -2,11 +2,17 @@
 
 The file is parsed with markdown-it-py (CommonMark, plus tables and strikethrough). What a reader
 reads is kept: heading text (a block of its own, recorded as a heading), paragraphs, list items
-(one per line, without their bullets; ordered lists keep their numbers), code (without fences),
-table rows (cells separated by " | ") and the text of HTML blocks. Markup is dropped: `#`, emphasis
-markers, link and image syntax (a link keeps its text, an image is dropped), backticks, escapes,
-front matter. Every character copied from the file is located in it, so `Document.source_span`
-maps any passage back to its place in the file.
+(one per line: a bullet item starts with "• ", an ordered item keeps its number, so that every
+item is a sentence of its own), table rows (cells separated by " | ") and the text of HTML blocks.
+A link keeps its text followed by its address in brackets, "the guide (https://example.org)"
+(not for links to a place in the same page, "#...", nor when the text is the address). Markup is
+dropped: `#`, emphasis markers, link and image syntax (an image is dropped), backticks, escapes,
+front matter. Code blocks (fenced or indented) are left out: code is not prose, and embedded as
+prose it only blurs the passages around it; inline `code` stays as text.
+
+Every character copied from the file is located in it, so `Document.source_span` maps any passage
+back to its place in the file (bullets, separators and the address of a reference link, whose
+definition stands elsewhere in the file, are inserted, not copied).
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from __future__ import annotations
 import re
 
 from qa.ingest.loaders.base import Document, TextBuilder
-from qa.ingest.loaders.plain import decode
+from qa.ingest.loaders.plain import decode_text
+
+BULLET = "\u2022 "  # starts a bullet list item in the loaded text (a sentence break, see text.py)
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 _FRONT_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
@@ -156,6 +164,8 @@ def render(text: str) -> tuple[TextBuilder, str]:
                 lo, hi = span(token)
                 align.goto(lo)
                 align.text(f"{token.info}{token.markup} ", hi)
+            else:
+                out.add(BULLET)
         elif kind == "heading_open":
             out.separate()
             heading_start = out.length
@@ -169,14 +179,8 @@ def render(text: str) -> tuple[TextBuilder, str]:
             out.separate()
         elif kind == "inline":
             _inline(token, align, *span(token))
-        elif kind in ("fence", "code_block"):
-            lo, hi = span(token)
-            if kind == "fence":  # the code starts on the line after the opening fence
-                lo = line_starts[min(token.map[0] + 1, len(line_starts) - 1)]
-            out.separate()
-            align.goto(lo)
-            align.text(token.content.rstrip("\n"), hi)
-            out.separate()
+        elif kind in ("fence", "code_block"):  # left out (see the module text)
+            align.goto(span(token)[1])
         elif kind == "html_block":
             lo, hi = span(token)
             _html_text(body, lo, hi, out)
@@ -195,6 +199,7 @@ def render(text: str) -> tuple[TextBuilder, str]:
 def _inline(token, align: _Aligner, lo: int, hi: int) -> None:
     """The text of an inline token: text and code kept, breaks as new lines, markup stepped over."""
     align.goto(lo)
+    links: list[tuple[str, int]] = []  # open links: (address, where their text starts)
     for child in token.children or []:
         kind = child.type
         if kind == "text":
@@ -208,12 +213,16 @@ def _inline(token, align: _Aligner, lo: int, hi: int) -> None:
         elif kind in ("strong_open", "strong_close", "em_open", "em_close", "s_open", "s_close"):
             align.skip(child.markup, hi)
         elif kind == "link_open":
+            links.append((str(child.attrGet("href") or ""), align.out.length))
             align.skip("<" if child.markup == "autolink" else "[", hi)
         elif kind == "link_close":
+            href, text_start = links.pop() if links else ("", align.out.length)
             if child.markup == "autolink":
                 align.skip(">", hi)
             else:
+                target = align.pos
                 align.skip_link_target(hi)
+                _address(align, href, text_start, target)
         elif kind == "image":  # dropped: its alt text and target are stepped over
             align.skip("!", hi)
             align.skip_brackets(hi)
@@ -221,6 +230,30 @@ def _inline(token, align: _Aligner, lo: int, hi: int) -> None:
             align.skip_link_target(hi)
         elif kind == "html_inline":
             align.skip(child.content, hi)
+
+
+def _address(align: _Aligner, href: str, text_start: int, target: int) -> None:
+    """Write " (address)" after a link's text (see the module text for when).
+
+    The address is copied from the link's own target, source[target:cursor], as written there;
+    a reference link's address, defined elsewhere in the file, is inserted.
+    """
+    shown = _markdown_parser().normalizeLinkText(href)
+    if not href or href.startswith("#"):
+        return
+    text = align.out.since(text_start)
+    if " ".join(text.split()) in (href, shown, shown.removeprefix("mailto:")):
+        return
+    out = align.out
+    out.add(" (")
+    for written in (shown, href):
+        found = align.source.find(written, target, align.pos)
+        if found >= 0:
+            out.add(written, found)
+            break
+    else:
+        out.add(shown)
+    out.add(")")
 
 
 def _html_text(source: str, lo: int, hi: int, out: TextBuilder) -> None:
@@ -242,10 +275,11 @@ def load(path: str, data: bytes) -> Document:
     """A Markdown document, rendered; its title is the front matter title or first heading.
 
     Raises:
-        ValueError: binary or not valid UTF-8.
+        ValueError: binary, or text in an encoding that cannot be told.
     """
-    out, title = render(decode(data))
+    text, encoding = decode_text(data)
+    out, title = render(text)
     if not title and out.headings:
         first_start, first_end = out.headings[0]
         title = " ".join(out.text()[first_start:first_end].split())
-    return out.document(path, data, "markdown", title)
+    return out.document(path, data, "markdown", title, metadata={"encoding": encoding})
