@@ -89,6 +89,59 @@ def labelled(report: Searcher, medquad: Searcher) -> list[tuple[str, np.ndarray,
     return [(name, features(s, qs), np.full(len(qs), y)) for name, s, qs, y in groups]
 
 
+def hit_rows(searcher: Searcher, questions: list[tuple[str, object]], depth: int = 5):
+    """(gaps, labels) of the further hits of questions whose first hit answers them.
+
+    `questions`: (text, judge) pairs; judge(chunk) tells whether a passage answers."""
+    X, y = [], []
+    for text, judge in questions:
+        ranking = searcher.rank(clean_question(text), depth, None)
+        chunks = ranking.passages.chunks
+        if not chunks or not judge(chunks[0]):
+            continue
+        for i in range(1, len(chunks)):
+            X.append(answered.gaps(ranking.passages, i, ranking.query))
+            y.append(int(judge(chunks[i])))
+    return np.array(X), np.array(y)
+
+
+def fit_hits(report_rows, medquad_rows) -> answered.Model:
+    """The further-hit model, the report's hits weighted as much as MedQuAD's."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.concatenate([report_rows[0], medquad_rows[0]])
+    y = np.concatenate([report_rows[1], medquad_rows[1]])
+    weight = np.r_[np.full(len(report_rows[1]), len(medquad_rows[1]) / len(report_rows[1])),
+                   np.ones(len(medquad_rows[1]))]  # fmt: skip
+    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
+    lr = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, y, sample_weight=weight)
+    return answered.Model(answered.HIT_FEATURES, mean, scale, lr.coef_[0],
+                          float(lr.intercept_[0]))  # fmt: skip
+
+
+def judged_questions(medquad: Path):
+    """(text, judge) pairs: the report's answerable training questions and medquad-small's."""
+    from qa.ingest.text import normalize
+
+    def paragraph_judge(expected):
+        prefixes = expected if isinstance(expected, list) else [expected]
+        return lambda chunk: any(normalize(chunk.text).startswith(p) for p in prefixes)
+
+    report = [q for q in jsonl(DATA / "reader_questions_tune.jsonl") if q["kind"] == "answerable"]
+    report += [q for q in jsonl(ROOT / "tests" / "data" / "report_questions.jsonl")
+               + jsonl(DATA / "report_dev_questions.jsonl") if q.get("expected")]  # fmt: skip
+    queries = {q["_id"]: q["text"] for q in jsonl(medquad / "queries.jsonl")}
+    qrels: dict[str, set[str]] = {}
+    for line in (medquad / "qrels.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        qid, doc, score = line.split("\t")
+        if int(score) > 0:
+            qrels.setdefault(qid, set()).add(doc)
+    picked = random.Random(SEED).sample(sorted(qrels), SAMPLE)
+    mq = [(queries[q], (lambda docs: lambda c: c.doc.split("#")[0] in docs)(qrels[q]))
+          for q in picked]  # fmt: skip
+    return [(q["question"], paragraph_judge(q["expected"])) for q in report], mq
+
+
 def fit(groups, null: tuple[float, float]) -> answered.Model:
     """The model, with `null` (the report's null levels) as the default for builds that
     recorded none."""
@@ -102,11 +155,12 @@ def fit(groups, null: tuple[float, float]) -> answered.Model:
         weight[y == label] *= len(y) / 2 / weight[y == label].sum()
     mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
     lr = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, y, sample_weight=weight)
-    fitted = answered.Model(mean, scale, lr.coef_[0], float(lr.intercept_[0]), 0.5, null)
-    scores = np.sort([fitted.probability(answered.Evidence(*row))
-                      for row in groups[0][1]])  # fmt: skip
+    fitted = answered.Model(answered.FEATURES, mean, scale, lr.coef_[0],
+                            float(lr.intercept_[0]), 0.5, null)  # fmt: skip
+    scores = np.sort([fitted.probability(row) for row in groups[0][1]])
     threshold = float(scores[int(np.floor(MAX_FLAGGED * len(scores)))]) - 1e-9
-    return answered.Model(mean, scale, lr.coef_[0], float(lr.intercept_[0]), threshold, null)
+    return answered.Model(answered.FEATURES, mean, scale, lr.coef_[0],
+                          float(lr.intercept_[0]), threshold, null)  # fmt: skip
 
 
 def main() -> None:
@@ -119,18 +173,24 @@ def main() -> None:
         mq_index = args.mq_index or Path(tmp) / "medquad"
         report = Searcher(Path(tmp) / "report")
         evaluate(MEDQUAD / "medquad-small", index_dir=mq_index, embedder=report.embedder)
-        groups = labelled(report, Searcher(mq_index, embedder=report.embedder))
+        medquad = Searcher(mq_index, embedder=report.embedder)
+        groups = labelled(report, medquad)
         null = answered.null_level(report.manifest)
+        report_judged, medquad_judged = judged_questions(MEDQUAD / "medquad-small")
+        hits = fit_hits(hit_rows(report, report_judged), hit_rows(medquad, medquad_judged))
     model = fit(groups, null)
+    print("further hits: coef", dict(zip(answered.HIT_FEATURES, np.round(hits.coef, 3),
+                                         strict=True)), "intercept", round(hits.intercept, 3))
     print("threshold", round(model.threshold, 4), "coef",
           dict(zip(answered.FEATURES, np.round(model.coef, 3), strict=True)))  # fmt: skip
     for name, X, y in groups:
-        p = np.array([model.probability(answered.Evidence(*row)) for row in X])
+        p = np.array([model.probability(row) for row in X])
         wrong = int(((p >= model.threshold) != (y == 1)).sum())
         print(f"  {name:24s} {len(y):4d} questions, {wrong} on the wrong side")
     if args.write:
-        payload = {"model": model.to_dict(), "fitted_by": "benchmarks/train_answered.py",
-                   "seed": SEED, "groups": {g[0]: len(g[2]) for g in groups}}  # fmt: skip
+        payload = {"model": model.to_dict(), "hits": hits.to_dict(),
+                   "fitted_by": "benchmarks/train_answered.py", "seed": SEED,
+                   "groups": {g[0]: len(g[2]) for g in groups}}  # fmt: skip
         answered.MODEL_FILE.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         print("wrote", answered.MODEL_FILE)
 

@@ -14,9 +14,12 @@ best of 12 for any question), so reading cosines above it lets one model serve a
 report and a 40,000-passage collection alike.
 
 The answer's confidence is the probability of its first passage, with `cosine` the best cosine
-of any allowed passage; each further hit gets its own probability, never above the answer's.
-The documents cover the question when the answer's confidence reaches `THRESHOLD`, and the
-page's relevance labels read the same numbers, so they cannot contradict the decision.
+of any allowed passage. Each further hit's confidence is the answer's times the probability that
+it answers too, given how far its cosine and best sentence fall below the first passage's (a
+second logistic model, `HIT_FEATURES`): never above the answer's, and lower the further a hit
+falls behind. The documents cover the question when the answer's confidence reaches the model's
+threshold, and the page's relevance labels read the same numbers, so they cannot contradict the
+decision.
 
 The coefficients and the threshold (`answered_model.json`) are fitted by
 `benchmarks/train_answered.py` on labelled questions (the tuning half of the report's reader
@@ -41,6 +44,7 @@ from qa.store.base import Passages
 MODEL_FILE = Path(__file__).with_name("answered_model.json")
 PROBES_FILE = Path(__file__).with_name("probes.txt")
 FEATURES = ("cosine", "sentence", "known", "terms")
+HIT_FEATURES = ("cosine_gap", "sentence_gap")  # a further hit's, below the first passage's
 NULL_VERSION = 1  # of the probes; a manifest recording another version is not read
 _PROBE_VECTORS: dict[str, np.ndarray] = {}  # vector space -> the probes' vectors
 
@@ -142,36 +146,60 @@ def evidence(passages: Passages, i: int, query: np.ndarray, question: Question,
 class Model:
     """A fitted logistic model: standardised features, coefficients, decision threshold."""
 
+    features: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
-    threshold: float
+    threshold: float = 0.5
     default_null: tuple[float, float] = (0.0, 0.0)  # for builds that recorded none
 
-    def probability(self, ev: Evidence) -> float:
-        z = float(((ev.vector() - self.mean) / self.scale) @ self.coef + self.intercept)
+    def probability(self, features: Evidence | np.ndarray) -> float:
+        x = features.vector() if isinstance(features, Evidence) else np.asarray(features, float)
+        z = float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
     def to_dict(self) -> dict:
-        return {"features": list(FEATURES), "mean": self.mean.tolist(),
+        return {"features": list(self.features), "mean": self.mean.tolist(),
                 "scale": self.scale.tolist(), "coef": self.coef.tolist(),
                 "intercept": self.intercept, "threshold": self.threshold,
                 "default_null": list(self.default_null)}  # fmt: skip
 
     @classmethod
-    def from_dict(cls, d: dict) -> Model:
-        if d.get("features") != list(FEATURES):
+    def from_dict(cls, d: dict, features: tuple[str, ...]) -> Model:
+        if d.get("features") != list(features):
             raise ValueError("the answered model was fitted on other features")
-        return cls(np.array(d["mean"], float), np.array(d["scale"], float),
+        return cls(features, np.array(d["mean"], float), np.array(d["scale"], float),
                    np.array(d["coef"], float), float(d["intercept"]), float(d["threshold"]),
                    tuple(d.get("default_null", (0.0, 0.0))))
 
 
 @lru_cache(maxsize=1)
+def _models() -> tuple[Model, Model]:
+    shipped = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
+    return (Model.from_dict(shipped["model"], FEATURES),
+            Model.from_dict(shipped["hits"], HIT_FEATURES))  # fmt: skip
+
+
 def model() -> Model:
-    """The shipped model (`answered_model.json`)."""
-    return Model.from_dict(json.loads(MODEL_FILE.read_text(encoding="utf-8"))["model"])
+    """The shipped answer model (`answered_model.json`)."""
+    return _models()[0]
+
+
+def hit_model() -> Model:
+    """The shipped model of whether a further hit answers too (`answered_model.json`)."""
+    return _models()[1]
+
+
+def gaps(passages: Passages, i: int, query: np.ndarray) -> np.ndarray:
+    """How far passage i's cosine and best sentence fall below the first passage's."""
+    def scores(j: int) -> tuple[float, float]:
+        own = float(passages.vectors[j] @ query)
+        sentences = passages.sentence_vectors[passages.sentence_rows(j)] @ query
+        return own, float(sentences.max()) if len(sentences) else own
+
+    first, this = scores(0), scores(i)
+    return np.array([this[0] - first[0], this[1] - first[1]])
 
 
 def confidences(passages: Passages, query: np.ndarray, question: Question,
@@ -187,12 +215,11 @@ def confidences(passages: Passages, query: np.ndarray, question: Question,
     """
     if not len(passages):
         return 0.0, []
-    fitted, null = model(), null_level(manifest)
-    answer = fitted.probability(evidence(passages, 0, query, question, null, best_cosine))
-    hits = [answer] + [
-        min(answer, fitted.probability(evidence(passages, i, query, question, null)))
-        for i in range(1, len(passages))
-    ]
+    answer = model().probability(evidence(passages, 0, query, question, null_level(manifest),
+                                          best_cosine))  # fmt: skip
+    further = hit_model()
+    hits = [answer] + [answer * further.probability(gaps(passages, i, query))
+                       for i in range(1, len(passages))]  # fmt: skip
     return answer, hits
 
 

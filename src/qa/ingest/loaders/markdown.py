@@ -148,7 +148,7 @@ def render(text: str) -> tuple[TextBuilder, str]:
     heading_start = 0
     first_cell = False
     item_start = False  # just after a list item's marker: its first paragraph stays on the line
-    for token in tokens:
+    for index, token in enumerate(tokens):
         kind = token.type
         fresh_item, item_start = item_start, False
         if kind in ("bullet_list_open", "ordered_list_open"):
@@ -164,7 +164,7 @@ def render(text: str) -> tuple[TextBuilder, str]:
                 lo, hi = span(token)
                 align.goto(lo)
                 align.text(f"{token.info}{token.markup} ", hi)
-            else:
+            elif _item_has_text(tokens, index):  # no bullet alone for an item of only an image
                 out.add(BULLET)
         elif kind == "heading_open":
             out.separate()
@@ -194,6 +194,23 @@ def render(text: str) -> tuple[TextBuilder, str]:
         elif kind in ("table_open", "table_close", "hr", "blockquote_open", "blockquote_close"):
             out.separate()
     return out, front_title
+
+
+def _item_has_text(tokens, start: int) -> bool:
+    """Whether the list item opened at tokens[start] shows any text of its own."""
+    depth = 0
+    for token in tokens[start:]:
+        if token.type == "list_item_open":
+            depth += 1
+        elif token.type == "list_item_close":
+            depth -= 1
+            if depth == 0:
+                return False
+        elif token.type == "inline" and any(
+            c.type in ("text", "code_inline") and c.content.strip() for c in token.children or []
+        ):
+            return True
+    return False
 
 
 def _inline(token, align: _Aligner, lo: int, hi: int) -> None:
