@@ -7,9 +7,12 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
+
+from qa import config
 from qa.embed.embedder import Embedder
 from qa.embed.models import vector_id
-from qa.errors import QAError, UsageError
+from qa.errors import IndexCorruptError, QAError, UsageError
 from qa.ingest.terms import content_terms
 from qa.ingest.text import normalize
 from qa.retrieve import answered, docfilter, rerank
@@ -19,6 +22,7 @@ from qa.retrieve.results import Answer, Hit, hits
 from qa.store import Generation, Store, open_store
 
 MAX_K = 1000
+MAX_QUESTION_CHARS = config.MAX_QUESTION_CHARS  # questions are cut to this many characters
 
 
 class Searcher:
@@ -131,9 +135,14 @@ class Searcher:
     def rank(self, question: str, n: int, mode: str | None = None,
              doc: docfilter.Patterns = None) -> Ranking:  # fmt: skip
         """The n best passages for a cleaned question (see `clean_question`); `ask` is the
-        public way in."""
+        public way in.
+
+        Raises:
+            QAError: the index holds no passages.
+        """
         mode = resolve_mode(mode)
         generation = self.generation  # one consistent snapshot even if refresh() swaps it
+        require_passages(generation, self.store.location)
         docs = self.select(doc, generation.manifest)
         ranking = rank(generation, self.embedder, question, n, mode, docs, self.reranker)
         self._local.truncated = ranking.truncated
@@ -144,7 +153,9 @@ class Searcher:
         """Answer `question`: the k best passages, whether they answer it, highlights.
 
         Args:
-            question: the question, in plain words.
+            question: the question, in plain words; cut to its first `MAX_QUESTION_CHARS`
+                characters, then to the model's window (`Answer.truncated` says whether
+                either cut it).
             k: how many passages to return (fewer when the index, or the filter, has fewer).
             mode: "dense", "lexical" or "hybrid"; None means the default (`DEFAULT_MODE`).
             doc: only passages of documents matching these glob patterns (see
@@ -153,11 +164,19 @@ class Searcher:
         Raises:
             UsageError: empty question, k out of range, unknown mode, or a `doc` pattern
                 matching nothing.
+            QAError: the index holds no passages.
+            IndexCorruptError: a score came out as no number (a damaged index).
         """
+        cut = isinstance(question, str) and len(question) > MAX_QUESTION_CHARS
         question = clean_question(question)
         if not 1 <= k <= MAX_K:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
         ranking = self.rank(question, k, mode, doc)
+        if not (np.isfinite(ranking.scores).all() and np.isfinite(ranking.query).all()):
+            raise IndexCorruptError(
+                f"the search of {self.store.location} gave scores that are not numbers (a "
+                "damaged index or model)", "run `qa build` to rebuild the index",
+            )
         words = content_terms(question)
         generation = ranking.generation
         asked = answered.Question.of(words, generation.term_frequencies(words))
@@ -165,12 +184,23 @@ class Searcher:
                                                    ranking.best_cosine, generation.manifest)
         found = hits(ranking, words, self.embedder, per_hit)
         return Answer(question, found, answered.is_answered(confidence), ranking.mode,
-                      ranking.truncated, confidence)  # fmt: skip
+                      ranking.truncated or cut, confidence)  # fmt: skip
 
     def search(self, question: str, k: int = 5, mode: str | None = None,
                doc: docfilter.Patterns = None) -> list[Hit]:  # fmt: skip
         """The k passages that best answer `question`, best first: `ask(...).hits`."""
         return self.ask(question, k, mode, doc).hits
+
+
+def require_passages(generation: Generation, where: str) -> None:
+    """Refuse to search a generation that holds no passages (however it was made).
+
+    Raises:
+        QAError: it holds none.
+    """
+    if generation.size == 0:
+        raise QAError(f"the index at {where} holds no passages",
+                      "add documents with text to the corpus folder, then run `qa build`")
 
 
 def resolve_mode(mode: str | None) -> str:
@@ -187,13 +217,15 @@ def resolve_mode(mode: str | None) -> str:
 
 
 def clean_question(question: str) -> str:
-    """The question as searched: control characters dropped, white space collapsed.
+    """The question as searched: cut to its first `MAX_QUESTION_CHARS` characters, control
+    characters dropped, white space collapsed.
 
     Raises:
         UsageError: nothing is left to search for.
     """
     if not isinstance(question, str):
         raise UsageError("the question must be text", "pass a string")
+    question = question[:MAX_QUESTION_CHARS]
     cleaned = normalize("".join(ch if ch.isprintable() else " " for ch in question))
     if not cleaned:
         raise UsageError("the question is empty", 'type a question, e.g. qa ask "What causes it?"')
