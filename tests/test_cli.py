@@ -34,7 +34,7 @@ def run(capsys, *argv):
 def test_build_prints_summary(capsys, report_corpus, tmp_path):
     code, out, err = run(capsys, "build", "--corpus", str(report_corpus), "--index", str(tmp_path))
     assert code == 0
-    assert out.startswith("Indexed 1 documents, 12 chunks in ")
+    assert out.startswith("Indexed 1 document, 12 chunks in ")
     assert (tmp_path / "current" / "manifest.json").is_file()
     code, out, _ = run(capsys, "build", "--corpus", str(report_corpus), "--index", str(tmp_path))
     assert "(0 embedded, 12 reused)" in out  # nothing changed: nothing re-embedded
