@@ -134,15 +134,10 @@ class Searcher:
 
     def rank(self, question: str, n: int, mode: str | None = None,
              doc: docfilter.Patterns = None) -> Ranking:  # fmt: skip
-        """The n best passages for a cleaned question (see `clean_question`); `ask` is the
-        public way in.
-
-        Raises:
-            QAError: the index holds no passages.
-        """
+        """The n best passages for a cleaned question (see `clean_question`), all from one
+        generation even if `refresh` swaps it meanwhile; `ask` is the public way in."""
         mode = resolve_mode(mode)
-        generation = self.generation  # one consistent snapshot even if refresh() swaps it
-        require_passages(generation, self.store.location)
+        generation = require_passages(self.generation, self.store.location)
         docs = self.select(doc, generation.manifest)
         ranking = rank(generation, self.embedder, question, n, mode, docs, self.reranker)
         self._local.truncated = ranking.truncated
@@ -153,38 +148,28 @@ class Searcher:
         """Answer `question`: the k best passages, whether they answer it, highlights.
 
         Args:
-            question: the question, in plain words; cut to its first `MAX_QUESTION_CHARS`
-                characters, then to the model's window (`Answer.truncated` says whether
-                either cut it).
+            question: the question, in plain words (cut as `clean_question` says).
             k: how many passages to return (fewer when the index, or the filter, has fewer).
             mode: "dense", "lexical" or "hybrid"; None means the default (`DEFAULT_MODE`).
             doc: only passages of documents matching these glob patterns (see
                 `qa.retrieve.docfilter`).
 
         Raises:
-            UsageError: empty question, k out of range, unknown mode, or a `doc` pattern
-                matching nothing.
-            QAError: the index holds no passages.
-            IndexCorruptError: a score came out as no number (a damaged index).
+            UsageError: empty question, k out of range, unknown mode, `doc` matching nothing.
+            QAError: an index without passages; IndexCorruptError: scores that are not numbers.
         """
-        cut = isinstance(question, str) and len(question) > MAX_QUESTION_CHARS
-        question = clean_question(question)
+        cleaned = clean_question(question)
         if not 1 <= k <= MAX_K:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
-        ranking = self.rank(question, k, mode, doc)
-        if not (np.isfinite(ranking.scores).all() and np.isfinite(ranking.query).all()):
-            raise IndexCorruptError(
-                f"the search of {self.store.location} gave scores that are not numbers (a "
-                "damaged index or model)", "run `qa build` to rebuild the index",
-            )
-        words = content_terms(question)
+        ranking = require_numbers(self.rank(cleaned, k, mode, doc), self.store.location)
+        words = content_terms(cleaned)
         generation = ranking.generation
         asked = answered.Question.of(words, generation.term_frequencies(words))
         confidence, per_hit = answered.confidences(ranking.passages, ranking.query, asked,
                                                    ranking.best_cosine, generation.manifest)
         found = hits(ranking, words, self.embedder, per_hit)
-        return Answer(question, found, answered.is_answered(confidence), ranking.mode,
-                      ranking.truncated or cut, confidence)  # fmt: skip
+        return Answer(cleaned, found, answered.is_answered(confidence), ranking.mode,
+                      ranking.truncated or len(question) > MAX_QUESTION_CHARS, confidence)
 
     def search(self, question: str, k: int = 5, mode: str | None = None,
                doc: docfilter.Patterns = None) -> list[Hit]:  # fmt: skip
@@ -192,8 +177,8 @@ class Searcher:
         return self.ask(question, k, mode, doc).hits
 
 
-def require_passages(generation: Generation, where: str) -> None:
-    """Refuse to search a generation that holds no passages (however it was made).
+def require_passages(generation: Generation, where: str) -> Generation:
+    """The generation, unless it holds no passages (however it was made): that one is refused.
 
     Raises:
         QAError: it holds none.
@@ -201,6 +186,22 @@ def require_passages(generation: Generation, where: str) -> None:
     if generation.size == 0:
         raise QAError(f"the index at {where} holds no passages",
                       "add documents with text to the corpus folder, then run `qa build`")
+    return generation
+
+
+def require_numbers(ranking: Ranking, where: str) -> Ranking:
+    """The ranking, when its scores and question vector are numbers (k + dim values: checked
+    for every question; a damaged index or model could give NaN).
+
+    Raises:
+        IndexCorruptError: they are not.
+    """
+    if not (np.isfinite(ranking.scores).all() and np.isfinite(ranking.query).all()):
+        raise IndexCorruptError(
+            f"the search of {where} gave scores that are not numbers (a damaged index or model)",
+            "run `qa build` to rebuild the index",
+        )
+    return ranking
 
 
 def resolve_mode(mode: str | None) -> str:
@@ -217,8 +218,9 @@ def resolve_mode(mode: str | None) -> str:
 
 
 def clean_question(question: str) -> str:
-    """The question as searched: cut to its first `MAX_QUESTION_CHARS` characters, control
-    characters dropped, white space collapsed.
+    """The question as searched: cut to its first `MAX_QUESTION_CHARS` characters (before
+    anything reads it; then `rank` cuts it to the model's window, and `Answer.truncated` says
+    whether either cut it), control characters dropped, white space collapsed.
 
     Raises:
         UsageError: nothing is left to search for.

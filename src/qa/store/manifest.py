@@ -161,6 +161,8 @@ SCHEMA = Obj(
         "sentence_vectors": Text(),
         "keys": ListOf(Text()),
         "lexical": Obj(required={"version": Int(), "k1": Num(), "b": Num()}, optional={}),
+        "answered": Obj(required={"version": Int(), "probes": Int(), "cosine": Num(),
+                                  "sentence": Num()}, optional={}),  # fmt: skip
         "arrays": ListOf(Text(pattern=re.compile(r"[A-Za-z_][A-Za-z0-9_]*"))),
         "files": MapOf(Text(pattern=re.compile(r"[A-Za-z0-9_.-]+")), Text(pattern=_SHA256)),
     },
