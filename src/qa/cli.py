@@ -191,8 +191,10 @@ _UNSAFE = dict.fromkeys([*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 
 
 
 def terminal_safe(text: object) -> str:
-    """`text` on one line, with control characters and bidi overrides made spaces."""
-    return " ".join(str(text).translate(_UNSAFE).split())
+    """`text` on one line, with control characters and bidi overrides made spaces (and what
+    cannot be UTF-8, such as an undecodable byte of a file name, a replacement character)."""
+    text = str(text).encode("utf-8", "replace").decode("utf-8")
+    return " ".join(text.translate(_UNSAFE).split())
 
 
 _UNSAFE_BUT_NEWLINES = {**_UNSAFE, ord("\n"): None}

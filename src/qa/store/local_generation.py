@@ -74,9 +74,10 @@ class LocalGeneration:
             _verify(build, manifest, names)
             with open(build / CHUNKS, encoding="utf-8") as fh:
                 chunks = [_chunk(line) for line in fh if line.strip()]
-            vectors = np.load(build / VECTORS, mmap_mode="r", allow_pickle=False)
-            arrays = {name: np.load(build / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-                      for name in names}  # fmt: skip
+            with np.errstate(all="ignore"):  # a lying header's sizes overflow: ValueError
+                vectors = np.load(build / VECTORS, mmap_mode="r", allow_pickle=False)
+                arrays = {name: np.load(build / f"{name}.npy", mmap_mode="r",
+                                        allow_pickle=False) for name in names}  # fmt: skip
             dense = faiss.deserialize_index(np.fromfile(build / DENSE, dtype=np.uint8))
         except FileNotFoundError:
             raise
@@ -273,11 +274,9 @@ def _sentences_problem(chunks: list[Chunk], arrays: dict[str, np.ndarray], dim: 
 
 
 def _bm25_problem(manifest: dict, arrays: dict[str, np.ndarray], n: int) -> str | None:
-    present = [name for name in bm25.ARRAYS if name in arrays]
-    stored = (manifest.get("lexical") or {}).get("version") == bm25.VERSION
-    if not present and not stored:
-        return None  # BM25 is computed on first use
-    if len(present) != len(bm25.ARRAYS) or not stored:
+    if (manifest.get("lexical") or {}).get("version") != bm25.VERSION:
+        return None  # none stored, or by another tokeniser: BM25 is computed on first use
+    if not all(name in arrays for name in bm25.ARRAYS):
         return "the BM25 arrays are incomplete"
     data, indices, indptr, vocab = (arrays[name] for name in bm25.ARRAYS)
     if len(data) != len(indices) or len(indptr) != len(vocab) + 1:

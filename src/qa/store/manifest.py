@@ -19,6 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from qa import config
 from qa.errors import IndexCorruptError
 
 FORMAT_VERSION = 2  # 2: checksummed, checked against SCHEMA; 1: before (rebuild)
@@ -144,7 +145,8 @@ SCHEMA = Obj(
     required={
         "format": Int(),
         CHECKSUM: Text(pattern=_SHA256),
-        "model": Obj(required={"id": Text(), "dim": Int(1)}, optional={"backend": Text()}),
+        "model": Obj(required={"id": Text(), "dim": Int(1)},
+                     optional={"backend": Text(config.BACKENDS)}),  # fmt: skip
         "chunking": Obj(required={"version": Int(), "max_tokens": Int(1), "overlap": Int()},
                         optional={}),  # fmt: skip
         "documents": ListOf(_DOCUMENT),
