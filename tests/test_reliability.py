@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -377,6 +378,29 @@ def test_failed_first_build_leaves_no_index_folder(capsys, tmp_path):
     assert code == 1 and list((tmp_path / "mine").iterdir()) == []
 
 
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_build_stopped_by_a_signal_leaves_nothing(tmp_path, sig, status):
+    """Ctrl-C or SIGTERM while embedding into a new index folder: no folder left behind."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(150):
+        (corpus / f"note-{i:03d}.txt").write_text(f"Note {i} says rest helps the back.\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qa", "--debug", "build", "-q", "--corpus", str(corpus),
+         "--index", str(tmp_path / "new")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    for line in proc.stderr:
+        if line.startswith("qa: debug: embedding"):
+            proc.send_signal(sig)
+            break
+    rest = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == status, rest[-2000:]
+    assert rest.endswith("qa: terminated\n" if sig == signal.SIGTERM else "qa: interrupted\n")
+    assert not os.path.lexists(tmp_path / "new")
+
+
 def test_failed_build_over_a_live_index_changes_nothing(capsys, copy_index, tmp_path):
     (tmp_path / "empty").mkdir()
     before = tree(copy_index)
@@ -398,7 +422,7 @@ def test_files_over_the_size_limit_are_skipped_by_name(capsys, tmp_path, monkeyp
                          "--max-file-mb", "1.5")
     assert code == 0, err
     assert err == ("qa: warning: skipped huge.txt: 2.0 MB, over the limit of 1.5 MB per file "
-                   "(--max-file-mb, QA_MAX_FILE_MB)\n")
+                   "set by --max-file-mb or QA_MAX_FILE_MB\n")
     assert out.startswith("Indexed 1 document, 12 chunks")
     monkeypatch.setenv("QA_MAX_FILE_MB", "1")
     code, _, err = run(capsys, "build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))

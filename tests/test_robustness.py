@@ -175,7 +175,8 @@ def test_empty_corpus_and_corpus_of_only_unusable_files(capsys, tmp_path):
     (corpus / "binary.txt").write_bytes(b"\x00\x01\x02")
     code, _, err = run(capsys, "build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
     assert code == 1
-    assert_one_line_error(err, "(2 files skipped)")
+    assert_one_line_error(err, "(2 files skipped: binary.txt: binary file; photo.png: "
+                          "unsupported file type .png)")
 
 
 def test_bad_files_are_skipped_with_one_warning_each(capsys, tmp_path, monkeypatch, embedder):

@@ -153,8 +153,7 @@ def build_index(
         )
         if not loaded.documents:
             raise QAError(
-                f"no documents to index in {corpus_dir}"
-                + (f" ({plural(len(loaded.skipped), 'file')} skipped)" if loaded.skipped else ""),
+                f"no documents to index in {corpus_dir}" + _skipped_words(loaded.skipped),
                 "add .txt, .md, .html or .pdf files to the corpus folder, then `qa build` again",
             )
         summary = _build_loaded(
@@ -163,6 +162,15 @@ def build_index(
         )  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _skipped_words(skipped: list[tuple[str, str]], shown: int = 3) -> str:
+    """' (2 files skipped: a.png: unsupported file type .png; ...)', or '' for none."""
+    if not skipped:
+        return ""
+    named = "; ".join(f"{path}: {reason}" for path, reason in skipped[:shown])
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f" ({plural(len(skipped), 'file')} skipped: {named}{more})"
 
 
 def build_documents(
@@ -314,14 +322,22 @@ class _Meter:
         if self.estimate is None and self.seconds > 0:
             self.estimate = (self.total - self.done) * self.seconds / self.done
             if self.estimate >= LONG_BUILD_S:
-                log.log(NOTE, "embedding %s; about %s left at the %.1f passages/s measured "
-                        "(Ctrl-C stops it, and the current index stays)",
-                        plural(self.total, "passage"), duration(self.estimate),
-                        self.done / self.seconds)  # fmt: skip
+                self.note("embedding %s; about %s left at the %.1f passages/s measured "
+                          "(Ctrl-C stops it, and the current index stays)",
+                          plural(self.total, "passage"), duration(self.estimate),
+                          self.done / self.seconds)  # fmt: skip
         if self.bar is not None:
             self.bar.update(n)
         if self.on_progress is not None:
             self.on_progress(self.done, self.total)
+
+    def note(self, message: str, *args) -> None:
+        """Log a note on a line of its own (the bar is taken down and drawn again below it)."""
+        if self.bar is None:
+            log.log(NOTE, message, *args)
+            return
+        with self.bar.external_write_mode():
+            log.log(NOTE, message, *args)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Iterable
@@ -45,7 +46,8 @@ exit status:
        pattern that matches no document
   {NOT_COVERED_STATUS}    qa ask --fail-if-not-covered: the documents do not seem to cover a
        question
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C); 143: terminated (SIGTERM). A build stopped so removes what it
+       had written; the index stays as it was.
   Errors are one line on stderr, `qa: error: MESSAGE (hint: WHAT TO DO)`. With several
   questions on standard input, 2 (a question was empty) wins over {NOT_COVERED_STATUS}.
 """
@@ -436,6 +438,22 @@ def _configure_logging(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else NOTE, handlers=[handler])
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler (a BaseException, like KeyboardInterrupt)."""
+
+
+def _on_terminate():
+    """Turn SIGTERM into `_Terminated` for this call of `main` (in the main thread only);
+    returns the handler to restore, or None."""
+    def terminate(signum, frame):
+        raise _Terminated
+
+    try:
+        return signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `qa` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
@@ -445,12 +463,16 @@ def main(argv: list[str] | None = None) -> int:
     config.ensure_offline()
     _tolerant_streams()
     parser = make_parser()
+    previous = _on_terminate()
     try:
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()
             return 2
         return COMMANDS[args.command](args)
+    except _Terminated:  # SIGTERM: unwound like Ctrl-C, so a build removes what it wrote
+        print("qa: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except QAError as exc:
         if debug:
             raise
@@ -474,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qa: error: unexpected {exc.__class__.__name__}: {terminal_safe(str(exc)[:200])} "
               "(hint: run again with --debug for details)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,8 +52,10 @@ class LocalGeneration:
         if table is None or sentence_vectors is None or len(table) != len(sentence_vectors):
             table = np.zeros((0, 3), np.int32)  # a build without sentence vectors
             sentence_vectors = np.zeros((0, vectors.shape[1]), np.float32)
-        order = np.argsort(table[:, 0], kind="stable")
-        self.table, self.sentence_vectors = table[order], sentence_vectors[order]
+        if len(table) > 1 and (np.diff(table[:, 0]) < 0).any():  # never, as builds write it
+            order = np.argsort(table[:, 0], kind="stable")
+            table, sentence_vectors = table[order], sentence_vectors[order]
+        self.table, self.sentence_vectors = table, sentence_vectors  # memory-mapped, not copied
         self.bounds = sentences.rows_per_chunk(self.table, self.size)
         self._lock = threading.Lock()
         self._bm25: bm25.LexicalIndex | None = None
@@ -94,7 +96,10 @@ class LocalGeneration:
                 f"index at {build} is inconsistent ({problem})",
                 "run `qa build` to rebuild the index",
             )
-        return cls(build, manifest, chunks, vectors, dense, arrays)
+        # plain arrays over the same mapped memory: numpy's memmap subclass adds Python-level
+        # work to every indexing (measured: +30% per question on the report)
+        arrays = {name: np.asarray(array) for name, array in arrays.items()}
+        return cls(build, manifest, chunks, np.asarray(vectors), dense, arrays)
 
     def mask(self, docs: Docs) -> np.ndarray | None:
         """Boolean mask over chunk ids of the allowed documents (None: all)."""
@@ -212,10 +217,11 @@ def _chunk(line: str) -> Chunk:
         ValueError: malformed.
     """
     fields = json.loads(line)
-    if not isinstance(fields, dict) or not fields.keys() <= _CHUNK_TYPES.keys() or any(
-        type(value) not in _CHUNK_TYPES[key] for key, value in fields.items()
-    ):
+    if type(fields) is not dict:
         raise ValueError("malformed passage")
+    for key, value in fields.items():
+        if type(value) not in _CHUNK_TYPES.get(key, ()):
+            raise ValueError("malformed passage")
     return Chunk(**fields)
 
 

@@ -166,7 +166,7 @@ def load_corpus(root: str | os.PathLike, max_bytes: int | None = None) -> LoadRe
                 size = result.skipped_stats[rel]["size"]
                 if limit and size > limit:
                     raise ValueError(f"{_megabytes(size)}, over the limit of {_megabytes(limit)} "
-                                     "per file (--max-file-mb, QA_MAX_FILE_MB)")
+                                     "per file set by --max-file-mb or QA_MAX_FILE_MB")
             result.documents.append(load_file(root, path))
             result.skipped_stats.pop(rel, None)
         except (OSError, ValueError) as exc:
