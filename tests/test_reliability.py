@@ -124,6 +124,18 @@ def test_dangling_symlink_is_skipped_once_and_never_stale(capsys, tmp_path, embe
     assert staleness.check(tmp_path / "i", corpus).added == ["gone.txt"]  # mended: it counts
 
 
+def test_named_pipe_in_the_corpus_is_skipped_not_read(capsys, tmp_path, monkeypatch, embedder):
+    """Reading a FIFO blocks until someone writes to it: a build must never open one."""
+    monkeypatch.setattr("qa.build.Embedder", lambda model=None, **_: embedder)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / "report.txt")
+    os.mkfifo(corpus / "pipe.txt")
+    code, out, err = run(capsys, "build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
+    assert code == 0 and err == "qa: warning: skipped pipe.txt: not a regular file\n"
+    assert staleness.check(tmp_path / "i", corpus).stale is False
+
+
 # ---------------------------------------------------------------- 3. the manifest, whole
 
 

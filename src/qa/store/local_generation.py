@@ -63,7 +63,10 @@ class LocalGeneration:
 
     @classmethod
     def load(cls, build: Path, manifest: dict) -> LocalGeneration:
-        """Verify every file's checksum, then read chunks, vectors, arrays and FAISS index.
+        """Verify every file's checksum, then read chunks, vectors, arrays and FAISS index, and
+        check them against the manifest (see the module text). An exact ("flat") FAISS index is
+        made again from the checked vectors rather than parsed: the same index, and a FAISS
+        header that lies about its size past the checksums can make FAISS allocate it.
 
         Raises:
             FileNotFoundError: a file vanished (the build was replaced meanwhile).
@@ -80,16 +83,20 @@ class LocalGeneration:
                 vectors = np.load(build / VECTORS, mmap_mode="r", allow_pickle=False)
                 arrays = {name: np.load(build / f"{name}.npy", mmap_mode="r",
                                         allow_pickle=False) for name in names}  # fmt: skip
-            dense = faiss.deserialize_index(np.fromfile(build / DENSE, dtype=np.uint8))
+            dense = None  # exact search: made from the checked vectors below, nothing parsed
+            if manifest.get("index_type") != "flat":
+                dense = faiss.deserialize_index(np.fromfile(build / DENSE, dtype=np.uint8))
         except FileNotFoundError:
             raise
-        except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        except (OSError, ValueError, TypeError, RuntimeError, MemoryError) as exc:
             raise IndexCorruptError(
                 f"index at {build} cannot be read ({reason(exc)})",
                 "run `qa build` to rebuild the index",
             ) from None
         problem = _inconsistency(manifest, chunks, vectors, arrays)
-        if problem is None and (dense.ntotal != len(chunks) or dense.d != manifest["model"]["dim"]):
+        if problem is None and dense is None:
+            dense = faiss_index.make_index(vectors, "flat")[0]
+        elif problem is None and (dense.ntotal, dense.d) != (len(chunks), manifest["model"]["dim"]):
             problem = "the FAISS index does not match the vectors"
         if problem is not None:
             raise IndexCorruptError(

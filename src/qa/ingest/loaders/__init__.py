@@ -8,8 +8,9 @@ text a reader reads, without markup. Chunk offsets index into it. Formats:
     html.py      .html, .htm   the main content only; boilerplate never indexed
     pdf.py       .pdf          text in reading order, page by page, headings from the layout
 
-Unsupported, unreadable or undecodable files, broken symbolic links and files over the size
-limit (`config.max_file_bytes`) are skipped and listed with a reason.
+Unsupported, unreadable or undecodable files, broken symbolic links, anything that is not a
+regular file (a named pipe) and files over the size limit (`config.max_file_bytes`) are skipped
+and listed with a reason.
 """
 
 from __future__ import annotations
@@ -163,6 +164,8 @@ def load_corpus(root: str | os.PathLike, max_bytes: int | None = None) -> LoadRe
                 result.skipped_stats[rel] = file_stat(path)
                 if not path.exists():
                     raise ValueError("broken symbolic link")
+                if not path.is_file():  # a named pipe would block the read for ever
+                    raise ValueError("not a regular file")
                 size = result.skipped_stats[rel]["size"]
                 if limit and size > limit:
                     raise ValueError(f"{_megabytes(size)}, over the limit of {_megabytes(limit)} "
