@@ -95,7 +95,7 @@ class LocalGeneration:
             ) from None
         problem = _inconsistency(manifest, chunks, vectors, arrays)
         if problem is None and dense is None:
-            dense = faiss_index.make_index(vectors, "flat")[0]
+            dense = faiss_index.exact(vectors)
         elif problem is None and (dense.ntotal, dense.d) != (len(chunks), manifest["model"]["dim"]):
             problem = "the FAISS index does not match the vectors"
         if problem is not None:
