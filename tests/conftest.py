@@ -74,3 +74,23 @@ def write_generation(index_dir: Path, manifest: dict, chunks: list, vectors) -> 
         writer.add(Batch(chunks, ["T"] * len(chunks), [f"key-{c.id}" for c in chunks], vectors,
                          [[(0, len(c.text))] for c in chunks], vectors))
         return writer.commit(manifest)
+
+
+def reseal(build: Path, manifest: dict | None = None, files: bool = True) -> dict:
+    """Write `manifest` (default: the build's own) into a build folder with a checksum that
+    matches, valid or not, as someone who edits an index on purpose would: with `files`, the
+    files' checksums recomputed from the files as they now are. For tests that damage an index
+    past its checksums."""
+    from qa.store.files import sha256_file
+    from qa.store.manifest import checksum
+
+    path = Path(build) / "manifest.json"
+    manifest = dict(json.loads(path.read_text(encoding="utf-8")) if manifest is None else manifest)
+    if files:
+        manifest["files"] = {name: sha256_file(Path(build) / name) for name in manifest["files"]}
+    try:
+        manifest["checksum"] = checksum(manifest)
+    except ValueError:  # NaN or Infinity: no checksum can hold it (JSON has no such number)
+        manifest["checksum"] = "0" * 64
+    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return manifest

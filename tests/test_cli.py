@@ -34,7 +34,7 @@ def run(capsys, *argv):
 def test_build_prints_summary(capsys, report_corpus, tmp_path):
     code, out, err = run(capsys, "build", "--corpus", str(report_corpus), "--index", str(tmp_path))
     assert code == 0
-    assert out.startswith("Indexed 1 documents, 12 chunks in ")
+    assert out.startswith("Indexed 1 document, 12 chunks in ")
     assert (tmp_path / "current" / "manifest.json").is_file()
     code, out, _ = run(capsys, "build", "--corpus", str(report_corpus), "--index", str(tmp_path))
     assert "(0 embedded, 12 reused)" in out  # nothing changed: nothing re-embedded
@@ -167,3 +167,52 @@ def test_help_does_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "usage: qa" in proc.stdout
+
+
+def test_counts_are_worded_right(capsys, tmp_path, monkeypatch, embedder):
+    """'1 document', '1 chunk', '1 page', '1 sentence', '1 file skipped' (issue #15)."""
+    monkeypatch.setattr("qa.build.Embedder", lambda model=None, **_: embedder)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "one.txt").write_text("A single short paragraph about rest.\n")
+    (corpus / "image.png").write_bytes(b"\x89PNG")
+    code, out, err = run(capsys, "build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
+    assert code == 0, err
+    assert out.startswith("Indexed 1 document, 1 chunk in ") and "; skipped 1: image.png" in out
+    code, out, _ = run(capsys, "info", "--index", str(tmp_path / "i"))
+    assert "overlap 1 sentence\n" in out and "one.txt  (1 chunk)  One" in out
+    assert "documents" not in out.split("documents:", 1)[1].split("\n", 1)[0]
+
+
+def test_fail_if_not_covered(capsys, report_index):
+    base = ["ask", "--index", str(report_index), "-k", "1"]
+    code, out, _ = run(capsys, *base, "What is the capital of France?")
+    assert code == 0 and out.startswith("The documents do not seem to cover")  # said, exit 0
+    code, out, _ = run(capsys, *base, "What is the capital of France?", "--fail-if-not-covered")
+    assert code == 3 and out.startswith("The documents do not seem to cover")  # still printed
+    code, _, _ = run(capsys, *base, "What causes chronic mid back pain?", "--fail-if-not-covered")
+    assert code == 0
+
+
+def test_help_documents_exit_statuses_and_defaults_as_the_readme_does(capsys):
+    """`qa --help` and the README agree: every environment variable in the help is in the
+    README's configuration table with the same default, and both list the exit statuses."""
+    import re
+    from pathlib import Path
+
+    from qa.cli import make_parser
+
+    help_text = make_parser().format_help()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for name in re.findall(r"^  (QA_[A-Z_]+)", help_text, flags=re.M):
+        assert f"`{name}`" in table or f"`{name}=1`" in table, name
+    assert "default: 1, measured best" not in help_text
+    assert "the free cores" in help_text and "the cores minus the 1-minute load average" in table
+    assert "default: 50" in help_text and "| 50 (larger files are skipped" in table
+    exits = readme.split("| exit status | meaning |", 1)[1].split("\n\n", 1)[0]
+    for status in ("0", "1", "2", "3", "130"):
+        assert f"\n| {status} |" in exits
+        assert re.search(rf"^  {status} ", help_text, flags=re.M), status
+    ask_help = make_parser()._subparsers._group_actions[0].choices["ask"].format_help()
+    assert "--fail-if-not-covered" in ask_help and "exit status: 0 answered" in ask_help

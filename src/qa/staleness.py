@@ -18,7 +18,7 @@ from pathlib import Path
 from qa import config
 from qa.errors import QAError
 from qa.ingest.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP
-from qa.ingest.loaders import is_supported, iter_files
+from qa.ingest.loaders import file_stat, is_supported, iter_files
 from qa.store import Store, open_store
 
 # Files modified this close to (or after) the moment a build read the corpus are always hashed:
@@ -101,6 +101,8 @@ def check(
     result.reasons.extend(_config_reasons(manifest, model))
     result.stale = bool(result.reasons)
     try:
+        if not explicit and not built_from:
+            raise QAError("cannot check: the index does not say which folder it was built from")
         found = _corpus_files(corpus)
     except QAError as exc:
         result.checked = False
@@ -173,9 +175,10 @@ def _differs(path: Path, entry: dict, loaded_at: int | None) -> bool:
 
 
 def _same_stat(path: Path, entry: dict) -> bool:
-    """Whether size and mtime are those recorded in a manifest entry."""
+    """Whether size and mtime are those recorded in a manifest entry (a symbolic link that
+    leads nowhere: those of the link, as the build recorded them)."""
     try:
-        st = path.stat()
+        st = file_stat(path)
     except OSError:
         return False
-    return entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
+    return entry.get("size") == st["size"] and entry.get("mtime_ns") == st["mtime_ns"]

@@ -62,7 +62,8 @@ class Answer:
         answered: False when the documents do not seem to cover the question (the hits are
             then only the closest passages).
         mode: the retrieval mode used.
-        truncated: whether the question was cut to the model's window.
+        truncated: whether the question was cut: to `searcher.MAX_QUESTION_CHARS` characters,
+            or to the model's window.
         confidence: the calibrated probability that the documents answer the question;
             `answered` is `confidence >= answered.THRESHOLD` (see `qa.retrieve.answered`).
     """

@@ -7,9 +7,12 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
+
+from qa import config
 from qa.embed.embedder import Embedder
 from qa.embed.models import vector_id
-from qa.errors import QAError, UsageError
+from qa.errors import IndexCorruptError, QAError, UsageError
 from qa.ingest.terms import content_terms
 from qa.ingest.text import normalize
 from qa.retrieve import answered, docfilter, rerank
@@ -19,6 +22,7 @@ from qa.retrieve.results import Answer, Hit, hits
 from qa.store import Generation, Store, open_store
 
 MAX_K = 1000
+MAX_QUESTION_CHARS = config.MAX_QUESTION_CHARS  # questions are cut to this many characters
 
 
 class Searcher:
@@ -130,10 +134,10 @@ class Searcher:
 
     def rank(self, question: str, n: int, mode: str | None = None,
              doc: docfilter.Patterns = None) -> Ranking:  # fmt: skip
-        """The n best passages for a cleaned question (see `clean_question`); `ask` is the
-        public way in."""
+        """The n best passages for a cleaned question (see `clean_question`), all from one
+        generation even if `refresh` swaps it meanwhile; `ask` is the public way in."""
         mode = resolve_mode(mode)
-        generation = self.generation  # one consistent snapshot even if refresh() swaps it
+        generation = require_passages(self.generation, self.store.location)
         docs = self.select(doc, generation.manifest)
         ranking = rank(generation, self.embedder, question, n, mode, docs, self.reranker)
         self._local.truncated = ranking.truncated
@@ -144,33 +148,60 @@ class Searcher:
         """Answer `question`: the k best passages, whether they answer it, highlights.
 
         Args:
-            question: the question, in plain words.
+            question: the question, in plain words (cut as `clean_question` says).
             k: how many passages to return (fewer when the index, or the filter, has fewer).
             mode: "dense", "lexical" or "hybrid"; None means the default (`DEFAULT_MODE`).
             doc: only passages of documents matching these glob patterns (see
                 `qa.retrieve.docfilter`).
 
         Raises:
-            UsageError: empty question, k out of range, unknown mode, or a `doc` pattern
-                matching nothing.
+            UsageError: empty question, k out of range, unknown mode, `doc` matching nothing.
+            QAError: an index without passages; IndexCorruptError: scores that are not numbers.
         """
-        question = clean_question(question)
+        cleaned = clean_question(question)
         if not 1 <= k <= MAX_K:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
-        ranking = self.rank(question, k, mode, doc)
-        words = content_terms(question)
+        ranking = require_numbers(self.rank(cleaned, k, mode, doc), self.store.location)
+        words = content_terms(cleaned)
         generation = ranking.generation
         asked = answered.Question.of(words, generation.term_frequencies(words))
         confidence, per_hit = answered.confidences(ranking.passages, ranking.query, asked,
                                                    ranking.best_cosine, generation.manifest)
         found = hits(ranking, words, self.embedder, per_hit)
-        return Answer(question, found, answered.is_answered(confidence), ranking.mode,
-                      ranking.truncated, confidence)  # fmt: skip
+        return Answer(cleaned, found, answered.is_answered(confidence), ranking.mode,
+                      ranking.truncated or len(question) > MAX_QUESTION_CHARS, confidence)
 
     def search(self, question: str, k: int = 5, mode: str | None = None,
                doc: docfilter.Patterns = None) -> list[Hit]:  # fmt: skip
         """The k passages that best answer `question`, best first: `ask(...).hits`."""
         return self.ask(question, k, mode, doc).hits
+
+
+def require_passages(generation: Generation, where: str) -> Generation:
+    """The generation, unless it holds no passages (however it was made): that one is refused.
+
+    Raises:
+        QAError: it holds none.
+    """
+    if generation.size == 0:
+        raise QAError(f"the index at {where} holds no passages",
+                      "add documents with text to the corpus folder, then run `qa build`")
+    return generation
+
+
+def require_numbers(ranking: Ranking, where: str) -> Ranking:
+    """The ranking, when its scores and question vector are numbers (k + dim values: checked
+    for every question; a damaged index or model could give NaN).
+
+    Raises:
+        IndexCorruptError: they are not.
+    """
+    if not (np.isfinite(ranking.scores).all() and np.isfinite(ranking.query).all()):
+        raise IndexCorruptError(
+            f"the search of {where} gave scores that are not numbers (a damaged index or model)",
+            "run `qa build` to rebuild the index",
+        )
+    return ranking
 
 
 def resolve_mode(mode: str | None) -> str:
@@ -187,13 +218,16 @@ def resolve_mode(mode: str | None) -> str:
 
 
 def clean_question(question: str) -> str:
-    """The question as searched: control characters dropped, white space collapsed.
+    """The question as searched: cut to its first `MAX_QUESTION_CHARS` characters (before
+    anything reads it; then `rank` cuts it to the model's window, and `Answer.truncated` says
+    whether either cut it), control characters dropped, white space collapsed.
 
     Raises:
         UsageError: nothing is left to search for.
     """
     if not isinstance(question, str):
         raise UsageError("the question must be text", "pass a string")
+    question = question[:MAX_QUESTION_CHARS]
     cleaned = normalize("".join(ch if ch.isprintable() else " " for ch in question))
     if not cleaned:
         raise UsageError("the question is empty", 'type a question, e.g. qa ask "What causes it?"')

@@ -122,6 +122,18 @@ def make_index(vectors: np.ndarray, index_type: str | None = None):
     return index, kind
 
 
+def exact(vectors: np.ndarray):
+    """The exact ("flat") index over normalised vectors, as `make_index` builds it for "flat"
+    (a loaded build makes it again from its vectors rather than parse a file)."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    if len(vectors):
+        index.add(vectors)
+    return index
+
+
 def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """index.search, on one thread for a single query: measured 10 ms against 62 ms with two
     threads over 35,000 vectors on the busy 2-core machine (OpenMP start-up and waiting)."""

@@ -4,6 +4,7 @@ Layout (see index/README.md)::
 
     index/current -> builds/<id>       symbolic link to the live build, swapped atomically
     index/builds/<id>/manifest.json    what was built, from what, how; checksums of the files
+                                       and of itself (`qa.store.manifest`)
     index/builds/<id>/chunks.jsonl     one passage per line
     index/builds/<id>/vectors.npy      float32 embeddings (numpy format, never pickled)
     index/builds/<id>/dense.faiss      the FAISS index over the vectors
@@ -98,7 +99,8 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
 
     Raises:
         IndexMissingError: no index has been built there.
-        IndexCorruptError: the manifest cannot be read or is of another format.
+        IndexCorruptError: the manifest cannot be read, is of another format, or fails its
+            schema or checksum (`qa.store.manifest.check`).
     """
     index_dir = Path(index_dir)
     for _attempt in range(READ_RETRIES):
@@ -121,17 +123,37 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
         )
     try:
         manifest = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
         raise IndexCorruptError(
             f"index manifest at {build} is unreadable ({reason(exc)})",
             "run `qa build` to rebuild the index",
         ) from None
     manifests.check(manifest, str(index_dir))
-    if not isinstance(manifest.get("files"), dict):
+    if "files" not in manifest:  # the checksums this store always writes
         raise IndexCorruptError(
             f"index manifest at {build} is incomplete", "run `qa build` to rebuild the index"
         )
     return build, manifest
+
+
+def remove_new(index_dir: Path, existed: set[str]) -> None:
+    """Remove what taking the lock created (the folder, `builds/`, the lock file) but not the
+    names in `existed`; folders only when empty. For a build that failed: it leaves nothing new.
+    Call it while holding the lock (a build waiting on the removed lock file takes a new one)."""
+    if LOCK not in existed:
+        (index_dir / LOCK).unlink(missing_ok=True)
+    for folder, name in ((index_dir / BUILDS, BUILDS), (index_dir, "")):
+        if name not in existed:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone): keep it
+                pass
+
+
+def existing(index_dir: Path) -> set[str]:
+    """Which of the index folder (""), `builds/` and the lock file exist now."""
+    names = ("", BUILDS, LOCK)
+    return {name for name in names if os.path.lexists(index_dir / name)}
 
 
 def lock(index_dir: Path, timeout: float = 0):

@@ -9,7 +9,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from qa.errors import IndexCorruptError, QAError
-from qa.store.folder import READ_RETRIES, clean_up, current_build, lock, read_manifest
+from qa.store.folder import (
+    READ_RETRIES,
+    clean_up,
+    current_build,
+    existing,
+    lock,
+    read_manifest,
+    remove_new,
+)
 from qa.store.local_generation import LocalGeneration
 from qa.store.local_writer import LocalWriter
 
@@ -60,11 +68,17 @@ class LocalStore:
 
     @contextmanager
     def lock(self, wait: bool = False) -> Iterator[None]:
-        """Hold the folder's build lock, after removing what a killed build left behind."""
+        """Hold the folder's build lock, after removing what a killed build left behind. A
+        build that fails inside leaves nothing new: the folder, `builds/` and the lock file
+        are removed again when this made them (and they are empty)."""
+        existed = existing(self.path)
         file_lock = lock(self.path, timeout=-1 if wait else 0)
         try:
             clean_up(self.path)
             yield
+        except BaseException:
+            remove_new(self.path, existed)
+            raise
         finally:
             file_lock.release()
 

@@ -18,7 +18,7 @@ from qa.store.base import Batch
 from qa.store.files import fsync_dir, sha256_file, write_array, write_file
 from qa.store.folder import BUILDS, MANIFEST, current_build, switch
 from qa.store.local_generation import CHUNKS, DENSE, VECTORS
-from qa.store.manifest import FORMAT_VERSION
+from qa.store.manifest import seal
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ class LocalWriter:
         for chunk, title, spans in zip(batch.chunks, batch.titles, batch.spans, strict=True):
             if chunk.id != len(self._lexical):
                 raise ValueError(f"chunk {chunk.id} out of order")
-            line = json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n"
-            self._chunks.write(line.encode("utf-8"))
+            self._chunks.write(json_bytes(chunk.to_dict()) + b"\n")
             self._rows.extend((chunk.id, s, e) for s, e in spans)
             self._lexical.append(passage_text(title or chunk.doc, chunk.section, chunk.text))
         self._keys.extend(batch.keys)
@@ -75,6 +74,8 @@ class LocalWriter:
             ),
             **bm25.LexicalIndex.build(self._lexical).to_arrays(),
         }
+        if not (np.isfinite(vectors).all() and np.isfinite(arrays[sentences.VECTORS]).all()):
+            raise ValueError("cannot write vectors that are not finite numbers")
         self._chunks.flush()
         self._chunks.close()
         write_array(self.tmp / VECTORS, vectors)
@@ -92,7 +93,6 @@ class LocalWriter:
             write_file(self.tmp / DENSE, faiss.serialize_index(dense).tobytes())
         manifest = {
             **manifest,
-            "format": FORMAT_VERSION,
             "chunks": len(self._keys),
             "keys": self._keys,
             "lexical": {"version": bm25.VERSION, "k1": bm25.K1, "b": bm25.B},
@@ -101,7 +101,7 @@ class LocalWriter:
         }
         names = (CHUNKS, VECTORS, DENSE, *(f"{name}.npy" for name in sorted(arrays)))
         manifest["files"] = {name: sha256_file(self.tmp / name) for name in names}
-        write_file(self.tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        write_file(self.tmp / MANIFEST, json_bytes(seal(manifest), indent=2))
         fsync_dir(self.tmp)
         final = self.tmp.with_name(self.build_id)
         self.tmp.rename(final)
@@ -131,3 +131,12 @@ class LocalWriter:
         if self.committed is None:
             self._chunks.close()
             shutil.rmtree(self.tmp, ignore_errors=True)  # clean_up catches what is left
+
+
+def json_bytes(value: object, indent: int | None = None) -> bytes:
+    """`value` as UTF-8 JSON; text that cannot be UTF-8 (a lone surrogate: a file name that
+    was not UTF-8) is written as an escape instead, so the file always reads back."""
+    try:
+        return json.dumps(value, ensure_ascii=False, indent=indent).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, indent=indent).encode("ascii")

@@ -8,7 +8,9 @@ text a reader reads, without markup. Chunk offsets index into it. Formats:
     html.py      .html, .htm   the main content only; boilerplate never indexed
     pdf.py       .pdf          text in reading order, page by page, headings from the layout
 
-Unsupported, unreadable or undecodable files are skipped and listed with a reason.
+Unsupported, unreadable or undecodable files, broken symbolic links, anything that is not a
+regular file (a named pipe) and files over the size limit (`config.max_file_bytes`) are skipped
+and listed with a reason.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qa import config
 from qa.errors import QAError
 from qa.ingest.loaders import html, markdown, pdf, plain
 from qa.ingest.loaders.base import Document, TextBuilder, title_from_filename
@@ -27,7 +30,7 @@ from qa.ingest.loaders.plain import decode
 
 __all__ = [
     "Document", "LoadResult", "LOADERS", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
-    "is_supported", "iter_files", "load_corpus", "load_file", "title_from_filename",
+    "file_stat", "is_supported", "iter_files", "load_corpus", "load_file", "title_from_filename",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,24 @@ class LoadResult:
 def is_supported(path: str | os.PathLike) -> bool:
     """Whether the loaders read files of this type (by suffix)."""
     return Path(path).suffix.lower() in LOADERS
+
+
+def file_stat(path: Path) -> dict:
+    """The "size" and "mtime_ns" of a file; of the link itself for a symbolic link that leads
+    nowhere, so that a staleness check sees such a link unchanged until it is mended.
+
+    Raises:
+        OSError: neither can be read.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        st = path.lstat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
 
 
 def load_file(root: Path, path: Path) -> Document:
@@ -114,12 +135,17 @@ def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def load_corpus(root: str | os.PathLike) -> LoadResult:
+def load_corpus(root: str | os.PathLike, max_bytes: int | None = None) -> LoadResult:
     """Load every supported document under `root`, in a stable (sorted) order.
 
-    Unsupported, unreadable, binary or undecodable files, and sub-folders that cannot be read,
-    are skipped and listed in `LoadResult.skipped` (sorted by path) with a reason; they never
-    stop the load.
+    Unsupported, unreadable, binary or undecodable files, broken symbolic links, files larger
+    than `max_bytes`, and sub-folders that cannot be read, are skipped and listed in
+    `LoadResult.skipped` (sorted by path) with a reason; they never stop the load.
+
+    Args:
+        root: the corpus folder.
+        max_bytes: the largest file to read; None means `config.max_file_bytes()` ($QA_MAX_FILE_MB
+            or the default), 0 means no limit.
 
     Raises:
         QAError: the folder does not exist or cannot be read.
@@ -129,13 +155,21 @@ def load_corpus(root: str | os.PathLike) -> LoadResult:
         raise QAError(
             f"no corpus folder at {root}", "create it and put .txt, .md, .html or .pdf files in it"
         )
+    limit = config.max_file_bytes() if max_bytes is None else max_bytes
     result = LoadResult([], [])
     for path in iter_files(root, result.skipped):
         rel = path.relative_to(root).as_posix()
         try:
             if is_supported(path):
-                st = path.stat()
-                result.skipped_stats[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+                result.skipped_stats[rel] = file_stat(path)
+                if not path.exists():
+                    raise ValueError("broken symbolic link")
+                if not path.is_file():  # a named pipe would block the read for ever
+                    raise ValueError("not a regular file")
+                size = result.skipped_stats[rel]["size"]
+                if limit and size > limit:
+                    raise ValueError(f"{_megabytes(size)}, over the limit of {_megabytes(limit)} "
+                                     "per file set by --max-file-mb or QA_MAX_FILE_MB")
             result.documents.append(load_file(root, path))
             result.skipped_stats.pop(rel, None)
         except (OSError, ValueError) as exc:
