@@ -222,9 +222,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"qa: note: the question was cut to the model's window (its first "
                   f"{searcher.embedder.max_tokens} word pieces)", file=sys.stderr)
         if args.json:
-            payload = {"question": question, "answered": answer.answered, "mode": answer.mode,
-                       "hits": [_hit_json(h) for h in answer.hits]}
-            print(json.dumps(payload, ensure_ascii=False), flush=True)
+            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         else:
             if args.question is None:
                 print(f"Q: {terminal_safe(question)[:200]}")
@@ -246,15 +244,6 @@ def _warn_if_stale(store) -> None:
     if staleness.stale:
         print(f"qa: warning: {terminal_safe(staleness.summary())} (hint: run `qa build`)",
               file=sys.stderr)
-
-
-def _hit_json(hit) -> dict:
-    d = hit.to_dict()
-    keys = ("rank", "score", "doc", "title", "section", "page", "start", "end", "source_start",
-            "source_end", "text")
-    out = {key: d[key] for key in keys}
-    out["highlights"] = [list(span) for span in hit.highlights]
-    return out
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

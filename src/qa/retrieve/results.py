@@ -51,6 +51,23 @@ class Hit:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def to_json(self) -> dict:
+        """The hit as `qa ask --json` and `POST /ask` give it (see `Answer.to_json`)."""
+        return {
+            "rank": self.rank,
+            "score": self.score,
+            "doc": self.doc,
+            "title": self.title,
+            "section": self.section,
+            "page": self.page,
+            "start": self.start,
+            "end": self.end,
+            "source_start": self.source_start,
+            "source_end": self.source_end,
+            "text": self.text,
+            "highlights": [[start, end] for start, end in self.highlights],
+        }
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -82,6 +99,22 @@ class Answer:
             "truncated": self.truncated,
             "confidence": self.confidence,
             "hits": [h.to_dict() for h in self.hits],
+        }
+
+    def to_json(self) -> dict:
+        """The JSON object of this answer: what `qa ask --json` prints and `POST /ask` returns.
+
+        One schema for both (`qa.api.schema.AnswerModel` describes it): `question` (as
+        searched), `answered`, `mode`, `truncated`, and `hits`, each with `rank`, `score`,
+        `doc`, `title`, `section`, `page`, `start`, `end`, `source_start`, `source_end`, `text`
+        and `highlights` (a list of [start, end] offsets into `text`).
+        """
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "mode": self.mode,
+            "truncated": self.truncated,
+            "hits": [h.to_json() for h in self.hits],
         }
 
 
