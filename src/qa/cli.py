@@ -28,6 +28,8 @@ EPILOG = """environment:
   QA_BACKEND  embedding backend for builds: onnx, onnx-int8 or torch (default: onnx)
   QA_THREADS  CPU threads for the model in builds (default: 1, measured best)
   QA_CACHE    cache folder for ONNX exports (default: ~/.cache/qa)
+  QA_API_TOKEN  bearer token `qa serve` requires of clients (needed off localhost)
+  QA_API_CORS   origins allowed to call `qa serve` from a browser, comma-separated
   QA_DEBUG    set to 1 to show tracebacks
   HF_HUB_OFFLINE  qa sets it to 1 unless you set it yourself
 """
@@ -121,6 +123,22 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", metavar="DIR", help="corpus to compare with (default: $QA_CORPUS, "
                    "else the folder the index was built from)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("serve", help="answer questions over HTTP: a JSON API (needs qa[api])",
+                       description="Serve the index as an HTTP JSON API: POST /ask (the same "
+                       "object as `qa ask --json`), GET /documents, GET /health, docs at /docs. "
+                       "A rebuilt index is picked up without a restart.")
+    _add_index(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only; any other "
+                   "needs $QA_API_TOKEN or --no-auth)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes, each with the model and index loaded (default: 1)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve on a non-loopback host without a token (warns)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let web pages from ORIGIN (e.g. https://chat.example.org) call the API; "
+                   "repeat for several (default: $QA_API_CORS, else none)")
     for command in sub.choices.values():  # `qa ask x --debug` works as well as `qa --debug ask x`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks on errors")
@@ -318,7 +336,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "ask": cmd_ask, "eval": cmd_eval, "info": cmd_info}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from qa.api.server import serve
+
+    return serve(args.index, args.host, args.port, args.workers, args.no_auth, args.cors_origin)
+
+
+COMMANDS = {"build": cmd_build, "ask": cmd_ask, "eval": cmd_eval, "info": cmd_info,
+            "serve": cmd_serve}
 
 
 def _tolerant_streams() -> None:

@@ -90,8 +90,9 @@ class Searcher:
             self.generation = generation
         return True
 
-    def documents(self) -> list[dict]:
-        """The indexed documents, in corpus order: path, title, kind, pages (PDF) and chunks."""
+    def documents(self, manifest: dict | None = None) -> list[dict]:
+        """The indexed documents, in corpus order: path, title, kind, pages (PDF) and chunks
+        (of `manifest`, default the current generation's)."""
         return [
             {
                 "path": d["path"],
@@ -100,7 +101,7 @@ class Searcher:
                 "pages": d.get("pages"),
                 "chunks": d.get("chunks", 0),
             }
-            for d in self.manifest["documents"]
+            for d in (manifest or self.manifest)["documents"]
         ]
 
     def original_path(self, doc: str) -> Path | None:
