@@ -139,6 +139,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="let web pages from ORIGIN (e.g. https://chat.example.org) call the API; "
                    "repeat for several (default: $QA_API_CORS, else none)")
+    p.add_argument("--access-log", action="store_true", help="log every request on stderr")
     for command in sub.choices.values():  # `qa ask x --debug` works as well as `qa --debug ask x`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks on errors")
@@ -339,7 +340,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from qa.api.server import serve
 
-    return serve(args.index, args.host, args.port, args.workers, args.no_auth, args.cors_origin)
+    return serve(args.index, args.host, args.port, args.workers, args.no_auth, args.cors_origin,
+                 args.access_log)
 
 
 COMMANDS = {"build": cmd_build, "ask": cmd_ask, "eval": cmd_eval, "info": cmd_info,

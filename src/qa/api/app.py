@@ -11,6 +11,7 @@ problem with the index (a `QAError`) 503.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -19,7 +20,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
@@ -116,7 +117,7 @@ def create_app(
         "that answer. The same answers, and the same JSON, as `qa ask --json`.",
         responses={422: {"model": ErrorModel}, 503: {"model": ErrorModel}},
     )
-    def authorized(
+    async def authorized(
         request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
     ) -> None:
         """Refuse a request without the token (when one is set); `BEARER` documents it."""
@@ -128,7 +129,7 @@ def create_app(
                 {"WWW-Authenticate": "Bearer"},
             )
 
-    def json_body(request: Request) -> None:
+    async def json_body(request: Request) -> None:
         """Refuse a body that is not declared as JSON (before it is parsed)."""
         message = Message()
         message["content-type"] = request.headers.get("content-type", "")
@@ -145,10 +146,10 @@ def create_app(
         dependencies=[Depends(authorized), Depends(json_body)],
         responses={401: {"model": ErrorModel}},
     )
-    def ask(request: AskRequest) -> dict:
+    def ask(request: AskRequest) -> Response:
         """The passages that best answer the question: the object `qa ask --json` prints."""
         answer = service.fresh().ask(request.question, request.k, request.mode, request.doc)
-        return answer.to_json()
+        return json_response(answer.to_json())  # AnswerModel documents it (tests hold it to it)
 
     @app.get(
         "/documents",
@@ -189,6 +190,7 @@ def create_app(
         }
 
     _add_error_handlers(app)
+    app.add_middleware(guard.BodyLimit, limit=max_body)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -198,8 +200,12 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(guard.BodyLimit, limit=max_body)
     return app
+
+
+def json_response(payload: dict) -> Response:
+    """`payload` as JSON, as it is: `Answer.to_json()` is already what the schema says."""
+    return Response(json.dumps(payload, ensure_ascii=False), media_type="application/json")
 
 
 def error(status: int, message: str, hint: str, headers: dict | None = None) -> JSONResponse:

@@ -68,7 +68,8 @@ class BodyLimit:
     """ASGI middleware: request bodies over `limit` bytes get 413 before the app sees them.
 
     The body is read here (it is small by definition) and handed on whole, so a client that
-    streams more than announced, or announces nothing, is stopped at the limit too.
+    streams more than announced, or announces nothing, is stopped at the limit too. (FastAPI's
+    own `max_body_size` answers an announced over-long body in plain text, not JSON.)
     """
 
     def __init__(self, app, limit: int = MAX_BODY_BYTES) -> None:

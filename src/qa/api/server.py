@@ -24,6 +24,7 @@ def serve(
     workers: int = 1,
     no_auth: bool = False,
     cors_origins: list[str] | tuple[str, ...] = (),
+    access_log: bool = False,
 ) -> int:
     """Serve the index until interrupted; returns the exit status.
 
@@ -60,21 +61,14 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
+    options = {"host": host, "port": port, "log_level": "info", "access_log": access_log}
     if workers == 1:
         warm_up(searcher)
-        app = create_app(searcher, token, origins)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(create_app(searcher, token, origins), **options)
         return 0
     del searcher  # each worker loads its own
     if index is not None:
         os.environ["QA_INDEX"] = str(index)
     os.environ[CORS_VARIABLE] = ",".join(origins)
-    uvicorn.run(
-        "qa.api.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-    )
+    uvicorn.run("qa.api.app:create_app_from_env", factory=True, workers=workers, **options)
     return 0
