@@ -209,6 +209,8 @@ BAD = [
     ("empty question", {"json": {"question": ""}}, 422, "question"),
     ("blank question", {"json": {"question": " \t\x00 "}}, 422, "the question is empty"),
     ("question not text", {"json": {"question": ["a"]}}, 422, "question"),
+    ("lone surrogate", {"content": b'{"question": "back \\ud800 pain"}', "headers": JSON}, 422,
+     "question: "),
     ("no question", {"json": {"k": 3}}, 422, "question: Field required"),
     ("k zero", {"json": {"question": "x", "k": 0}}, 422, "k: "),
     ("k too large", {"json": {"question": "x", "k": 1001}}, 422, "k: "),

@@ -34,11 +34,13 @@ def serve(
     """
     try:
         import uvicorn
+
+        from qa.api.app import CORS_VARIABLE, cors_from_env, create_app, warm_up
     except ImportError as exc:
         raise QAError(
-            "`qa serve` needs FastAPI and uvicorn", "install the extra: pip install 'qa[api]'"
+            f"`qa serve` needs FastAPI and uvicorn ({exc})",
+            "install the extra: pip install 'qa[api]'",
         ) from exc
-    from qa.api.app import CORS_VARIABLE, cors_from_env, create_app, warm_up
     from qa.retrieve.searcher import Searcher
 
     if not 1 <= port <= 65535:
