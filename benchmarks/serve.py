@@ -183,7 +183,7 @@ def main() -> int:
         shutil.copy(REPORT, corpus / REPORT.name)
         build_index(corpus, index)
         searcher = Searcher(index)
-        expected = {q: searcher.ask(q, args.k).to_json() for q in qs}  # also warms it up
+        expected = {q: searcher.ask(q, args.k).to_json(q) for q in qs}  # also warms it up
         body = {q: json.dumps({"question": q, "k": args.k}).encode() for q in qs}
 
         def in_process(state: dict, q: str) -> None:

@@ -241,7 +241,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"qa: note: the question was cut to the model's window (its first "
                   f"{searcher.embedder.max_tokens} word pieces)", file=sys.stderr)
         if args.json:
-            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+            print(json.dumps(answer.to_json(question), ensure_ascii=False), flush=True)
         else:
             if args.question is None:
                 print(f"Q: {terminal_safe(question)[:200]}")

@@ -71,7 +71,7 @@ class HitModel(_Strict):
 class AnswerModel(_Strict):
     """The answer to one question: what `qa ask --json` prints and `POST /ask` returns."""
 
-    question: str = Field(description="the question as searched (white space collapsed)")
+    question: str = Field(description="the question, as asked")
     answered: bool = Field(
         description="false when the documents do not seem to cover the "
         "question; the hits are then only the closest passages"

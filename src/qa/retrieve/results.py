@@ -101,16 +101,20 @@ class Answer:
             "hits": [h.to_dict() for h in self.hits],
         }
 
-    def to_json(self) -> dict:
+    def to_json(self, asked: str | None = None) -> dict:
         """The JSON object of this answer: what `qa ask --json` prints and `POST /ask` returns.
 
-        One schema for both (`qa.api.schema.AnswerModel` describes it): `question` (as
-        searched), `answered`, `mode`, `truncated`, and `hits`, each with `rank`, `score`,
-        `doc`, `title`, `section`, `page`, `start`, `end`, `source_start`, `source_end`, `text`
-        and `highlights` (a list of [start, end] offsets into `text`).
+        One schema for both (`qa.api.schema.AnswerModel` describes it): `question`, `answered`,
+        `mode`, `truncated`, and `hits`, each with `rank`, `score`, `doc`, `title`, `section`,
+        `page`, `start`, `end`, `source_start`, `source_end`, `text` and `highlights` (a list of
+        [start, end] offsets into `text`).
+
+        Args:
+            asked: the question as the caller asked it, reported as `question` (default: the
+                question as searched, white space collapsed).
         """
         return {
-            "question": self.question,
+            "question": self.question if asked is None else asked,
             "answered": self.answered,
             "mode": self.mode,
             "truncated": self.truncated,
