@@ -143,10 +143,22 @@ def start_server(index: Path, workers: int, log: Path) -> tuple[subprocess.Popen
     env = {k: v for k, v in os.environ.items() if k not in ("QA_API_TOKEN", "QA_API_CORS")}
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "qa", "serve", "--index", str(index), "--port", str(port),
-             "--workers", str(workers)],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "qa",
+                "serve",
+                "--index",
+                str(index),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -164,8 +176,12 @@ def start_server(index: Path, workers: int, log: Path) -> tuple[subprocess.Popen
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="qa serve --workers (default: one per core)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="qa serve --workers (default: one per core)",
+    )
     parser.add_argument("--requests", type=int, default=200, help="requests per client")
     parser.add_argument("--rounds", type=int, default=5, help="alternations of floor and server")
     parser.add_argument("--k", type=int, default=5, help="passages per answer (default 5)")
@@ -174,8 +190,9 @@ def main() -> int:
     cores = os.cpu_count() or 1
     qs = questions()
     load_start = os.getloadavg()[0]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
 
     with tempfile.TemporaryDirectory(prefix="qa-serve-bench-") as tmp:
         corpus, index = Path(tmp) / "corpus", Path(tmp) / "index"
@@ -222,16 +239,26 @@ def main() -> int:
             summary.update(failures=len(problems), first_failure=problems[0] if problems else None)
             served.append(summary)
         load_problems = failures(load, expected)
-        load_check = dict(load.summary(), failures=len(load_problems),
-                          first_failure=load_problems[0] if load_problems else None)  # fmt: skip
+        load_check = dict(
+            load.summary(),
+            failures=len(load_problems),
+            first_failure=load_problems[0] if load_problems else None,
+        )
 
     one = floor[0]["throughput"]
     allowed = {n: one * min(cores, n) for n in CLIENTS}
     rows = []
     for f, s in zip(floor, served, strict=True):
         n = f["clients"]
-        rows.append({"clients": n, "floor": f, "server": s, "allowed": allowed[n],
-                     "ratio": s["throughput"] / allowed[n]})  # fmt: skip
+        rows.append(
+            {
+                "clients": n,
+                "floor": f,
+                "server": s,
+                "allowed": allowed[n],
+                "ratio": s["throughput"] / allowed[n],
+            }
+        )
     at4 = next(r for r in rows if r["clients"] == 4)
     result = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -247,29 +274,42 @@ def main() -> int:
         "load_check": load_check,
         "failures": sum(r["server"]["failures"] for r in rows) + load_check["failures"],
     }
-    print(f"`python benchmarks/serve.py`: {result['date']}, commit {commit}, {cores} cores, "
-          f"qa serve --workers {args.workers}, k={args.k}, {share * args.rounds} requests per "
-          f"client in {args.rounds} rounds, "
-          f"{len(qs)} questions; load average {result['load'][0]} at start, "
-          f"{result['load'][1]} at end\n")  # fmt: skip
-    print("| clients | in-process req/s | p50 ms | p95 ms | qa serve req/s | p50 ms | p95 ms "
-          "| cores allow (floor) | ratio | failures |")
+    print(
+        f"`python benchmarks/serve.py`: {result['date']}, commit {commit}, {cores} cores, "
+        f"qa serve --workers {args.workers}, k={args.k}, {share * args.rounds} requests per "
+        f"client in {args.rounds} rounds, "
+        f"{len(qs)} questions; load average {result['load'][0]} at start, "
+        f"{result['load'][1]} at end\n"
+    )
+    print(
+        "| clients | in-process req/s | p50 ms | p95 ms | qa serve req/s | p50 ms | p95 ms "
+        "| cores allow (floor) | ratio | failures |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         f, s = r["floor"], r["server"]
-        print(f"| {r['clients']} | {f['throughput']:.0f} | {f['p50_ms']:.1f} | {f['p95_ms']:.1f} "
-              f"| {s['throughput']:.0f} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} "
-              f"| {r['allowed']:.0f} | {r['ratio']:.2f}x | {s['failures']} |")  # fmt: skip
-    print(f"\nat 4 clients: {at4['server']['throughput']:.0f} req/s = {at4['ratio']:.2f}x of "
-          f"min(cores, 4) x the one-thread floor ({at4['allowed']:.0f} req/s); target >= "
-          f"{TARGET}x: {'holds' if result['holds'] else 'does not hold'}")  # fmt: skip
-    print(f"load check: {LOAD_CLIENTS} clients x {args.requests} requests at once, "
-          f"{load_check['throughput']:.0f} req/s, p50 {load_check['p50_ms']:.1f} ms, "
-          f"p95 {load_check['p95_ms']:.1f} ms: {load_check['failures']} failed or differed "
-          f"from the in-process answers")  # fmt: skip
+        print(
+            f"| {r['clients']} | {f['throughput']:.0f} | {f['p50_ms']:.1f} | {f['p95_ms']:.1f} "
+            f"| {s['throughput']:.0f} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} "
+            f"| {r['allowed']:.0f} | {r['ratio']:.2f}x | {s['failures']} |"
+        )
+    print(
+        f"\nat 4 clients: {at4['server']['throughput']:.0f} req/s = {at4['ratio']:.2f}x of "
+        f"min(cores, 4) x the one-thread floor ({at4['allowed']:.0f} req/s); target >= "
+        f"{TARGET}x: {'holds' if result['holds'] else 'does not hold'}"
+    )
+    print(
+        f"load check: {LOAD_CLIENTS} clients x {args.requests} requests at once, "
+        f"{load_check['throughput']:.0f} req/s, p50 {load_check['p50_ms']:.1f} ms, "
+        f"p95 {load_check['p95_ms']:.1f} ms: {load_check['failures']} failed or differed "
+        f"from the in-process answers"
+    )
     if result["failures"]:
-        first = next(r["server"]["first_failure"] for r in [*rows, {"server": load_check}]
-                     if r["server"]["failures"])  # fmt: skip
+        first = next(
+            r["server"]["first_failure"]
+            for r in [*rows, {"server": load_check}]
+            if r["server"]["failures"]
+        )
         print(f"FAILED: {result['failures']} requests failed or differed; first: {first}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -209,8 +209,12 @@ BAD = [
     ("empty question", {"json": {"question": ""}}, 422, "question"),
     ("blank question", {"json": {"question": " \t\x00 "}}, 422, "the question is empty"),
     ("question not text", {"json": {"question": ["a"]}}, 422, "question"),
-    ("lone surrogate", {"content": b'{"question": "back \\ud800 pain"}', "headers": JSON}, 422,
-     "question: "),
+    (
+        "lone surrogate",
+        {"content": b'{"question": "back \\ud800 pain"}', "headers": JSON},
+        422,
+        "question: ",
+    ),
     ("no question", {"json": {"k": 3}}, 422, "question: Field required"),
     ("k zero", {"json": {"question": "x", "k": 0}}, 422, "k: "),
     ("k too large", {"json": {"question": "x", "k": 1001}}, 422, "k: "),
@@ -348,6 +352,15 @@ def test_serve_refuses_before_listening(capsys, monkeypatch, report_index, tmp_p
     code = main(["serve", "--index", str(tmp_path / "none"), "--port", str(free_port())])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("qa: error: no index at") and "Traceback" not in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code = main(["serve", "--index", str(report_index), "--port", port])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"qa: error: cannot listen on 127.0.0.1:{port}")
+    code = main(["serve", "--index", str(report_index), "--host", "no-such-host.invalid"])
+    assert code == 1 and "cannot listen on no-such-host.invalid" in capsys.readouterr().err
     assert main(["serve", "--index", str(report_index), "--workers", "0"]) == 2
     assert main(["serve", "--index", str(report_index), "--port", "70000"]) == 2
 

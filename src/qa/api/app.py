@@ -117,6 +117,7 @@ def create_app(
         "that answer. The same answers, and the same JSON, as `qa ask --json`.",
         responses={422: {"model": ErrorModel}, 503: {"model": ErrorModel}},
     )
+
     async def authorized(
         request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
     ) -> None:

@@ -9,6 +9,7 @@ first all the same.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from qa.api import guard
@@ -53,6 +54,7 @@ def serve(
     token = os.environ.get(guard.TOKEN_VARIABLE) or None
     origins = list(cors_origins) or cors_from_env()
     warning = guard.check_binding(host, token, no_auth)
+    check_port(host, port)
     if warning:
         print(f"qa: warning: {warning}", file=sys.stderr, flush=True)
     searcher = Searcher(index)  # fails here, in one line, on a missing or unusable index
@@ -74,3 +76,23 @@ def serve(
     os.environ[CORS_VARIABLE] = ",".join(origins)
     uvicorn.run("qa.api.app:create_app_from_env", factory=True, workers=workers, **options)
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail in one line, before loading anything, when the address cannot be listened on.
+
+    Raises:
+        QAError: the port is taken, or the host is not an address of this machine.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise QAError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            "another program may use the port: pick another with --port, or check --host",
+        ) from None
