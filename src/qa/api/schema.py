@@ -66,6 +66,10 @@ class HitModel(_Strict):
     highlights: list[Span] = Field(
         description="[start, end] offsets into `text` of the sentences that best answer"
     )
+    confidence: float = Field(
+        description="the calibrated probability that this passage answers the question "
+        "(never above the answer's)"
+    )
 
 
 class AnswerModel(_Strict):
@@ -75,6 +79,10 @@ class AnswerModel(_Strict):
     answered: bool = Field(
         description="false when the documents do not seem to cover the "
         "question; the hits are then only the closest passages"
+    )
+    confidence: float = Field(
+        description="the calibrated probability that the documents answer the question; "
+        "`answered` is this probability over a threshold"
     )
     mode: Mode
     truncated: bool = Field(description="whether the question was cut to the model's window")

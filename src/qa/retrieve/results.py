@@ -66,6 +66,7 @@ class Hit:
             "source_end": self.source_end,
             "text": self.text,
             "highlights": [[start, end] for start, end in self.highlights],
+            "confidence": self.confidence,
         }
 
 
@@ -105,9 +106,9 @@ class Answer:
         """The JSON object of this answer: what `qa ask --json` prints and `POST /ask` returns.
 
         One schema for both (`qa.api.schema.AnswerModel` describes it): `question`, `answered`,
-        `mode`, `truncated`, and `hits`, each with `rank`, `score`, `doc`, `title`, `section`,
-        `page`, `start`, `end`, `source_start`, `source_end`, `text` and `highlights` (a list of
-        [start, end] offsets into `text`).
+        `confidence`, `mode`, `truncated`, and `hits`, each with `rank`, `score`, `doc`, `title`,
+        `section`, `page`, `start`, `end`, `source_start`, `source_end`, `text`, `highlights` (a
+        list of [start, end] offsets into `text`) and `confidence`.
 
         Args:
             asked: the question as the caller asked it, reported as `question` (default: the
@@ -116,6 +117,7 @@ class Answer:
         return {
             "question": self.question if asked is None else asked,
             "answered": self.answered,
+            "confidence": self.confidence,
             "mode": self.mode,
             "truncated": self.truncated,
             "hits": [h.to_json() for h in self.hits],

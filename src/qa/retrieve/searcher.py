@@ -91,8 +91,7 @@ class Searcher:
         return True
 
     def documents(self, manifest: dict | None = None) -> list[dict]:
-        """The indexed documents, in corpus order: path, title, kind, pages (PDF) and chunks
-        (of `manifest`, default the current generation's)."""
+        """The indexed documents (of `manifest`, else the current generation), in corpus order."""
         return [
             {
                 "path": d["path"],
