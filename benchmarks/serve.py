@@ -72,21 +72,45 @@ class Tally:
         self.latencies: list[float] = []
         self.seconds = 0.0
         self.replies: list[tuple[str, object]] = []  # (question, reply) to check afterwards
+        self.cpu = 0.0  # CPU seconds of the answering side (this process, or the server's)
 
     def summary(self) -> dict:
+        n = len(self.latencies)
         return {
             "clients": self.clients,
-            "requests": len(self.latencies),
+            "requests": n,
             "seconds": round(self.seconds, 3),
-            "throughput": len(self.latencies) / self.seconds,
+            "throughput": n / self.seconds,
             "p50_ms": percentile(self.latencies, 50) * 1000,
             "p95_ms": percentile(self.latencies, 95) * 1000,
+            "cpu_ms": self.cpu / n * 1000,
         }
 
 
-def run_clients(tally: Tally, requests: int, qs: list[str], call, offset: int = 0) -> None:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children that are still running."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # itself, or a worker
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def run_clients(
+    tally: Tally, requests: int, qs: list[str], call, offset: int = 0, server: int | None = None
+) -> None:
     """`tally.clients` threads, each asking `requests` questions through `call(state,
-    question)` (which returns the reply); adds the latencies, time and replies to `tally`."""
+    question)` (which returns the reply); adds the latencies, time, replies and CPU time (of
+    this process, or of the `server` process and its workers) to `tally`."""
+
+    def cpu() -> float:
+        return time.process_time() if server is None else cpu_seconds(server)
+
     n = tally.clients
     latencies: list[list[float]] = [[] for _ in range(n)]
     replies: list[list[tuple[str, object]]] = [[] for _ in range(n)]
@@ -110,11 +134,13 @@ def run_clients(tally: Tally, requests: int, qs: list[str], call, offset: int = 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
+    cpu_start = cpu()
     barrier.wait()
     start = time.perf_counter()
     for t in threads:
         t.join()
     tally.seconds += time.perf_counter() - start
+    tally.cpu += cpu() - cpu_start
     tally.latencies += [x for per in latencies for x in per]
     tally.replies += [r for per in replies for r in per]
 
@@ -225,7 +251,7 @@ def main() -> int:
             for r in range(args.rounds):
                 for n in CLIENTS:
                     run_clients(floor_tallies[n], share, qs, in_process, r * share)
-                    run_clients(served_tallies[n], share, qs, over_http, r * share)
+                    run_clients(served_tallies[n], share, qs, over_http, r * share, proc.pid)
             load = Tally(LOAD_CLIENTS)  # the issue's load check in one piece: 16 x 200
             run_clients(load, args.requests, qs, over_http)
         finally:
@@ -271,6 +297,7 @@ def main() -> int:
         "rows": rows,
         "target_at_4": TARGET,
         "holds": at4["ratio"] >= TARGET,
+        "cpu_ratio": rows[0]["floor"]["cpu_ms"] / at4["server"]["cpu_ms"],
         "load_check": load_check,
         "failures": sum(r["server"]["failures"] for r in rows) + load_check["failures"],
     }
@@ -282,21 +309,28 @@ def main() -> int:
         f"{result['load'][1]} at end\n"
     )
     print(
-        "| clients | in-process req/s | p50 ms | p95 ms | qa serve req/s | p50 ms | p95 ms "
-        "| cores allow (floor) | ratio | failures |"
+        "| clients | in-process req/s | p50 ms | p95 ms | CPU ms/answer | qa serve req/s | p50 ms "
+        "| p95 ms | CPU ms/answer | cores allow (floor) | ratio | failures |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         f, s = r["floor"], r["server"]
         print(
             f"| {r['clients']} | {f['throughput']:.0f} | {f['p50_ms']:.1f} | {f['p95_ms']:.1f} "
-            f"| {s['throughput']:.0f} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} "
-            f"| {r['allowed']:.0f} | {r['ratio']:.2f}x | {s['failures']} |"
+            f"| {f['cpu_ms']:.2f} | {s['throughput']:.0f} | {s['p50_ms']:.1f} "
+            f"| {s['p95_ms']:.1f} | {s['cpu_ms']:.2f} | {r['allowed']:.0f} | {r['ratio']:.2f}x "
+            f"| {s['failures']} |"
         )
     print(
         f"\nat 4 clients: {at4['server']['throughput']:.0f} req/s = {at4['ratio']:.2f}x of "
         f"min(cores, 4) x the one-thread floor ({at4['allowed']:.0f} req/s); target >= "
         f"{TARGET}x: {'holds' if result['holds'] else 'does not hold'}"
+    )
+    print(
+        f"CPU per answer at 4 clients: qa serve {at4['server']['cpu_ms']:.2f} ms (all its "
+        f"processes) against {rows[0]['floor']['cpu_ms']:.2f} ms in-process on one thread: "
+        f"{result['cpu_ratio']:.2f}x of the floor's efficiency (what the cores allow it when "
+        "the clients run elsewhere)"
     )
     print(
         f"load check: {LOAD_CLIENTS} clients x {args.requests} requests at once, "
