@@ -28,6 +28,7 @@ from qa.api import guard
 from qa.api.schema import MAX_QUESTION_CHARS, AnswerModel, ErrorModel
 from qa.build import build_index
 from qa.cli import main
+from qa.errors import UsageError
 
 TOKEN = "s3cret-token-for-the-tests"
 ORIGIN = "https://chat.example.org"
@@ -339,6 +340,9 @@ def test_binding_elsewhere_needs_a_token_or_no_auth():
     assert guard.check_binding("0.0.0.0", TOKEN, False) is None
     warning = guard.check_binding("0.0.0.0", None, True)
     assert warning and "without a token" in warning
+    for bad in ("tokén", "two words", "tab\there"):
+        with pytest.raises(UsageError, match="printable ASCII"):
+            guard.check_binding("127.0.0.1", bad, False)
 
 
 def test_serve_refuses_before_listening(capsys, monkeypatch, report_index, tmp_path):

@@ -34,9 +34,14 @@ def check_binding(host: str, token: str | None, no_auth: bool) -> str | None:
     """Whether the server may listen on `host`; returns a warning to show, or None.
 
     Raises:
-        UsageError: a non-loopback host without a token or --no-auth, or both a token and
-            --no-auth.
+        UsageError: a non-loopback host without a token or --no-auth; both a token and
+            --no-auth; a token that cannot travel in an HTTP header as it is.
     """
+    if token and not (token.isascii() and token.isprintable() and " " not in token):
+        raise UsageError(
+            f"${TOKEN_VARIABLE} must be printable ASCII without spaces",
+            "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        )
     if no_auth and token:
         raise UsageError(
             f"--no-auth given while ${TOKEN_VARIABLE} is set",
