@@ -77,22 +77,25 @@ class Service:
         try:
             live = searcher.store.current()
         except (QAError, OSError) as exc:
-            log.warning("cannot read the live build: %s", exc)
+            self._note(f"cannot read the live build: {exc}")
             return searcher
         if live is None or live == searcher.generation.id or live == self._failed:
             return searcher
         try:
             searcher.refresh()
         except (QAError, OSError) as exc:
-            with self._lock:
-                if self._failed != live:
-                    log.warning(
-                        "keeping build %s: cannot load %s: %s", searcher.generation.id, live, exc
-                    )
-                self._failed, self.refresh_error = live, str(exc)
+            self._failed = live
+            self._note(f"keeping build {searcher.generation.id}: cannot load {live}: {exc}")
         else:
             self.refresh_error = None
         return searcher
+
+    def _note(self, problem: str) -> None:
+        """Remember a refresh problem for /health; log it once, not on every request."""
+        with self._lock:
+            if problem != self.refresh_error:
+                log.warning("%s", problem)
+            self.refresh_error = problem
 
 
 def create_app(
