@@ -51,6 +51,7 @@ def serve(
             f"--workers must be between 1 and {MAX_WORKERS}, not {workers}",
             "one per core is plenty",
         )
+    host = host.strip("[]")  # [::1] as in a URL
     token = os.environ.get(guard.TOKEN_VARIABLE) or None
     origins = list(cors_origins) or cors_from_env()
     warning = guard.check_binding(host, token, no_auth)
@@ -86,7 +87,7 @@ def check_port(host: str, port: int) -> None:
     """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
