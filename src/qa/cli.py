@@ -139,7 +139,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="let web pages from ORIGIN (e.g. https://chat.example.org) call the API; "
                    "repeat for several (default: $QA_API_CORS, else none)")
-    p.add_argument("--access-log", action="store_true", help="log every request on stderr")
+    p.add_argument("--access-log", action="store_true", help="log every request (uvicorn's log)")
     for command in sub.choices.values():  # `qa ask x --debug` works as well as `qa --debug ask x`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks on errors")
