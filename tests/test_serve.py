@@ -369,32 +369,41 @@ def test_serve_refuses_before_listening(capsys, monkeypatch, report_index, tmp_p
     assert main(["serve", "--index", str(report_index), "--port", "70000"]) == 2
 
 
-def test_serve_warns_without_auth_off_localhost(tmp_path, report_index):
-    """The real command with --no-auth on all interfaces: the warning comes before serving."""
-    env = {k: v for k, v in os.environ.items() if k != "QA_API_TOKEN"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qa",
-            "serve",
-            "--index",
-            str(report_index),
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(free_port()),
-            "--no-auth",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+def test_one_worker_without_auth_off_localhost(tmp_path, report_index, report_searcher):
+    """The real command, one worker (the app built before uvicorn starts), --no-auth on all
+    interfaces: the warning comes first, then it answers without a token."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QA_API_TOKEN", "QA_API_CORS")}
+    port = free_port()
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "qa",
+                "serve",
+                "--index",
+                str(report_index),
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(port),
+                "--no-auth",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
-        first = proc.stderr.readline()
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url, proc, log)
+        response = httpx.post(url + "/ask", json={"question": "chiropractor", "k": 2})
+        assert response.status_code == 200
+        assert response.json() == report_searcher.ask("chiropractor", 2).to_json("chiropractor")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    first = log.read_text().splitlines()[0]
     assert first.startswith("qa: warning: serving on 0.0.0.0 without a token (--no-auth)")
 
 
