@@ -25,7 +25,7 @@ from qa.store import open_store
 
 st.set_page_config(page_title="qa: ask the documents", page_icon="🔎")
 
-MAX_QUESTION_CHARS = getattr(searching, "MAX_QUESTION_CHARS", None)
+MAX_QUESTION_CHARS = searching.MAX_QUESTION_CHARS
 
 
 @st.cache_resource(show_spinner="Loading the language model and the index…")

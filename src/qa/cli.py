@@ -36,6 +36,8 @@ EPILOG = f"""environment:
               cores minus the 1-minute load average, at least 1)
   QA_MAX_FILE_MB  builds skip (and name) larger files; 0: no limit (default: {_MB})
   QA_CACHE    cache folder for ONNX exports (default: ~/.cache/qa)
+  QA_API_TOKEN  bearer token `qa serve` requires of clients (needed off localhost)
+  QA_API_CORS   origins allowed to call `qa serve` from a browser, comma-separated
   QA_DEBUG    set to 1 to show tracebacks
   HF_HUB_OFFLINE  qa sets it to 1 unless you set it yourself
 
@@ -155,6 +157,23 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true",
                    help="also read every file of the index and check it against its checksum "
                    "and the manifest (without it, only the manifest is checked)")
+    p = sub.add_parser("serve", help="answer questions over HTTP: a JSON API (needs qa[api])",
+                       description="Serve the index as an HTTP JSON API: POST /ask (the same "
+                       "object as `qa ask --json`), GET /documents, GET /health, docs at /docs. "
+                       "A rebuilt index is picked up without a restart.")
+    _add_index(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only; any other "
+                   "needs $QA_API_TOKEN or --no-auth)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes, each with the model and index loaded (default: 1)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve on a non-loopback host without a token (warns)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let web pages from ORIGIN (e.g. https://chat.example.org) call the API; "
+                   "repeat for several (default: $QA_API_CORS, else none)")
+    p.add_argument("--access-log", action="store_true", help="log every request (uvicorn's log)")
     for command in sub.choices.values():  # `qa ask x --debug` works as well as `qa --debug ask x`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks on errors")
@@ -278,9 +297,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if not answer.answered and args.fail_if_not_covered and status == 0:
             status = NOT_COVERED_STATUS
         if args.json:
-            payload = {"question": question, "answered": answer.answered, "mode": answer.mode,
-                       "hits": [_hit_json(h) for h in answer.hits]}
-            print(json_text(payload), flush=True)
+            print(json_text(answer.to_json(question)), flush=True)
         else:
             if args.question is None:
                 print(f"Q: {terminal_safe(question)[:200]}")
@@ -314,15 +331,6 @@ def _warn_if_stale(store) -> None:
     if staleness.stale:
         print(f"qa: warning: {terminal_safe(staleness.summary())} (hint: run `qa build`)",
               file=sys.stderr)
-
-
-def _hit_json(hit) -> dict:
-    d = hit.to_dict()
-    keys = ("rank", "score", "doc", "title", "section", "page", "start", "end", "source_start",
-            "source_end", "text")
-    out = {key: d[key] for key in keys}
-    out["highlights"] = [list(span) for span in hit.highlights]
-    return out
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -409,7 +417,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "ask": cmd_ask, "eval": cmd_eval, "info": cmd_info}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from qa.api.server import serve
+
+    return serve(args.index, args.host, args.port, args.workers, args.no_auth, args.cors_origin,
+                 args.access_log)
+
+
+COMMANDS = {"build": cmd_build, "ask": cmd_ask, "eval": cmd_eval, "info": cmd_info,
+            "serve": cmd_serve}
 
 
 def _tolerant_streams() -> None:

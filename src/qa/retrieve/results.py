@@ -51,6 +51,24 @@ class Hit:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def to_json(self) -> dict:
+        """The hit as `qa ask --json` and `POST /ask` give it (see `Answer.to_json`)."""
+        return {
+            "rank": self.rank,
+            "score": self.score,
+            "doc": self.doc,
+            "title": self.title,
+            "section": self.section,
+            "page": self.page,
+            "start": self.start,
+            "end": self.end,
+            "source_start": self.source_start,
+            "source_end": self.source_end,
+            "text": self.text,
+            "highlights": [[start, end] for start, end in self.highlights],
+            "confidence": self.confidence,
+        }
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -83,6 +101,27 @@ class Answer:
             "truncated": self.truncated,
             "confidence": self.confidence,
             "hits": [h.to_dict() for h in self.hits],
+        }
+
+    def to_json(self, asked: str | None = None) -> dict:
+        """The JSON object of this answer: what `qa ask --json` prints and `POST /ask` returns.
+
+        One schema for both (`qa.api.schema.AnswerModel` describes it): `question`, `answered`,
+        `confidence`, `mode`, `truncated`, and `hits`, each with `rank`, `score`, `doc`, `title`,
+        `section`, `page`, `start`, `end`, `source_start`, `source_end`, `text`, `highlights` (a
+        list of [start, end] offsets into `text`) and `confidence`.
+
+        Args:
+            asked: the question as the caller asked it, reported as `question` (default: the
+                question as searched, white space collapsed).
+        """
+        return {
+            "question": self.question if asked is None else asked,
+            "answered": self.answered,
+            "confidence": self.confidence,
+            "mode": self.mode,
+            "truncated": self.truncated,
+            "hits": [h.to_json() for h in self.hits],
         }
 
 

@@ -94,8 +94,8 @@ class Searcher:
             self.generation = generation
         return True
 
-    def documents(self) -> list[dict]:
-        """The indexed documents, in corpus order: path, title, kind, pages (PDF) and chunks."""
+    def documents(self, manifest: dict | None = None) -> list[dict]:
+        """The indexed documents (of `manifest`, else the current generation), in corpus order."""
         return [
             {
                 "path": d["path"],
@@ -104,7 +104,7 @@ class Searcher:
                 "pages": d.get("pages"),
                 "chunks": d.get("chunks", 0),
             }
-            for d in self.manifest["documents"]
+            for d in (manifest or self.manifest)["documents"]
         ]
 
     def original_path(self, doc: str) -> Path | None:

@@ -1,0 +1,579 @@
+"""`qa serve`, the HTTP JSON API, tested against a real uvicorn process (`qa serve --workers 2`
+on a free port, one for this module) over an index of the shipped report.
+
+The order of the tests matters at the end only: the last two rebuild the module's index.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import REPORT, report_questions
+from test_concurrency import two_hundred_questions
+
+from qa.api import guard
+from qa.api.schema import MAX_QUESTION_CHARS, AnswerModel, ErrorModel
+from qa.build import build_index
+from qa.cli import main
+from qa.errors import UsageError
+
+TOKEN = "s3cret-token-for-the-tests"
+ORIGIN = "https://chat.example.org"
+CLIENTS = 16
+REQUESTS_PER_CLIENT = 50  # benchmarks/serve.py runs the issue's 16 x 200
+STARTUP_S = 180
+
+
+@dataclass
+class Server:
+    url: str
+    index: Path
+    corpus: Path
+    proc: subprocess.Popen
+    log: Path
+
+    def client(self, token: str | None = TOKEN, **kwargs) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"qa serve exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(url + "/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"qa serve did not answer /health within {STARTUP_S} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, embedder):
+    root = tmp_path_factory.mktemp("serve")
+    corpus, index = root / "corpus", root / "index"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    build_index(corpus, index, embedder=embedder)
+    port = free_port()
+    log = root / "server.log"
+    env = dict(os.environ, QA_API_TOKEN=TOKEN, QA_CORPUS=str(corpus))
+    env.pop("QA_API_CORS", None)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "qa",
+                "serve",
+                "--index",
+                str(index),
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--cors-origin",
+                ORIGIN,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, proc, log)
+        yield Server(url, index, corpus, proc, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in log.read_text()  # no error escaped the handlers, even in the log
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with server.client() as c:
+        yield c
+
+
+def cli_answers(capsys, monkeypatch, index: Path, questions: list[str], *options: str) -> list:
+    """`qa ask --json` for each question (one per line on standard input), parsed."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(q + "\n" for q in questions)))
+    code = main(["ask", "--index", str(index), "--json", *options])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+# -- the same answers, in the same schema, as `qa ask --json` ---------------------------------
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_ask_returns_exactly_what_the_cli_prints(client, server, capsys, monkeypatch, mode):
+    questions = [q["question"] for q in report_questions()] + [
+        "chiropractor",
+        "What is the capital of France?",
+        "東京 🙂",
+        "back pain " * 400,
+    ]
+    k = {"hybrid": 5, "dense": 3, "lexical": 1}[mode]
+    expected = cli_answers(
+        capsys, monkeypatch, server.index, questions, "-k", str(k), "--mode", mode
+    )
+    assert len(expected) == len(questions)
+    for question, cli in zip(questions, expected, strict=True):
+        response = client.post("/ask", json={"question": question, "k": k, "mode": mode})
+        assert response.status_code == 200, response.text
+        api = response.json()
+        AnswerModel.model_validate(cli)  # one schema for both (unknown keys are refused)
+        AnswerModel.model_validate(api)
+        assert api == cli, question
+    assert any(a["truncated"] for a in expected) and not all(a["answered"] for a in expected)
+
+
+def test_doc_filter_and_default_mode_match_the_cli(client, server, capsys, monkeypatch):
+    question = "What causes chronic mid back pain?"
+    expected = cli_answers(capsys, monkeypatch, server.index, [question], "--doc", "*.txt")
+    got = client.post("/ask", json={"question": question, "doc": "*.txt"}).json()
+    assert got == expected[0] and got["mode"] == "hybrid" and len(got["hits"]) == 5
+    assert (
+        client.post("/ask", json={"question": question, "doc": ["chronic*", "*.TXT"]}).json()
+        == expected[0]
+    )
+
+
+def test_answer_schema_is_the_library_object(report_searcher):
+    answer = report_searcher.ask("chiropractor", k=2).to_json()
+    assert list(answer) == list(AnswerModel.model_fields)
+    assert list(answer["hits"][0]) == list(
+        AnswerModel.model_fields["hits"].annotation.__args__[0].model_fields
+    )
+    broken = dict(answer, extra=1)
+    with pytest.raises(ValueError):
+        AnswerModel.model_validate(broken)
+
+
+def test_documents_health_and_openapi(client, server):
+    docs = client.get("/documents")
+    assert docs.status_code == 200
+    body = docs.json()
+    assert [d["path"] for d in body["documents"]] == [REPORT.name]
+    assert body["documents"][0]["chunks"] == 12
+    health = httpx.get(server.url + "/health").json()  # no token needed: for load balancers
+    assert health["status"] == "ok" and health["generation"] == body["generation"]
+    assert health["stale"] is False and health["stale_checked"] is True
+    assert health["model"].endswith("all-MiniLM-L6-v2") and health["chunks"] == 12
+    schema = httpx.get(server.url + "/openapi.json").json()
+    ask = schema["paths"]["/ask"]["post"]
+    assert ask["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/AnswerModel"
+    )
+    assert "HTTPBearer" in schema["components"]["securitySchemes"]
+    assert httpx.get(server.url + "/docs").status_code == 200
+
+
+# -- bad input: 4xx with a JSON error, never a 500 or a traceback -----------------------------
+
+JSON = {"Content-Type": "application/json"}
+BAD = [
+    (
+        "over-long question",
+        {"json": {"question": "a" * (MAX_QUESTION_CHARS + 1)}},
+        422,
+        f"question: String should have at most {MAX_QUESTION_CHARS} characters",
+    ),
+    ("empty question", {"json": {"question": ""}}, 422, "question"),
+    ("blank question", {"json": {"question": " \t\x00 "}}, 422, "the question is empty"),
+    ("question not text", {"json": {"question": ["a"]}}, 422, "question"),
+    (
+        "lone surrogate",
+        {"content": b'{"question": "back \\ud800 pain"}', "headers": JSON},
+        422,
+        "question: ",
+    ),
+    ("no question", {"json": {"k": 3}}, 422, "question: Field required"),
+    ("k zero", {"json": {"question": "x", "k": 0}}, 422, "k: "),
+    ("k too large", {"json": {"question": "x", "k": 1001}}, 422, "k: "),
+    ("k as text", {"json": {"question": "x", "k": "5"}}, 422, "k: "),
+    ("k fractional", {"json": {"question": "x", "k": 2.5}}, 422, "k: "),
+    ("k boolean", {"json": {"question": "x", "k": True}}, 422, "k: "),
+    ("unknown mode", {"json": {"question": "x", "mode": "fuzzy"}}, 422, "mode: "),
+    (
+        "doc matching nothing",
+        {"json": {"question": "x", "doc": "*.docx"}},
+        422,
+        "no document matches",
+    ),
+    ("blank doc", {"json": {"question": "x", "doc": ""}}, 422, "doc: "),
+    ("doc not text", {"json": {"question": "x", "doc": 3}}, 422, "doc: "),
+    ("unknown field", {"json": {"question": "x", "top_k": 3}}, 422, "unknown field 'top_k'"),
+    ("malformed JSON", {"content": b'{"question": "x",', "headers": JSON}, 400, "not valid JSON"),
+    ("not UTF-8", {"content": b'{"question": "\xff"}', "headers": JSON}, 400, "not valid JSON"),
+    ("JSON list", {"content": b'["x"]', "headers": JSON}, 422, "must be a JSON object"),
+    ("JSON null", {"content": b"null", "headers": JSON}, 422, "must be a JSON object"),
+    ("empty body", {"content": b"", "headers": JSON}, 422, "must be a JSON object"),
+    ("form content type", {"data": {"question": "x"}}, 415, "must be JSON"),
+    (
+        "text content type",
+        {"content": b'{"question": "x"}', "headers": {"Content-Type": "text/plain"}},
+        415,
+        "must be JSON",
+    ),
+    ("no content type", {"content": b'{"question": "x"}'}, 415, "must be JSON"),
+]
+
+
+@pytest.mark.parametrize("kwargs,status,message", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_input_is_a_json_4xx(client, kwargs, status, message):
+    response = client.post("/ask", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = ErrorModel.model_validate(response.json())
+    assert message in error.error and error.hint
+    assert "Traceback" not in response.text
+
+
+def test_longest_question_allowed_is_answered(client):
+    question = ("back pain " * MAX_QUESTION_CHARS)[:MAX_QUESTION_CHARS]
+    response = client.post("/ask", json={"question": question, "k": 1})
+    assert response.status_code == 200 and response.json()["truncated"] is True
+
+
+def test_json_with_a_charset_is_json(client):
+    body = json.dumps({"question": "chiropractor", "k": 1}).encode()
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    assert client.post("/ask", content=body, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "method,path,status", [("GET", "/ask", 405), ("POST", "/health", 405), ("GET", "/nowhere", 404)]
+)
+def test_wrong_paths_and_methods_are_json(client, method, path, status):
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert set(response.json()) == {"error", "hint"}
+
+
+def test_request_body_size_is_limited(client):
+    big = json.dumps({"question": "x" * (2 * guard.MAX_BODY_BYTES)}).encode()
+    announced = client.post("/ask", content=big, headers=JSON)  # with Content-Length
+    assert announced.status_code == 413
+    assert "larger than" in announced.json()["error"]
+
+    def chunks():  # no Content-Length: chunked transfer encoding, more than the limit
+        for _ in range(2 * guard.MAX_BODY_BYTES // 1024 + 1):
+            yield b" " * 1024
+
+    streamed = client.post("/ask", content=chunks(), headers=JSON)
+    assert streamed.status_code == 413 and "larger than" in streamed.json()["error"]
+    assert client.post("/ask", json={"question": "still answering?"}).status_code == 200
+
+
+# -- who may ask ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong", f"Basic {TOKEN}", "Bearer", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}"],
+)
+def test_token_is_required_when_set(server, authorization):
+    headers = {"Authorization": authorization} if authorization else {}
+    for method, path in [("POST", "/ask"), ("GET", "/documents")]:
+        response = httpx.request(method, server.url + path, headers=headers, json={"question": "x"})
+        assert response.status_code == 401, (authorization, path)
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "bearer token" in response.json()["error"]
+
+
+def test_token_check_is_constant_time_compare():
+    assert guard.token_matches(f"Bearer {TOKEN}", TOKEN)
+    assert guard.token_matches(f"bearer  {TOKEN} ", TOKEN)
+    assert not guard.token_matches(f"Bearer {TOKEN}é", TOKEN)
+    assert not guard.token_matches(None, TOKEN) and not guard.token_matches("", TOKEN)
+
+
+@pytest.mark.parametrize(
+    "host,loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.org", False),
+    ],
+)
+def test_loopback_hosts(host, loopback):
+    assert guard.is_loopback(host) is loopback
+
+
+def test_binding_elsewhere_needs_a_token_or_no_auth():
+    assert guard.check_binding("127.0.0.1", None, False) is None
+    assert guard.check_binding("0.0.0.0", TOKEN, False) is None
+    warning = guard.check_binding("0.0.0.0", None, True)
+    assert warning and "without a token" in warning
+    for bad in ("tokén", "two words", "tab\there"):
+        with pytest.raises(UsageError, match="printable ASCII"):
+            guard.check_binding("127.0.0.1", bad, False)
+
+
+def test_serve_refuses_before_listening(capsys, monkeypatch, report_index, tmp_path):
+    monkeypatch.delenv("QA_API_TOKEN", raising=False)
+    code = main(["serve", "--index", str(report_index), "--host", "0.0.0.0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs a token" in err and "QA_API_TOKEN" in err
+    monkeypatch.setenv("QA_API_TOKEN", TOKEN)
+    code = main(["serve", "--index", str(report_index), "--host", "0.0.0.0", "--no-auth"])
+    assert code == 2 and "--no-auth given while $QA_API_TOKEN is set" in capsys.readouterr().err
+    code = main(["serve", "--index", str(tmp_path / "none"), "--port", str(free_port())])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("qa: error: no index at") and "Traceback" not in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code = main(["serve", "--index", str(report_index), "--port", port])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"qa: error: cannot listen on 127.0.0.1:{port}")
+    code = main(["serve", "--index", str(report_index), "--host", "no-such-host.invalid"])
+    assert code == 1 and "cannot listen on no-such-host.invalid" in capsys.readouterr().err
+    assert main(["serve", "--index", str(report_index), "--workers", "0"]) == 2
+    assert main(["serve", "--index", str(report_index), "--port", "70000"]) == 2
+
+
+def test_one_worker_without_auth_off_localhost(tmp_path, report_index, report_searcher):
+    """The real command, one worker (the app built before uvicorn starts), --no-auth on all
+    interfaces: the warning comes first, then it answers without a token."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QA_API_TOKEN", "QA_API_CORS")}
+    port = free_port()
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "qa",
+                "serve",
+                "--index",
+                str(report_index),
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(port),
+                "--no-auth",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url, proc, log)
+        response = httpx.post(url + "/ask", json={"question": "chiropractor", "k": 2})
+        assert response.status_code == 200
+        assert response.json() == report_searcher.ask("chiropractor", 2).to_json("chiropractor")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    first = log.read_text().splitlines()[0]
+    assert first.startswith("qa: warning: serving on 0.0.0.0 without a token (--no-auth)")
+
+
+def test_cors_only_for_configured_origins(server, report_searcher):
+    from starlette.middleware.cors import CORSMiddleware
+
+    from qa.api.app import create_app
+
+    ask = {"question": "chiropractor", "k": 1}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    allowed = httpx.post(server.url + "/ask", json=ask, headers={**headers, "Origin": ORIGIN})
+    assert allowed.headers["access-control-allow-origin"] == ORIGIN
+    other = httpx.post(
+        server.url + "/ask", json=ask, headers={**headers, "Origin": "https://evil.example"}
+    )
+    assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+    preflight = httpx.options(
+        server.url + "/ask",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    # without --cors-origin (or $QA_API_CORS) there is no CORS middleware at all
+    assert CORSMiddleware not in [m.cls for m in create_app(report_searcher).user_middleware]
+
+
+def test_unexpected_errors_are_json_without_traceback(report_searcher, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from qa.api.app import create_app
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    app = create_app(report_searcher)
+    monkeypatch.setattr(report_searcher, "ask", explode)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        response = test_client.post("/ask", json={"question": "x"})
+    assert response.status_code == 500
+    assert response.json()["error"] == "unexpected RuntimeError"
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+# -- load: many clients, every answer identical to the serial one ----------------------------
+
+
+def test_concurrent_clients_get_the_serial_answers(server, client):
+    questions = two_hundred_questions()
+    serial = {}
+    for q in questions:
+        response = client.post("/ask", json={"question": q, "k": 3})
+        assert response.status_code == 200, response.text
+        serial[q] = response.json()
+    mismatches: list[str] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(CLIENTS)
+
+    def one_client(n: int) -> None:
+        order = questions[:]
+        random.Random(n).shuffle(order)
+        try:
+            with server.client() as own:  # its own connection, as a separate program would
+                start.wait()
+                for q in order[:REQUESTS_PER_CLIENT]:
+                    response = own.post("/ask", json={"question": q, "k": 3})
+                    if response.status_code != 200 or response.json() != serial[q]:
+                        mismatches.append(f"{response.status_code}: {q[:60]}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_client, args=(n,)) for n in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and mismatches == []
+
+
+# -- a rebuilt index goes live without a restart (these two change the module's index) ---------
+
+
+def test_rebuild_is_picked_up_and_answers_stay_correct(server, client):
+    questions = ["Which mattress helps back pain at night?", "chiropractor", "東京 🙂"]
+
+    def ask(c: httpx.Client, q: str) -> dict:
+        response = c.post("/ask", json={"question": q, "k": 3})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    before = {q: ask(client, q) for q in questions}
+    old = client.get("/health").json()["generation"]
+    (server.corpus / "sleep.txt").write_text(
+        "Sleep and back pain\n\nA firm mattress and sleeping on your side can ease back pain "
+        "at night.\n",
+        encoding="utf-8",
+    )
+    assert client.get("/health").json()["stale"] is True
+    seen: list[tuple[str, dict]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def keep_asking(n: int) -> None:
+        rng = random.Random(n)
+        try:
+            with server.client() as own:
+                while not stop.is_set():
+                    q = rng.choice(questions)
+                    seen.append((q, ask(own, q)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=keep_asking, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        build = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "qa",
+                "build",
+                "-q",
+                "--corpus",
+                str(server.corpus),
+                "--index",
+                str(server.index),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        during = len(seen)
+        time.sleep(0.5)  # the clients go on asking the new build
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert build.returncode == 0, build.stderr
+    assert errors == [] and during > 0
+    health = client.get("/health").json()
+    assert health["generation"] != old and health["documents"] == 2 and health["stale"] is False
+    after = {q: ask(client, q) for q in questions}
+    assert after[questions[0]]["hits"][0]["doc"] == "sleep.txt"  # the new document answers
+    for q, got in seen:  # every answer came whole from the old build or the new one
+        assert got in (before[q], after[q]), q
+    assert any(got == after[q] != before[q] for q, got in seen)  # and the clients switched
+    docs = client.get("/documents").json()
+    assert [d["path"] for d in docs["documents"]] == [REPORT.name, "sleep.txt"]
+
+
+def test_a_damaged_new_build_is_skipped_not_served(server, client, embedder):
+    """A new build that cannot be loaded: answers go on from the loaded one, /health says why,
+    and the next good build goes live."""
+    question = {"question": "chiropractor", "k": 2}
+    before = client.post("/ask", json=question).json()
+    loaded = client.get("/health").json()["generation"]
+    (server.corpus / "posture.txt").write_text(
+        "Posture\n\nSit up straight at the desk.\n", encoding="utf-8"
+    )
+    build_index(server.corpus, server.index, embedder=embedder)
+    live = os.readlink(server.index / "current").split("/")[-1]
+    with open(server.index / "builds" / live / "dense.faiss", "ab") as fh:
+        fh.write(b"damage")  # its checksum no longer matches
+    for _ in range(4):  # both workers try it, and keep their build
+        response = client.post("/ask", json=question)
+        assert response.status_code == 200 and response.json() == before
+    health = client.get("/health").json()
+    assert health["generation"] == loaded and "dense.faiss" in health["refresh_error"]
+    logged = server.log.read_text().count(f"cannot load {live}")
+    assert 1 <= logged <= 2  # once per worker, not once per request
+    build_index(server.corpus, server.index, embedder=embedder)
+    health = client.get("/health").json()
+    assert health["generation"] not in (loaded, live) and health["refresh_error"] is None
+    assert health["documents"] == len(list(server.corpus.iterdir()))  # posture.txt included
