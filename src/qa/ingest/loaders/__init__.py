@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,8 @@ from qa.ingest.loaders.plain import decode
 
 __all__ = [
     "Document", "LoadResult", "LOADERS", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
-    "is_supported", "iter_files", "load_corpus", "load_file", "title_from_filename",
+    "is_supported", "iter_files", "load_corpus", "load_file", "parse_file", "read_corpus",
+    "read_file", "skip", "title_from_filename",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,21 @@ def load_file(root: Path, path: Path) -> Document:
     Raises:
         ValueError: the file is unreadable, of an unsupported type, or cannot be decoded.
     """
+    return parse_file(*read_file(root, path))
+
+
+def read_file(root: Path, path: Path) -> tuple[str, bytes, dict]:
+    """The raw bytes of one file under `root`, to parse with `parse_file` (perhaps elsewhere:
+    a distributed build reads on the driver and parses on the workers).
+
+    Returns:
+        (path relative to `root`, the bytes, {"size", "mtime_ns"} taken before reading).
+
+    Raises:
+        ValueError: the file is unreadable or of an unsupported type.
+    """
     rel = path.relative_to(root).as_posix()
-    suffix = path.suffix.lower()
-    if suffix not in LOADERS:
+    if path.suffix.lower() not in LOADERS:
         raise ValueError(f"unsupported file type {path.suffix or '(none)'}")
     try:
         with open(path, "rb") as fh:
@@ -82,8 +95,16 @@ def load_file(root: Path, path: Path) -> Document:
             data = fh.read()
     except OSError as exc:
         raise ValueError(exc.strerror or str(exc)) from None
-    document = LOADERS[suffix][1](rel, data)
-    stat = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return rel, data, {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def parse_file(rel: str, data: bytes, stat: dict) -> Document:
+    """The `Document` of a file read by `read_file`.
+
+    Raises:
+        ValueError: the file cannot be decoded.
+    """
+    document = LOADERS[Path(rel).suffix.lower()][1](rel, data)
     return dataclasses.replace(document, metadata={**document.metadata, **stat})
 
 
@@ -114,6 +135,36 @@ def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
+def read_corpus(root: Path, result: LoadResult) -> Iterator[tuple[str, bytes, dict]]:
+    """Every file under `root` read with `read_file`, lazily, in a stable (sorted) order.
+
+    Files that cannot be read (unsupported, unreadable) and sub-folders that cannot be read are
+    added to `result.skipped` (unsorted) with a reason, and for files of a supported type their
+    size and mtime in `result.skipped_stats`, until they are parsed (see `LoadResult`).
+
+    Raises:
+        QAError: the folder cannot be read.
+    """
+    for path in iter_files(root, result.skipped):
+        rel = path.relative_to(root).as_posix()
+        try:
+            if is_supported(path):
+                st = path.stat()
+                result.skipped_stats[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            item = read_file(root, path)
+        except (OSError, ValueError) as exc:
+            skip(result, rel, exc)
+            continue
+        yield item
+
+
+def skip(result: LoadResult, rel: str, exc: Exception) -> None:
+    """Record a file that was not loaded, with the reason."""
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    log.debug("skipped %s: %s", rel, reason)  # callers report LoadResult.skipped
+    result.skipped.append((rel, reason))
+
+
 def load_corpus(root: str | os.PathLike) -> LoadResult:
     """Load every supported document under `root`, in a stable (sorted) order.
 
@@ -130,17 +181,11 @@ def load_corpus(root: str | os.PathLike) -> LoadResult:
             f"no corpus folder at {root}", "create it and put .txt, .md, .html or .pdf files in it"
         )
     result = LoadResult([], [])
-    for path in iter_files(root, result.skipped):
-        rel = path.relative_to(root).as_posix()
+    for rel, data, stat in read_corpus(root, result):
         try:
-            if is_supported(path):
-                st = path.stat()
-                result.skipped_stats[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-            result.documents.append(load_file(root, path))
+            result.documents.append(parse_file(rel, data, stat))
             result.skipped_stats.pop(rel, None)
         except (OSError, ValueError) as exc:
-            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-            log.debug("skipped %s: %s", rel, reason)  # callers report LoadResult.skipped
-            result.skipped.append((rel, reason))
+            skip(result, rel, exc)
     result.skipped.sort()
     return result
