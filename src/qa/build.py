@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -91,6 +92,14 @@ def document_entry(document: Document, chunks: int) -> dict:
     return entry
 
 
+def document_entries(documents: list[Document], chunks: list[Chunk]) -> list[dict]:
+    """The manifest entry of each document, with its number of chunks."""
+    counts: dict[str, int] = {}
+    for c in chunks:
+        counts[c.doc] = counts.get(c.doc, 0) + 1
+    return [document_entry(d, counts.get(d.path, 0)) for d in documents]
+
+
 def build_index(
     corpus_dir: str | os.PathLike | None = None,
     index_dir: str | os.PathLike | None = None,
@@ -125,13 +134,8 @@ def build_index(
     the killed one left. Two builds of one index folder never run at once.
     """
     started = time.perf_counter()
-    corpus_dir = config.corpus_dir(corpus_dir)
+    corpus_dir = require_corpus(config.corpus_dir(corpus_dir))
     store = open_store(index_dir)
-    if not corpus_dir.is_dir():  # before taking the lock, which creates the index folder
-        raise QAError(
-            f"no corpus folder at {corpus_dir}",
-            "create it and put .txt, .md, .html or .pdf files in it",
-        )
     with store.lock(wait):
         loaded_at_ns = time.time_ns()  # files changed after this are re-hashed by staleness checks
         loaded = load_corpus(corpus_dir)
@@ -141,18 +145,42 @@ def build_index(
             corpus_dir,
             len(loaded.skipped),
         )
-        if not loaded.documents:
-            raise QAError(
-                f"no documents to index in {corpus_dir}"
-                + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else ""),
-                "add .txt, .md, .html or .pdf files to the corpus folder, then `qa build` again",
-            )
+        require_documents(len(loaded.documents), loaded.skipped, corpus_dir)
         summary = _build_loaded(
             store, loaded, str(corpus_dir.resolve()), loaded_at_ns,
             embedder or Embedder(model, backend=backend), progress, on_progress, index_type,
         )  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def require_corpus(corpus_dir: Path) -> Path:
+    """The corpus folder, checked before the build takes the lock (which creates the index
+    folder).
+
+    Raises:
+        QAError: it is not a folder.
+    """
+    if not corpus_dir.is_dir():
+        raise QAError(
+            f"no corpus folder at {corpus_dir}",
+            "create it and put .txt, .md, .html or .pdf files in it",
+        )
+    return corpus_dir
+
+
+def require_documents(documents: int, skipped: list, corpus_dir: Path) -> None:
+    """Fail a build that found no document to index.
+
+    Raises:
+        QAError: `documents` is 0.
+    """
+    if not documents:
+        raise QAError(
+            f"no documents to index in {corpus_dir}"
+            + (f" ({len(skipped)} files skipped)" if skipped else ""),
+            "add .txt, .md, .html or .pdf files to the corpus folder, then `qa build` again",
+        )
 
 
 def build_documents(
@@ -209,10 +237,7 @@ def _build_loaded(
     reused = reusable(store, prepared.keys, embedder.vector_id, embedder.dim)
     todo = to_embed(prepared, reused)
     log.debug("embedding %d passages (%d reused)", todo, len(chunks) - todo)
-    counts: dict[str, int] = {}
-    for c in chunks:
-        counts[c.doc] = counts.get(c.doc, 0) + 1
-    documents = [document_entry(d, counts.get(d.path, 0)) for d in loaded.documents]
+    documents = document_entries(loaded.documents, chunks)
     window = embedder.batch_size * WINDOW_BATCHES
     meter = Meter(todo, progress, on_progress)
     generation = write(

@@ -27,6 +27,7 @@ EPILOG = """environment:
   QA_RERANKER optional CrossEncoder (local folder) to rerank the first passages
   QA_BACKEND  embedding backend for builds: onnx, onnx-int8 or torch (default: onnx)
   QA_THREADS  CPU threads for the model in builds (default: 1, measured best)
+  QA_RAY      build on Ray: local (start Ray here), auto, HOST:6379 or ray://HOST:10001
   QA_CACHE    cache folder for ONNX exports (default: ~/.cache/qa)
   QA_DEBUG    set to 1 to show tracebacks
   HF_HUB_OFFLINE  qa sets it to 1 unless you set it yourself
@@ -81,6 +82,10 @@ def make_parser() -> argparse.ArgumentParser:
                    help="FAISS index: exact (flat) or approximate (ivf, hnsw); auto picks by size")
     p.add_argument("--wait", action="store_true",
                    help="wait for another build of the same index instead of failing")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="chunk and embed on Ray workers (needs qa[ray]): without ADDRESS on a "
+                   "Ray started on this machine; 'auto', HOST:6379 or ray://HOST:10001 join a "
+                   "cluster (default: $QA_RAY, else no Ray)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = sub.add_parser("ask", help="answer a question (or one per line from standard input)",
@@ -131,6 +136,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     from qa.build import build_index
 
     progress = not args.quiet and sys.stderr.isatty()
+    if (address := config.ray_address(args.ray)) is not None:
+        from functools import partial
+
+        from qa import distributed
+
+        build_index = partial(distributed.build_index, address=address)
     summary = build_index(args.corpus, args.index, args.model, progress=progress, wait=args.wait,
                           backend=args.backend, index_type=args.index_type)
     for path, reason in summary.skipped:

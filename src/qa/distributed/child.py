@@ -1,0 +1,53 @@
+"""The process that runs a distributed build: `python -m qa.distributed.child FD`.
+
+It reads the request (JSON) on standard input and writes one JSON object a line to file
+descriptor FD: {"connected": true} once Ray is up, {"processes": [[pid, start], ...]} of a
+local Ray, {"progress": [done, total]} as passages are embedded, then {"done": summary} or
+{"error": {message, hint, exit_code}}. If the cluster is lost, Ray may end this process
+without a word (a dead GCS makes the driver exit after a few seconds): the parent sees the
+line stream end without an answer, and reports it. Its standard output and error go to a log
+file that the parent reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import traceback
+
+from qa import config
+from qa.errors import QAError
+
+
+def main(argv: list[str]) -> int:
+    out = os.fdopen(int(argv[0]), "w", buffering=1, encoding="utf-8")
+    os.set_inheritable(out.fileno(), False)  # Ray's own processes must not hold the pipe open
+
+    def send(**message) -> None:
+        out.write(json.dumps(message) + "\n")
+
+    request = json.loads(sys.stdin.read())
+    logging.basicConfig(level=request.pop("log_level", logging.WARNING),
+                        format="%(asctime)s qa: %(levelname)s: %(message)s")  # fmt: skip
+    config.ensure_offline()
+    from qa.distributed.driver import Request, run
+
+    try:
+        summary = run(Request(**request), send)
+        send(done=dataclasses.asdict(summary))
+    except QAError as exc:
+        send(error={"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
+    except KeyboardInterrupt:
+        send(interrupted=True)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
+        traceback.print_exc()
+        send(crash={"type": type(exc).__name__, "message": str(exc)[:500]})
+    out.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - run by qa.distributed.build_index
+    sys.exit(main(sys.argv[1:]))
