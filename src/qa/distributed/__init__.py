@@ -120,15 +120,15 @@ def _run_child(request: dict, temp_dir: Path, progress: bool,
             for line in lines:
                 message = json.loads(line)
                 if "processes" in message:
-                    started += [tuple(p) for p in message["processes"]]
+                    started += [tuple(p) for p in message["processes"] if tuple(p) not in started]
                 elif "connected" in message:
                     connected = True
                 elif "progress" in message:
                     done, total = message["progress"]
                     meter = meter or Meter(total, progress, on_progress)
                     meter.advance(done - meter.done)
-                else:
-                    answer = message
+                else:  # the first answer counts: "done" once the index is live stays so
+                    answer = answer or message
         child.wait()
     except BaseException:  # Ctrl-C reaches the child too: let it stop its workers first
         try:
@@ -142,7 +142,7 @@ def _run_child(request: dict, temp_dir: Path, progress: bool,
         if child.poll() is None:
             child.kill()
             child.wait()
-        cluster.stop(started, grace_s=5.0)  # a local Ray its dead driver left running
+        cluster.stop(started, grace_s=2.0)  # what a dead driver's local Ray left running
         tail = _log_tail(temp_dir / LOG)
     return _answer(answer, child.returncode, tail, connected, request["address"])
 

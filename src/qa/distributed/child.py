@@ -2,16 +2,15 @@
 
 It reads the request (JSON) on standard input and writes one JSON object a line to file
 descriptor FD: {"connected": true} once Ray is up, {"processes": [[pid, start], ...]} of a
-local Ray, {"progress": [done, total]} as passages are embedded, then {"done": summary} or
-{"error": {message, hint, exit_code}}. If the cluster is lost, Ray may end this process
-without a word (a dead GCS makes the driver exit after a few seconds): the parent sees the
-line stream end without an answer, and reports it. Its standard output and error go to a log
-file that the parent reads.
+local Ray, {"progress": [done, total]} as passages are embedded, then {"done": summary} as soon
+as the new index is live, or {"error": {message, hint, exit_code}}; the first of them counts.
+If the cluster is lost, Ray may end this process without a word (a dead GCS makes the driver
+exit after a few seconds): the parent sees the line stream end without an answer, and reports
+it. Its standard output and error go to a log file that the parent reads.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -36,8 +35,7 @@ def main(argv: list[str]) -> int:
     from qa.distributed.driver import Request, run
 
     try:
-        summary = run(Request(**request), send)
-        send(done=dataclasses.asdict(summary))
+        run(Request(**request), send)  # it sends the summary as soon as the index is live
     except QAError as exc:
         send(error={"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
     except KeyboardInterrupt:

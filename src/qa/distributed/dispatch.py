@@ -16,15 +16,16 @@ from qa.errors import QAError
 T = TypeVar("T")
 
 PER_WORKER = 2  # calls queued on each worker: it starts the next one while its result travels
-HELD_PER_WORKER = 4  # results held per worker at most, running or waiting for an earlier one
+HELD_PER_WORKER = 4  # items held per worker at most: running, or done and waiting their turn
 
 
 class Dispatcher:
     """Runs calls on Ray actors, least busy first, and yields results in the order of the input.
 
     At most `PER_WORKER` calls run or wait on each worker, and at most `HELD_PER_WORKER` x
-    workers results are unfinished or finished but held back for an earlier slow one; so the
-    driver holds a fixed number of inputs and results, however long the input.
+    workers items are held: running, or done (with or without a call) and waiting for an
+    earlier slow one; so the driver holds a fixed number of inputs and results, however long
+    the input.
 
     Args:
         workers: Ray actor handles.
@@ -48,7 +49,7 @@ class Dispatcher:
         """
         run = _Run(self)
         for item in items:
-            while run.busy and (min(run.load) >= PER_WORKER or run.held >= self.held_limit):
+            while run.queue and (min(run.load) >= PER_WORKER or len(run.queue) >= self.held_limit):
                 run.wait()
                 yield from run.ready()
             worker = run.load.index(min(run.load))
@@ -68,7 +69,6 @@ class _Run:
         self.load = [0] * len(dispatcher.workers)  # unfinished calls per worker
         self.busy: dict = {}  # unfinished ref -> worker
         self.results: dict = {}  # finished ref -> value, until its turn
-        self.held = 0  # refs in the queue
 
     def add(self, item, refs, worker: int) -> None:
         rest = []
@@ -77,7 +77,6 @@ class _Run:
         if refs is not None:
             self.busy[refs] = worker
             self.load[worker] += 1
-            self.held += 1
         self.queue.append((item, refs, rest))
 
     def wait(self) -> None:
@@ -106,6 +105,5 @@ class _Run:
             if ref is None:
                 yield item, None
                 continue
-            self.held -= 1
             value = self.results.pop(ref)
             yield item, [value, *rest] if rest else value

@@ -15,7 +15,9 @@ what it keeps (the local store: every vector, for the FAISS index it builds at t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -77,7 +79,8 @@ def run(request: Request, send: Callable[..., None]) -> BuildSummary:
     Args:
         request: what to build, and where Ray is.
         send: send(**message) reports to the parent: connected=True once Ray is up,
-            processes=[(pid, start)] of a local Ray, progress=[done, total] of the embedding.
+            processes=[(pid, start)] of a local Ray, progress=[done, total] of the embedding,
+            done=summary as soon as the new index is live (before Ray is left).
 
     Raises:
         QAError: as `build_index`, and the cluster cannot be reached or fails.
@@ -94,13 +97,16 @@ def run(request: Request, send: Callable[..., None]) -> BuildSummary:
                 summary = _build(ray, request, store, corpus_dir, embedder, send)
             except ray.exceptions.RayError as exc:
                 raise _cluster_error(ray, exc) from None
-    summary.seconds = time.perf_counter() - started
+            summary.seconds = time.perf_counter() - started
+            send(done=dataclasses.asdict(summary))  # live now, whatever happens to Ray next
     return summary
 
 
 def _build(ray, request: Request, store, corpus_dir: Path, embedder: Embedder,
            send: Callable[..., None]) -> BuildSummary:  # fmt: skip
     workers, facts = _start_workers(ray, embedder)
+    if request.address is None:  # the workers too, for the parent to remove if this dies
+        send(processes=cluster.processes(os.getpid()))
     try:
         dispatcher = Dispatcher(workers, request.timeout_s)
         loaded_at_ns = time.time_ns()
