@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -203,6 +204,33 @@ def test_a_worker_killed_mid_build_is_restarted_and_the_build_completes(
     assert killed and summary.embedded == summary.chunks
     assert_same_index(tmp_path / "plain", tmp_path / "ray")
     assert_none_left(before)
+
+
+def test_a_build_whose_qa_process_dies_stops_and_leaves_nothing(
+    ray_address, report_index, tmp_path
+):
+    """`qa build --ray` killed with SIGKILL mid-build: its Ray driver (a child) stops too,
+    nothing goes live, and the build's workers leave the cluster."""
+    index = tmp_path / "index"
+    shutil.copytree(report_index, index, symlinks=True)
+    live = open_store(index).current()
+    write_corpus(tmp_path / "notes", 300)  # 600 passages: still embedding when killed
+    before = ray_processes()
+    qa = subprocess.Popen([sys.executable, "-m", "qa", "build", "-q", "--ray", ray_address,
+                           "--corpus", str(tmp_path / "notes"), "--index", str(index)])
+    deadline = time.monotonic() + 300
+    while not list(index.glob("builds/*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the store's writer is open: passages are being embedded
+    child = [p for p, _ in cluster.processes(qa.pid) if b"qa.distributed.child" in
+             command_line(p)]  # fmt: skip
+    assert list(index.glob("builds/*.tmp")) and len(child) == 1
+    qa.kill()
+    qa.wait()
+    while cluster.start_time(child[0]) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cluster.start_time(child[0]) is None
+    assert not list(index.glob("builds/*.tmp")) and open_store(index).current() == live
+    assert_none_left(before)  # its workers are gone too
 
 
 def test_losing_the_cluster_mid_build_fails_in_one_line_and_keeps_the_index(

@@ -20,6 +20,7 @@ optional dependency (`pip install 'qa[ray]'`); nothing here imports it at `qa` s
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -111,9 +112,9 @@ def _run_child(request: dict, temp_dir: Path, progress: bool,
     os.close(write)
     meter, answer, started, connected = None, {}, [], False
     try:
-        try:
-            child.stdin.write(json.dumps(request).encode())
-            child.stdin.close()
+        try:  # standard input stays open: the child stops when it closes (this process died)
+            child.stdin.write(json.dumps(request).encode() + b"\n")
+            child.stdin.flush()
         except BrokenPipeError:  # it ended at once: its log says why
             pass
         with os.fdopen(read, encoding="utf-8") as lines:
@@ -142,6 +143,8 @@ def _run_child(request: dict, temp_dir: Path, progress: bool,
         if child.poll() is None:
             child.kill()
             child.wait()
+        with contextlib.suppress(OSError):
+            child.stdin.close()
         cluster.stop(started, grace_s=2.0)  # what a dead driver's local Ray left running
         tail = _log_tail(temp_dir / LOG)
     return _answer(answer, child.returncode, tail, connected, request["address"])

@@ -1,12 +1,14 @@
 """The process that runs a distributed build: `python -m qa.distributed.child FD`.
 
-It reads the request (JSON) on standard input and writes one JSON object a line to file
-descriptor FD: {"connected": true} once Ray is up, {"processes": [[pid, start], ...]} of a
-local Ray, {"progress": [done, total]} as passages are embedded, then {"done": summary} as soon
-as the new index is live, or {"error": {message, hint, exit_code}}; the first of them counts.
-If the cluster is lost, Ray may end this process without a word (a dead GCS makes the driver
-exit after a few seconds): the parent sees the line stream end without an answer, and reports
-it. Its standard output and error go to a log file that the parent reads.
+It reads the request (one line of JSON) on standard input, which the parent keeps open while it
+waits: when it closes, the parent is gone, and the build stops as on Ctrl-C. It writes one JSON
+object a line to file descriptor FD: {"connected": true} once Ray is up, {"processes": [[pid,
+start], ...]} of a local Ray, {"progress": [done, total]} as passages are embedded, then
+{"done": summary} as soon as the new index is live, or {"error": {message, hint, exit_code}};
+the first of them counts. If the cluster is lost, Ray may end this process without a word (a
+dead GCS makes the driver exit after a few seconds): the parent sees the line stream end
+without an answer, and reports it. Its standard output and error go to a log file that the
+parent reads.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from qa import config
@@ -28,7 +32,8 @@ def main(argv: list[str]) -> int:
     def send(**message) -> None:
         out.write(json.dumps(message) + "\n")
 
-    request = json.loads(sys.stdin.read())
+    request = json.loads(sys.stdin.readline())
+    threading.Thread(target=_stop_with_parent, daemon=True).start()
     logging.basicConfig(level=request.pop("log_level", logging.WARNING),
                         format="%(asctime)s qa: %(levelname)s: %(message)s")  # fmt: skip
     config.ensure_offline()
@@ -45,6 +50,12 @@ def main(argv: list[str]) -> int:
         send(crash={"type": type(exc).__name__, "message": str(exc)[:500]})
     out.close()
     return 0
+
+
+def _stop_with_parent() -> None:
+    """Stop the build (as Ctrl-C does) when the parent goes: it holds standard input open."""
+    sys.stdin.read()
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 if __name__ == "__main__":  # pragma: no cover - run by qa.distributed.build_index
