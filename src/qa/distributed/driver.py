@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from qa import __version__, config
 from qa.build import (
     WINDOW_BATCHES,
@@ -46,6 +48,7 @@ from qa.embed.embedder import Embedder
 from qa.errors import QAError
 from qa.ingest.chunking import CHUNKER_VERSION
 from qa.ingest.loaders import LoadResult, read_corpus
+from qa.retrieve.answered import NullLevel
 from qa.store import open_store
 
 log = logging.getLogger(__name__)
@@ -133,12 +136,24 @@ def _build(ray, request: Request, store, corpus_dir: Path, embedder: Embedder,
                                 request.index_type),
                      "ray": {"workers": len(workers)}},
             meter,
+            NullLevel(_Remote(ray, workers[0], embedder.vector_id)),
         )  # fmt: skip
     finally:
         for worker in workers:
             ray.kill(worker)
     return BuildSummary(len(documents), chunks, 0.0, todo, store.location, generation,
                         loaded.skipped)  # fmt: skip
+
+
+class _Remote:
+    """A worker's model where a build step wants an embedder's `encode` (the probe questions
+    of `NullLevel`): the driver loads no model."""
+
+    def __init__(self, ray, worker, vector_id: str) -> None:
+        self.ray, self.worker, self.vector_id = ray, worker, vector_id
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.ray.get(self.worker.encode.remote(texts))
 
 
 def _start_workers(ray, embedder: Embedder) -> tuple[list, dict]:

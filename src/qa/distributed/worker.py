@@ -12,6 +12,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+import numpy as np
+
 from qa import __version__, config
 from qa.build import Prepared, Vectors, document_entries, model_facts
 from qa.embed.embedder import Embedder
@@ -85,6 +87,10 @@ class BuildWorker:
         outline = Outline(document_entries(documents, chunks), loaded.skipped, prepared.keys,
                           [len(s) for s in prepared.spans])  # fmt: skip
         return outline, prepared
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Vectors of texts (`Embedder.encode`)."""
+        return self.embedder.encode(texts)
 
     def embed(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> Vectors:
         """Vectors of passages and of their sentences (`Embedder.encode_spans`)."""
