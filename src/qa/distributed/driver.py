@@ -157,9 +157,9 @@ class _Remote:
 
 
 def _start_workers(ray, embedder: Embedder) -> tuple[list, dict]:
-    """One worker per CPU of the cluster, each with the model loaded and checked against the
-    driver's configuration (model, backend, qa and chunker versions)."""
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    """One worker per free CPU of the cluster, each with the model loaded and checked against
+    the driver's configuration (model, backend, qa and chunker versions)."""
+    cpus = max(1, int(ray.available_resources().get("CPU", 1)))
     actor = ray.remote(num_cpus=1, max_restarts=RESTARTS, max_task_retries=RESTARTS)(BuildWorker)
     workers = [actor.remote(embedder.name, embedder.backend) for _ in range(cpus)]
     try:
