@@ -117,8 +117,28 @@ def ray_build(corpus: Path, index: Path, workers: int, label: str) -> dict:
     return result
 
 
+def compare(plain: Path, ray: Path) -> dict:
+    """Whether the two builds hold the same index: chunks, keys, and the least cosine between
+    a passage's (and a sentence's) vectors in the two."""
+    import numpy as np
+
+    from qa.store import open_store
+
+    a, b = open_store(plain).open(), open_store(ray).open()
+    pa, pb = a.passages(np.arange(a.size)), b.passages(np.arange(b.size))
+    same = a.size == b.size and pa.chunks == pb.chunks and a.manifest["keys"] == b.manifest["keys"]
+    result = {"same_chunks": same}
+    if same:
+        result["min_cosine"] = float(np.min(np.sum(pa.vectors * pb.vectors, axis=1)))
+        result["min_sentence_cosine"] = float(
+            np.min(np.sum(pa.sentence_vectors * pb.sentence_vectors, axis=1)))
+    log(f"same index: {result}")
+    return result
+
+
 def report(results: dict) -> str:
     plain, ray, again = results["plain"], results["ray"], results["ray_again"]
+    same = results["same"]
     ratio = ray["seconds"] / plain["seconds"]
     results["ratio"] = round(ratio, 3)
     rows = [
@@ -146,6 +166,9 @@ def report(results: dict) -> str:
         "",
         f"- --ray / plain: **{ratio:.2f}x** the time (target <= {TARGET}x: "
         f"{'holds' if ratio <= TARGET else 'does not hold'}).",
+        f"- same index: {'yes' if same['same_chunks'] else 'NO'} (same chunks and keys; "
+        f"least cosine between the two builds' vectors {same.get('min_cosine', 0):.6f}, "
+        f"sentence vectors {same.get('min_sentence_cosine', 0):.6f}).",
         f"- per worker: {per_worker} chunks/s embedding (plain build: {plain['rate']} chunks/s "
         f"on {plain['threads']} thread(s)).",
         f"- the rebuild with nothing to embed took {again['seconds']} s for "
@@ -183,6 +206,8 @@ def main() -> None:
                                                  "--ray build again"))]  # fmt: skip
         for key, step in steps:
             results[key] = step()
+            if key == "ray":
+                results["same"] = compare(work / "plain", work / "ray")
             name.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
         text = report(results)
     finally:
