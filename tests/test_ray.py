@@ -47,7 +47,7 @@ os.environ["QA_TEST_RAY"] = str(os.getpid())
 def ray_address():
     """A local Ray for the module (2 CPUs); the address builds join it by."""
     _reap_stale()
-    temp = tempfile.mkdtemp(prefix="qa-ray-t", dir="/tmp")  # short: Ray's socket paths
+    temp = tempfile.mkdtemp(prefix="qa-raytest-", dir="/tmp")  # short: Ray's socket paths
     started: list = []
     with cluster.connect(None, temp, num_cpus=2, on_processes=started.extend) as ray:
         PIDS.parent.mkdir(parents=True, exist_ok=True)
@@ -227,7 +227,7 @@ def test_a_build_whose_qa_process_dies_stops_and_leaves_nothing(
     shutil.copytree(report_index, index, symlinks=True)
     live = open_store(index).current()
     write_corpus(tmp_path / "notes", 300)  # 600 passages: still embedding when killed
-    before = ray_processes()
+    before, started = ray_processes(), time.time()
     qa = subprocess.Popen([sys.executable, "-m", "qa", "build", "-q", "--ray", ray_address,
                            "--corpus", str(tmp_path / "notes"), "--index", str(index)])
     deadline = time.monotonic() + 300
@@ -243,6 +243,7 @@ def test_a_build_whose_qa_process_dies_stops_and_leaves_nothing(
     assert cluster.start_time(child[0]) is None
     assert not list(index.glob("builds/*.tmp")) and open_store(index).current() == live
     assert_none_left(before)  # its workers are gone too
+    assert not [d for d in Path("/tmp").glob("qa-ray-*") if d.stat().st_mtime > started]
 
 
 def test_losing_the_cluster_mid_build_fails_in_one_line_and_keeps_the_index(

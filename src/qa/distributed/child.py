@@ -13,9 +13,11 @@ parent reads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -30,10 +32,13 @@ def main(argv: list[str]) -> int:
     os.set_inheritable(out.fileno(), False)  # Ray's own processes must not hold the pipe open
 
     def send(**message) -> None:
-        out.write(json.dumps(message) + "\n")
+        with contextlib.suppress(BrokenPipeError):  # the parent is gone: nobody to tell
+            out.write(json.dumps(message) + "\n")
 
     request = json.loads(sys.stdin.readline())
-    threading.Thread(target=_stop_with_parent, daemon=True).start()
+    temp_dir = request["temp_dir"]
+    orphaned = threading.Event()
+    threading.Thread(target=_stop_with_parent, args=(orphaned,), daemon=True).start()
     logging.basicConfig(level=request.pop("log_level", logging.WARNING),
                         format="%(asctime)s qa: %(levelname)s: %(message)s")  # fmt: skip
     config.ensure_offline()
@@ -48,13 +53,17 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
         traceback.print_exc()
         send(crash={"type": type(exc).__name__, "message": str(exc)[:500]})
-    out.close()
+    with contextlib.suppress(BrokenPipeError):
+        out.close()
+    if orphaned.is_set():  # the parent would have removed it
+        shutil.rmtree(temp_dir, ignore_errors=True)
     return 0
 
 
-def _stop_with_parent() -> None:
+def _stop_with_parent(orphaned: threading.Event) -> None:
     """Stop the build (as Ctrl-C does) when the parent goes: it holds standard input open."""
     sys.stdin.read()
+    orphaned.set()
     os.kill(os.getpid(), signal.SIGINT)
 
 
