@@ -4,17 +4,23 @@ Passages whose embed text is unchanged since the live build reuse its vectors (k
 id and a hash of the text), so an unchanged corpus is never embedded twice. Passages go to the
 store's writer in windows, in corpus order, as they are embedded; the new generation goes live
 only when the writer commits.
+
+The steps (prepare chunks, find reusable vectors, cut windows, write and commit, the manifest)
+are shared with the distributed build (`qa.distributed`), which runs the chunking and the model
+on Ray workers and feeds the same windows to the same writer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -73,7 +79,7 @@ def text_key(model_id: str, text: str) -> str:
     return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()[:32]
 
 
-def _document_entry(document, chunks: int) -> dict:
+def document_entry(document: Document, chunks: int) -> dict:
     """A document as the manifest records it (size and mtime let staleness checks skip hashing;
     text files also record the encoding they were read in)."""
     entry = {
@@ -88,6 +94,14 @@ def _document_entry(document, chunks: int) -> dict:
         if key in document.metadata:
             entry[key] = document.metadata[key]
     return entry
+
+
+def document_entries(documents: list[Document], chunks: list[Chunk]) -> list[dict]:
+    """The manifest entry of each document, with its number of chunks."""
+    counts: dict[str, int] = {}
+    for c in chunks:
+        counts[c.doc] = counts.get(c.doc, 0) + 1
+    return [document_entry(d, counts.get(d.path, 0)) for d in documents]
 
 
 def build_index(
@@ -130,18 +144,9 @@ def build_index(
     `LONG_BUILD_S` logs its estimate (a `NOTE`) once its first passages are embedded.
     """
     started = time.perf_counter()
-    corpus_dir = config.corpus_dir(corpus_dir)
-    try:
-        max_bytes = config.max_file_bytes(max_file_mb)
-    except ValueError as exc:
-        raise UsageError(str(exc), "give a number of megabytes, e.g. 50, or 0 for no limit") \
-            from None
+    corpus_dir = require_corpus(config.corpus_dir(corpus_dir))
+    max_bytes = max_file_bytes(max_file_mb)
     store = open_store(index_dir)
-    if not corpus_dir.is_dir():  # before taking the lock, which creates the index folder
-        raise QAError(
-            f"no corpus folder at {corpus_dir}",
-            "create it and put .txt, .md, .html or .pdf files in it",
-        )
     with store.lock(wait):
         loaded_at_ns = time.time_ns()  # files changed after this are re-hashed by staleness checks
         loaded = load_corpus(corpus_dir, max_bytes)
@@ -151,17 +156,67 @@ def build_index(
             corpus_dir,
             len(loaded.skipped),
         )
-        if not loaded.documents:
-            raise QAError(
-                f"no documents to index in {corpus_dir}" + _skipped_words(loaded.skipped),
-                "add .txt, .md, .html or .pdf files to the corpus folder, then `qa build` again",
-            )
+        require_documents(len(loaded.documents), loaded.skipped, corpus_dir)
         summary = _build_loaded(
             store, loaded, str(corpus_dir.resolve()), loaded_at_ns,
             embedder or Embedder(model, backend=backend), progress, on_progress, index_type,
         )  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def require_corpus(corpus_dir: Path) -> Path:
+    """The corpus folder, checked before the build takes the lock (which creates the index
+    folder).
+
+    Raises:
+        QAError: it is not a folder.
+    """
+    if not corpus_dir.is_dir():
+        raise QAError(
+            f"no corpus folder at {corpus_dir}",
+            "create it and put .txt, .md, .html or .pdf files in it",
+        )
+    return corpus_dir
+
+
+def max_file_bytes(max_file_mb: float | None) -> int | None:
+    """The per-file size limit in bytes (None: no limit).
+
+    Raises:
+        UsageError: not a number of megabytes.
+    """
+    try:
+        return config.max_file_bytes(max_file_mb)
+    except ValueError as exc:
+        raise UsageError(str(exc), "give a number of megabytes, e.g. 50, or 0 for no limit") \
+            from None
+
+
+def require_documents(documents: int, skipped: list, corpus_dir: Path) -> None:
+    """Fail a build that found no document to index.
+
+    Raises:
+        QAError: `documents` is 0.
+    """
+    if not documents:
+        raise QAError(
+            f"no documents to index in {corpus_dir}" + _skipped_words(skipped),
+            "add .txt, .md, .html or .pdf files to the corpus folder, then `qa build` again",
+        )
+
+
+def require_text(chunks: list, documents: int, corpus: str) -> None:
+    """Fail a build whose documents hold no text, before anything is written.
+
+    Raises:
+        QAError: there is no chunk.
+    """
+    if not chunks:
+        raise QAError(
+            f"no text to index in {corpus}: {plural(documents, 'document')} found, all empty",
+            "add documents with text to the corpus folder, then `qa build` again",
+        )
 
 
 def _skipped_words(skipped: list[tuple[str, str]], shown: int = 3) -> str:
@@ -227,74 +282,189 @@ def _build_loaded(
         log.log(NOTE, "splitting %.1f million characters into passages; the time embedding "
                 "them will take follows", size / 1e6)  # fmt: skip
     chunks = chunk_documents(loaded.documents, embedder.count_tokens, embedder.max_tokens)
-    if not chunks:  # before the writer: the live index stays as it is, nothing is written
-        raise QAError(
-            f"no text to index in {corpus}: {plural(len(loaded.documents), 'document')} "
-            f"found, all empty",
-            "add documents with text to the corpus folder, then `qa build` again",
-        )
-    texts = [embed_text(c.section, titles[c.doc], c.text) for c in chunks]
-    keys = [text_key(embedder.vector_id, t) for t in texts]
-    spans = [sentence_spans(c.text) for c in chunks]
-    reused = {key: (vector, rows) for key, vector, rows in
-              store.reusable(keys, embedder.vector_id, embedder.dim)}  # fmt: skip
-    todo = {i for i, key in enumerate(keys)
-            if key not in reused or len(reused[key][1]) != len(spans[i])}  # fmt: skip
-    log.debug("embedding %d passages (%d reused)", len(todo), len(chunks) - len(todo))
-    meter = _Meter(len(todo), progress, on_progress)
-    null = NullLevel(embedder)  # what unrelated questions score here ("answered" reads it)
-    with store.writer() as writer:
-        window = embedder.batch_size * WINDOW_BATCHES
-        first = embedder.batch_size * FIRST_WINDOW_BATCHES
-        for start in [0, *range(first, len(chunks), window)]:
-            part = range(start, min(start + (first if start == 0 else window), len(chunks)))
-            batch = _batch(embedder, [chunks[i] for i in part], titles, texts, keys, spans,
-                           reused, todo, meter)  # fmt: skip
-            null.update(batch.vectors, batch.sentence_vectors)
-            writer.add(batch)
-        meter.close()
-        manifest = _manifest(loaded, chunks, corpus, loaded_at_ns, embedder, index_type)
-        generation = writer.commit({**manifest, "answered": null.to_dict()})
+    require_text(chunks, len(loaded.documents), corpus)  # the live index stays as it is
+    prepared = Prepared.of(chunks, titles, embedder.vector_id)
+    reused = reusable(store, prepared.keys, embedder.vector_id, embedder.dim)
+    todo = to_embed(prepared, reused)
+    log.debug("embedding %d passages (%d reused)", todo, len(chunks) - todo)
+    documents = document_entries(loaded.documents, chunks)
+    window = embedder.batch_size * WINDOW_BATCHES
+    meter = Meter(todo, progress, on_progress)
+    first = embedder.batch_size * FIRST_WINDOW_BATCHES  # an early estimate of the time
+    generation = write(
+        store,
+        ((w, w.embed(embedder)) for w in windows([prepared], reused, window, first)),
+        embedder.dim,
+        lambda: manifest(documents, skipped_entries(loaded), len(chunks), corpus, loaded_at_ns,
+                         model_facts(embedder), index_type),
+        meter,
+        NullLevel(embedder),
+    )  # fmt: skip
     return BuildSummary(
         documents=len(loaded.documents),
         chunks=len(chunks),
         seconds=0.0,
-        embedded=len(todo),
+        embedded=todo,
         index=store.location,
         generation=generation,
         skipped=loaded.skipped,
     )
 
 
-def _batch(embedder: Embedder, part: list[Chunk], titles: dict[str, str], texts: list[str],
-           keys: list[str], spans: list, reused: dict, embed: set[int],
-           meter: _Meter) -> Batch:  # fmt: skip
-    """One window of passages for the writer: reused vectors, those in `embed` embedded now."""
-    ids = [c.id for c in part]
-    todo = [i for i in ids if i in embed]
-    dim = embedder.dim
-    vectors = np.zeros((len(ids), dim), dtype=np.float32)
-    bounds = np.cumsum([0, *(len(spans[i]) for i in ids)])
-    sentence_vectors = np.zeros((int(bounds[-1]), dim), dtype=np.float32)
-    for n, i in enumerate(ids):
-        if i not in embed:
-            vectors[n], sentence_vectors[bounds[n] : bounds[n + 1]] = reused[keys[i]]
-    if todo:
-        model_spans = [sentences.model_spans(part[i - ids[0]], texts[i]) for i in todo]
-        began = time.perf_counter()
-        fresh, pooled = embedder.encode_spans([texts[i] for i in todo], model_spans)
-        if not (np.isfinite(fresh).all() and np.isfinite(pooled).all()):
+# The steps below are shared by every way of building: here on one machine, and spread over a
+# Ray cluster (`qa.distributed`, which chunks and embeds on the workers).
+
+Vectors = tuple[np.ndarray, np.ndarray]  # (passage vectors, sentence vectors), as the writer takes
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Chunks ready to embed: what the model sees of each, its vector key, its sentences.
+
+    Attributes:
+        chunks: the chunks, in corpus order.
+        titles: each chunk's document title.
+        texts: what the model embeds for each (`chunking.embed_text`).
+        keys: each one's vector key (`text_key`): equal keys share vectors across builds.
+        spans: each one's sentences, (start, end) offsets into its text.
+    """
+
+    chunks: list[Chunk]
+    titles: list[str]
+    texts: list[str]
+    keys: list[str]
+    spans: list[list[tuple[int, int]]]
+
+    @classmethod
+    def of(cls, chunks: list[Chunk], titles: dict[str, str], vector_space: str) -> Prepared:
+        """Prepare chunks (`titles`: document path -> title) for a model's vector space."""
+        names = [titles[c.doc] for c in chunks]
+        texts = [embed_text(c.section, t, c.text) for c, t in zip(chunks, names, strict=True)]
+        return cls(chunks, names, texts, [text_key(vector_space, t) for t in texts],
+                   [sentence_spans(c.text) for c in chunks])  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def renumbered(self, first_id: int) -> Prepared:
+        """The same passages with chunk ids running on from `first_id`."""
+        chunks = [dataclasses.replace(c, id=first_id + n) for n, c in enumerate(self.chunks)]
+        return dataclasses.replace(self, chunks=chunks)
+
+    def part(self, start: int, stop: int) -> Prepared:
+        """Passages start..stop-1."""
+        return Prepared(self.chunks[start:stop], self.titles[start:stop], self.texts[start:stop],
+                        self.keys[start:stop], self.spans[start:stop])  # fmt: skip
+
+
+def reusable(store: Store, keys: list[str], vector_space: str, dim: int) -> dict[str, Vectors]:
+    """The live generation's vectors for these keys: key -> (vector, sentence vectors)."""
+    return {key: (vector, rows) for key, vector, rows in store.reusable(keys, vector_space, dim)}
+
+
+def must_embed(reused: dict[str, Vectors], key: str, sentences: int) -> bool:
+    """Whether a passage needs the model: no reusable vectors, or not one per sentence."""
+    return key not in reused or len(reused[key][1]) != sentences
+
+
+def to_embed(prepared: Prepared, reused: dict[str, Vectors]) -> int:
+    """How many of the prepared passages need the model."""
+    pairs = zip(prepared.keys, prepared.spans, strict=True)
+    return sum(must_embed(reused, key, len(spans)) for key, spans in pairs)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Passages handed to the store's writer at once (a bounded slice in memory).
+
+    Attributes:
+        passages: the passages (chunk ids already final).
+        reused: the reusable vectors (shared by all windows of a build).
+        todo: positions in `passages` that the model must embed; the rest are reused.
+    """
+
+    passages: Prepared
+    reused: dict[str, Vectors]
+    todo: list[int]
+
+    def job(self) -> tuple[list[str], list[list[tuple[int, int]]]]:
+        """What the model must do: the texts to embed and their sentences' offsets in them."""
+        p = self.passages
+        return ([p.texts[i] for i in self.todo],
+                [sentences.model_spans(p.chunks[i], p.texts[i]) for i in self.todo])  # fmt: skip
+
+    def embed(self, embedder: Embedder) -> Vectors | None:
+        """Run the job on this process's model (None when there is nothing to embed)."""
+        if not self.todo:
+            return None
+        vectors, pooled = embedder.encode_spans(*self.job())
+        if not (np.isfinite(vectors).all() and np.isfinite(pooled).all()):
             raise QAError(f"the model {embedder.name!r} gave vectors that are not numbers",
                           "check the model files, or build with another --model or --backend")
-        rows = np.concatenate([np.arange(bounds[i - ids[0]], bounds[i - ids[0] + 1])
-                               for i in todo]).astype(np.int64)  # fmt: skip
-        vectors[[i - ids[0] for i in todo]], sentence_vectors[rows] = fresh, pooled
-        meter.advance(len(todo), time.perf_counter() - began)
-    return Batch(part, [titles[c.doc] for c in part], [keys[i] for i in ids], vectors,
-                 [spans[i] for i in ids], sentence_vectors)  # fmt: skip
+        return vectors, pooled
+
+    def batch(self, fresh: Vectors | None, dim: int) -> Batch:
+        """The writer's batch: reused vectors, and `fresh` (the job's result) for `todo`."""
+        p = self.passages
+        vectors = np.zeros((len(p), dim), dtype=np.float32)
+        bounds = np.cumsum([0, *(len(s) for s in p.spans)])
+        sentence_vectors = np.zeros((int(bounds[-1]), dim), dtype=np.float32)
+        todo = set(self.todo)
+        for n, key in enumerate(p.keys):
+            if n not in todo:
+                vectors[n], sentence_vectors[bounds[n] : bounds[n + 1]] = self.reused[key]
+        if self.todo:
+            rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in self.todo])
+            vectors[self.todo], sentence_vectors[rows.astype(np.int64)] = fresh
+        return Batch(p.chunks, p.titles, p.keys, vectors, p.spans, sentence_vectors)
 
 
-class _Meter:
+def windows(parts: Iterable[Prepared], reused: dict[str, Vectors], size: int,
+            first: int | None = None) -> Iterator[Window]:  # fmt: skip
+    """Cut prepared passages (parts in corpus order, ids final) into windows of at most `size`
+    (the very first of at most `first`, when given)."""
+    for prepared in parts:
+        start = 0
+        while start < len(prepared):
+            stop = start + (first if first is not None else size)
+            first = None
+            p = prepared.part(start, stop)
+            start = stop
+            todo = [i for i, (k, s) in enumerate(zip(p.keys, p.spans, strict=True))
+                    if must_embed(reused, k, len(s))]  # fmt: skip
+            yield Window(p, reused, todo)
+
+
+def write(store: Store, embedded: Iterable[tuple[Window, Vectors | None]], dim: int,
+          make_manifest: Callable[[], dict], meter: Meter, null: NullLevel) -> str:  # fmt: skip
+    """Write embedded windows, in corpus order, as a new generation and make it live.
+
+    Args:
+        store: where the index lives (the caller holds its lock).
+        embedded: each window with the result of its job (None when it had none).
+        dim: the vector size.
+        make_manifest: the build's manifest, made once every window is written.
+        meter: advanced by each window's embedded passages.
+        null: gathers what unrelated questions score over the passages ("answered" reads it
+            from the manifest).
+
+    Returns:
+        The id of the generation that went live. On any error nothing is left behind.
+    """
+    with store.writer() as writer:
+        began = time.perf_counter()
+        for window, fresh in embedded:  # (the embedding happens as the next window is taken)
+            seconds = time.perf_counter() - began
+            batch = window.batch(fresh, dim)
+            null.update(batch.vectors, batch.sentence_vectors)
+            writer.add(batch)
+            meter.advance(len(window.todo), seconds if window.todo else 0.0)
+            began = time.perf_counter()
+        meter.close()
+        return writer.commit({**make_manifest(), "answered": null.to_dict()})
+
+
+class Meter:
     """Progress of the embedding: a bar on the terminal and/or a callback (done, total), and
     once the first passages are embedded, the time the rest should take (logged when long).
 
@@ -317,6 +487,8 @@ class _Meter:
             on_progress(0, total)
 
     def advance(self, n: int, seconds: float = 0.0) -> None:
+        if not n:
+            return
         self.done += n
         self.seconds += seconds
         if self.estimate is None and self.seconds > 0:
@@ -344,30 +516,46 @@ class _Meter:
             self.bar.close()
 
 
-def _manifest(loaded: LoadResult, chunks: list[Chunk], corpus: str, loaded_at_ns: int,
-              embedder: Embedder, index_type: str | None) -> dict:  # fmt: skip
-    """What a build records about itself (the store adds its own facts: keys, files...)."""
-    counts: dict[str, int] = {}
-    for c in chunks:
-        counts[c.doc] = counts.get(c.doc, 0) + 1
+def model_facts(embedder: Embedder) -> dict:
+    """What a build records of the model (and checks a distributed build's workers against)."""
+    return {
+        "id": embedder.model_id,
+        "dim": embedder.dim,
+        "backend": embedder.backend,
+        "max_tokens": embedder.max_tokens,
+    }
+
+
+def skipped_entries(loaded: LoadResult) -> list[dict]:
+    """The skipped files as the manifest records them (with size and mtime when known)."""
+    return [
+        {"path": p, "reason": r, **loaded.skipped_stats.get(p, {})} for p, r in loaded.skipped
+    ]
+
+
+def manifest(documents: list[dict], skipped: list[dict], chunks: int, corpus: str,
+             loaded_at_ns: int, model: dict, index_type: str | None) -> dict:  # fmt: skip
+    """What a build records about itself (the store adds its own facts: keys, files...).
+
+    Args:
+        documents: `document_entry` of each document; skipped: `skipped_entries`.
+        chunks: how many passages; model: `model_facts`.
+    """
     return {
         "qa_version": __version__,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "loaded_at_ns": loaded_at_ns,
         "corpus": corpus,
-        "model": {"id": embedder.model_id, "dim": embedder.dim, "backend": embedder.backend},
+        "model": {"id": model["id"], "dim": model["dim"], "backend": model["backend"]},
         "index_type": index_type or "auto",
         "index_request": index_type or "auto",
         "chunking": {
             "version": CHUNKER_VERSION,
-            "max_tokens": embedder.max_tokens,
+            "max_tokens": model["max_tokens"],
             "overlap": DEFAULT_OVERLAP,
         },
-        "documents": [_document_entry(d, counts.get(d.path, 0)) for d in loaded.documents],
-        "skipped": [
-            {"path": p, "reason": r, **loaded.skipped_stats.get(p, {})}
-            for p, r in loaded.skipped
-        ],
-        "chunks": len(chunks),
+        "documents": documents,
+        "skipped": skipped,
+        "chunks": chunks,
         "sentence_vectors": POOLED,
     }

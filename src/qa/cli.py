@@ -35,6 +35,7 @@ EPILOG = f"""environment:
   QA_THREADS  CPU threads for the model in builds (default: the free cores, i.e. the
               cores minus the 1-minute load average, at least 1)
   QA_MAX_FILE_MB  builds skip (and name) larger files; 0: no limit (default: {_MB})
+  QA_RAY      build on Ray: local (start Ray here), auto, HOST:6379 or ray://HOST:10001
   QA_CACHE    cache folder for ONNX exports (default: ~/.cache/qa)
   QA_API_TOKEN  bearer token `qa serve` requires of clients (needed off localhost)
   QA_API_CORS   origins allowed to call `qa serve` from a browser, comma-separated
@@ -106,6 +107,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-file-mb", type=float, metavar="MB",
                    help="skip (and name) files larger than this; 0 for no limit (default: "
                    f"$QA_MAX_FILE_MB or {config.DEFAULT_MAX_FILE_MB})")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="chunk and embed on Ray workers (needs qa[ray]): without ADDRESS on a "
+                   "Ray started on this machine; 'auto', HOST:6379 or ray://HOST:10001 join a "
+                   "cluster (default: $QA_RAY, else no Ray)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = sub.add_parser("ask", help="answer a question (or one per line from standard input)",
@@ -184,6 +189,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     from qa.build import build_index
 
     progress = not args.quiet and sys.stderr.isatty()
+    if (address := config.ray_address(args.ray)) is not None:
+        from functools import partial
+
+        from qa import distributed
+
+        build_index = partial(distributed.build_index, address=address)
     summary = build_index(args.corpus, args.index, args.model, progress=progress, wait=args.wait,
                           backend=args.backend, index_type=args.index_type,
                           max_file_mb=args.max_file_mb)  # fmt: skip

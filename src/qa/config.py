@@ -70,6 +70,21 @@ def backend(value: str | None = None) -> str:
     return value or os.environ.get("QA_BACKEND") or DEFAULT_BACKEND
 
 
+def ray_address(value: str | None = None) -> str | None:
+    """Where a build runs its Ray work: the argument (`qa build --ray [ADDRESS]`), else $QA_RAY.
+
+    Returns:
+        None for a build on this process alone (unset, "", "0", "off", "no", "false");
+        "local" to start Ray on this machine for the build ("local", "1", "on", "yes",
+        "true"); else the cluster's address as `ray.init` takes it ("auto", "host:6379",
+        "ray://host:10001").
+    """
+    value = (value if value is not None else os.environ.get("QA_RAY", "")).strip()
+    if value.lower() in ("", "0", "off", "no", "false"):
+        return None
+    return "local" if value.lower() in ("local", "1", "on", "yes", "true") else value
+
+
 def cache_dir() -> Path:
     """Where derived model files (ONNX exports) are cached: $QA_CACHE, else ~/.cache/qa."""
     if os.environ.get("QA_CACHE"):

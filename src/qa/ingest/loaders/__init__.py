@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,9 @@ from qa.ingest.loaders.plain import decode
 
 __all__ = [
     "Document", "LoadResult", "LOADERS", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
-    "file_stat", "is_supported", "iter_files", "load_corpus", "load_file", "title_from_filename",
+    "file_stat", "is_supported", "iter_files", "load_corpus", "load_file", "parse_file",
+    "read_corpus",
+    "read_file", "skip", "title_from_filename",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -65,24 +67,6 @@ def is_supported(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in LOADERS
 
 
-def file_stat(path: Path) -> dict:
-    """The "size" and "mtime_ns" of a file; of the link itself for a symbolic link that leads
-    nowhere, so that a staleness check sees such a link unchanged until it is mended.
-
-    Raises:
-        OSError: neither can be read.
-    """
-    try:
-        st = path.stat()
-    except OSError:
-        st = path.lstat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
-
-
 def load_file(root: Path, path: Path) -> Document:
     """Load one file under `root` with the loader for its suffix.
 
@@ -93,9 +77,21 @@ def load_file(root: Path, path: Path) -> Document:
     Raises:
         ValueError: the file is unreadable, of an unsupported type, or cannot be decoded.
     """
+    return parse_file(*read_file(root, path))
+
+
+def read_file(root: Path, path: Path) -> tuple[str, bytes, dict]:
+    """The raw bytes of one file under `root`, to parse with `parse_file` (perhaps elsewhere:
+    a distributed build reads on the driver and parses on the workers).
+
+    Returns:
+        (path relative to `root`, the bytes, {"size", "mtime_ns"} taken before reading).
+
+    Raises:
+        ValueError: the file is unreadable or of an unsupported type.
+    """
     rel = path.relative_to(root).as_posix()
-    suffix = path.suffix.lower()
-    if suffix not in LOADERS:
+    if path.suffix.lower() not in LOADERS:
         raise ValueError(f"unsupported file type {path.suffix or '(none)'}")
     try:
         with open(path, "rb") as fh:
@@ -103,8 +99,16 @@ def load_file(root: Path, path: Path) -> Document:
             data = fh.read()
     except OSError as exc:
         raise ValueError(exc.strerror or str(exc)) from None
-    document = LOADERS[suffix][1](rel, data)
-    stat = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return rel, data, {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def parse_file(rel: str, data: bytes, stat: dict) -> Document:
+    """The `Document` of a file read by `read_file`.
+
+    Raises:
+        ValueError: the file cannot be decoded.
+    """
+    document = LOADERS[Path(rel).suffix.lower()][1](rel, data)
     return dataclasses.replace(document, metadata={**document.metadata, **stat})
 
 
@@ -135,6 +139,65 @@ def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
+def file_stat(path: Path) -> dict:
+    """The "size" and "mtime_ns" of a file; of the link itself for a symbolic link that leads
+    nowhere, so that a staleness check sees such a link unchanged until it is mended.
+
+    Raises:
+        OSError: neither can be read.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        st = path.lstat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
+
+
+def read_corpus(root: Path, result: LoadResult,
+                max_bytes: int | None = None) -> Iterator[tuple[str, bytes, dict]]:  # fmt: skip
+    """Every file under `root` read with `read_file`, lazily, in a stable (sorted) order.
+
+    Files that cannot be read (unsupported, unreadable, a broken link, not a regular file, over
+    `max_bytes`: None means `config.max_file_bytes()`, 0 no limit) and sub-folders that cannot
+    be read are added to `result.skipped` (unsorted) with a reason, and for files of a
+    supported type their size and mtime in `result.skipped_stats`, until they are parsed (see
+    `LoadResult`).
+
+    Raises:
+        QAError: the folder cannot be read.
+    """
+    limit = config.max_file_bytes() if max_bytes is None else max_bytes
+    for path in iter_files(root, result.skipped):
+        rel = path.relative_to(root).as_posix()
+        try:
+            if is_supported(path):
+                result.skipped_stats[rel] = file_stat(path)
+                if not path.exists():
+                    raise ValueError("broken symbolic link")
+                if not path.is_file():  # a named pipe would block the read for ever
+                    raise ValueError("not a regular file")
+                size = result.skipped_stats[rel]["size"]
+                if limit and size > limit:
+                    raise ValueError(f"{_megabytes(size)}, over the limit of {_megabytes(limit)} "
+                                     "per file set by --max-file-mb or QA_MAX_FILE_MB")
+            item = read_file(root, path)
+        except (OSError, ValueError) as exc:
+            skip(result, rel, exc)
+            continue
+        yield item
+
+
+def skip(result: LoadResult, rel: str, exc: Exception) -> None:
+    """Record a file that was not loaded, with the reason."""
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    log.debug("skipped %s: %s", rel, reason)  # callers report LoadResult.skipped
+    result.skipped.append((rel, reason))
+
+
 def load_corpus(root: str | os.PathLike, max_bytes: int | None = None) -> LoadResult:
     """Load every supported document under `root`, in a stable (sorted) order.
 
@@ -155,26 +218,12 @@ def load_corpus(root: str | os.PathLike, max_bytes: int | None = None) -> LoadRe
         raise QAError(
             f"no corpus folder at {root}", "create it and put .txt, .md, .html or .pdf files in it"
         )
-    limit = config.max_file_bytes() if max_bytes is None else max_bytes
     result = LoadResult([], [])
-    for path in iter_files(root, result.skipped):
-        rel = path.relative_to(root).as_posix()
+    for rel, data, stat in read_corpus(root, result, max_bytes):
         try:
-            if is_supported(path):
-                result.skipped_stats[rel] = file_stat(path)
-                if not path.exists():
-                    raise ValueError("broken symbolic link")
-                if not path.is_file():  # a named pipe would block the read for ever
-                    raise ValueError("not a regular file")
-                size = result.skipped_stats[rel]["size"]
-                if limit and size > limit:
-                    raise ValueError(f"{_megabytes(size)}, over the limit of {_megabytes(limit)} "
-                                     "per file set by --max-file-mb or QA_MAX_FILE_MB")
-            result.documents.append(load_file(root, path))
+            result.documents.append(parse_file(rel, data, stat))
             result.skipped_stats.pop(rel, None)
         except (OSError, ValueError) as exc:
-            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-            log.debug("skipped %s: %s", rel, reason)  # callers report LoadResult.skipped
-            result.skipped.append((rel, reason))
+            skip(result, rel, exc)
     result.skipped.sort()
     return result
