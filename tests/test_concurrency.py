@@ -33,7 +33,8 @@ def two_hundred_questions() -> list[str]:
         lambda q: q.upper(),
         lambda q: "\u200f" + q + " 背痛",
     ]
-    hostile = ["chiropractor", "massage", "東京", "\x1b[31m red \x07", "back pain " * 400]
+    # (the last: over the model's window, under the question limit)
+    hostile = ["chiropractor", "massage", "東京", "\x1b[31m red \x07", "back pain " * 180]
     questions = dict.fromkeys(hostile + [form(q) for form in forms for q in base])
     return list(questions)[:200]
 

@@ -169,7 +169,7 @@ def test_ray_build_of_the_report_equals_a_plain_build_and_reuses_vectors(
     argv = ["build", "-q", "--corpus", str(report_corpus), "--index", str(index)]
     assert main([*argv, "--ray", ray_address]) == 0
     out, err = capsys.readouterr()
-    assert re.fullmatch(r"Indexed 1 documents, 12 chunks in [0-9.]+s \(12 embedded, 0 reused\)\n",
+    assert re.fullmatch(r"Indexed 1 document, 12 chunks in [0-9.]+s \(12 embedded, 0 reused\)\n",
                         out) and err == ""  # fmt: skip
     assert_same_index(report_index, index)
     assert_same_answers(answers(index, embedder), answers(report_index, embedder))

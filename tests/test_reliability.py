@@ -468,14 +468,14 @@ def test_long_build_says_how_long_before_it_embeds(tmp_path, embedder, monkeypat
 def test_progress_bar_fits_every_terminal_width():
     from tqdm import tqdm
 
-    from qa.build import _Meter
+    from qa.build import Meter
 
     for width in (12, 30, 50, 80, 200):
-        line = tqdm.format_meter(500, 41_234, 20.0, ncols=width, bar_format=_Meter.BAR)
+        line = tqdm.format_meter(500, 41_234, 20.0, ncols=width, bar_format=Meter.BAR)
         assert len(line) <= width and line.startswith("Embedding"[:width]), (width, line)
         if width >= 30:  # what matters comes first: share done and time left
             assert line.startswith("Embedding   1%, 27:09 left"), line
-    meter = _Meter(10, progress=True, on_progress=None)
+    meter = Meter(10, progress=True, on_progress=None)
     try:
         assert meter.bar.dynamic_ncols  # follows the terminal as it is resized
     finally:

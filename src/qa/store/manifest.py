@@ -165,6 +165,7 @@ SCHEMA = Obj(
         "lexical": Obj(required={"version": Int(), "k1": Num(), "b": Num()}, optional={}),
         "answered": Obj(required={"version": Int(), "probes": Int(), "cosine": Num(),
                                   "sentence": Num()}, optional={}),  # fmt: skip
+        "ray": Obj(required={"workers": Int(1)}, optional={}),  # a `qa build --ray`
         "arrays": ListOf(Text(pattern=re.compile(r"[A-Za-z_][A-Za-z0-9_]*"))),
         "files": MapOf(Text(pattern=re.compile(r"[A-Za-z0-9_.-]+")), Text(pattern=_SHA256)),
     },
