@@ -1,4 +1,5 @@
-"""Where an index lives: `open_store(location)` gives the `Store` for a folder (the default).
+"""Where an index lives: `open_store(location)` gives the `Store` for a folder (the default) or
+a PostgreSQL database (a postgresql:// URL; see `qa.store.postgres`).
 
 See `qa.store.base` for the seam every store implements.
 """
@@ -13,12 +14,17 @@ __all__ = ["Batch", "Generation", "LexicalHits", "Passages", "Store", "Writer", 
 
 
 def open_store(location: str | os.PathLike | Store | None = None) -> Store:
-    """The store at `location`: an index folder (default: $QA_INDEX or ./index), or a `Store`
-    as it is."""
+    """The store at `location`: an index folder or a PostgreSQL URL (default: $QA_INDEX, else
+    ./index), or a `Store` as it is."""
     from qa import config
 
     if location is not None and not isinstance(location, (str, os.PathLike)):
         return location
+    where = config.index_location(location)
+    if config.is_database_url(where):
+        from qa.store.postgres import PostgresStore
+
+        return PostgresStore(where)
     from qa.store.local import LocalStore
 
-    return LocalStore(config.index_dir(location))
+    return LocalStore(where)
