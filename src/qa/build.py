@@ -101,7 +101,8 @@ def build_index(
 
     Args:
         corpus_dir: documents folder (default: $QA_CORPUS or ./corpus).
-        index_dir: the index: a folder (default: $QA_INDEX or ./index) or a `Store`.
+        index_dir: the index: a folder or a postgresql:// URL (default: $QA_INDEX or ./index),
+            or a `Store`.
         model: embedding model name or path (default: $QA_MODEL or the packaged model).
         progress: show a progress bar while embedding.
         embedder: an already loaded Embedder to use (its model wins over `model`).
@@ -110,7 +111,8 @@ def build_index(
             e.g. to move a progress bar in the page.
         backend: "onnx", "onnx-int8" or "torch" (default: $QA_BACKEND or the measured default);
             recorded in the manifest so that searches embed questions the same way.
-        index_type: FAISS index kind, "auto", "flat", "ivf" or "hnsw" (default: auto, by size).
+        index_type: vector index kind, "auto", "flat", "ivf" or "hnsw" (default: auto, by
+            size; PostgreSQL offers auto, flat and hnsw).
 
     Raises:
         QAError: missing or empty corpus, another build running, model not loadable.

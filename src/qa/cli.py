@@ -21,7 +21,8 @@ log = logging.getLogger("qa")
 
 EPILOG = """environment:
   QA_CORPUS   corpus folder (default: corpus)
-  QA_INDEX    index folder (default: index)
+  QA_INDEX    index folder, or postgresql://user:pass@host/db[?index=NAME]
+              (default: index)
   QA_MODEL    embedding model: name, hub id or local path
               (default: the packaged all-MiniLM-L6-v2, works offline)
   QA_RERANKER optional CrossEncoder (local folder) to rerank the first passages
@@ -41,7 +42,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_index(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX or index)")
+    p.add_argument("--index", metavar="DIR_OR_URL", help="index folder or postgresql:// URL "
+                   "(default: $QA_INDEX or index)")
 
 
 def _add_retrieval(p: argparse.ArgumentParser) -> None:
@@ -107,8 +109,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="cut-off for nDCG, MRR and the first recall (default: 10)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     _add_retrieval(p)
-    p.add_argument("--index", metavar="DIR", help="keep the data set's index in DIR and reuse "
-                   "its vectors next time (default: a temporary folder)")
+    p.add_argument("--index", metavar="DIR_OR_URL", help="keep the data set's index there (a "
+                   "folder or postgresql:// URL) and reuse its vectors next time (default: a "
+                   "temporary folder)")
     p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (default: $QA_MODEL "
                    "or the packaged all-MiniLM-L6-v2)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -295,6 +298,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "built_at": m["built_at"],
         "corpus": m.get("corpus"),
         "index_type": m.get("index_type"),
+        "ann": m.get("ann"),
         "chunking": m["chunking"],
         "qa_version": m.get("qa_version"),
         "files": [
@@ -319,6 +323,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     chunking = info["chunking"]
     print(f"chunking:   v{chunking['version']}, max {chunking['max_tokens']} word pieces, "
           f"overlap {chunking['overlap']} sentence(s)")
+    if info["ann"] and info["ann"].get("kind") == "hnsw":
+        ann = info["ann"]
+        print(f"search:     HNSW (m {ann['m']}), ef_search {ann['ef_search']}: recall@10 "
+              f"{ann['recall@10']:.3f} against exact search on {ann['queries']} samples")
     print(f"documents:  {info['documents']}, chunks: {info['chunks']}")
     print(f"stale:      {'yes' if staleness.stale else 'no'} - {staleness.summary()} "
           f"(compared with {staleness.corpus})")
