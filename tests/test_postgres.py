@@ -439,3 +439,19 @@ def test_staleness_and_eval_work_on_postgres(pg_url, corpus, embedder, tmp_path,
     assert main(["eval", str(data), "--index", pg_url.replace("index=t_", "index=e_"),
                  "--json", "-q"]) == 0  # fmt: skip
     assert '"ndcg@10": 1.0' in capsys.readouterr().out
+
+
+def test_the_page_answers_from_postgres(monkeypatch, pg_url, corpus, embedder):
+    from streamlit.testing.v1 import AppTest
+
+    build_index(corpus, pg_url, embedder=embedder)
+    monkeypatch.setenv("QA_INDEX", pg_url)
+    monkeypatch.setenv("QA_CORPUS", str(corpus))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    at.text_input(key="question").input("How should I sleep with back pain?")
+    at.run()
+    assert not at.exception
+    shown = " ".join(m.value for m in at.markdown)
+    assert "mattress" in shown and "S3cr3t" not in shown

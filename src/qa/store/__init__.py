@@ -7,6 +7,7 @@ See `qa.store.base` for the seam every store implements.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from qa.store.base import Batch, Generation, LexicalHits, Passages, Store, Writer
 
@@ -22,9 +23,16 @@ def open_store(location: str | os.PathLike | Store | None = None) -> Store:
         return location
     where = config.index_location(location)
     if config.is_database_url(where):
-        from qa.store.postgres import PostgresStore
-
-        return PostgresStore(where)
+        return _database(where)
     from qa.store.local import LocalStore
 
     return LocalStore(where)
+
+
+@lru_cache(maxsize=16)
+def _database(url: str) -> Store:
+    """One `PostgresStore` per URL and process, so its connections and the live manifest are
+    shared by everything that opens the same index (the page opens it on every rerun)."""
+    from qa.store.postgres import PostgresStore
+
+    return PostgresStore(url)

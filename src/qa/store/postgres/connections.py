@@ -18,7 +18,7 @@ from qa.store.postgres.faults import is_lost, translate
 
 CONNECT_TIMEOUT = 10  # seconds, unless the URL (or PGCONNECT_TIMEOUT) says otherwise
 CHECK_INTERVAL = "1s"  # a build's backend notices within this that its client died
-IDLE = 8  # connections a pool keeps open for later searches
+IDLE = 32  # connections a pool keeps open for later searches (one per searching thread)
 
 T = TypeVar("T")
 
