@@ -221,11 +221,30 @@ def part_serving(n_questions: int) -> dict:
         model = common.measured_process([sys.executable, __file__, "model"], questions)
         local = common.measured_process([*ask, str(FULL)], questions)
         pg = common.measured_process([*ask, target], questions)
+        warm = {kind: warm_ask(location, questions.split("\n")[:-1])
+                for kind, location in (("local", str(FULL)), ("pg", target))}  # fmt: skip
     finally:
         server.cleanup()
-    result = {"model_mib": model["rss_mib"], "local_mib": local["rss_mib"], "pg_mib": pg["rss_mib"]}
+    result = {"model_mib": model["rss_mib"], "local_mib": local["rss_mib"], "pg_mib": pg["rss_mib"],
+              **{f"{kind}_ask_{q}_ms": value for kind, got in warm.items()
+                 for q, value in got.items()}}  # fmt: skip
     result["ratio"] = (pg["rss_mib"] - model["rss_mib"]) / (local["rss_mib"] - model["rss_mib"])
     return result
+
+
+def warm_ask(location: str, questions: list[str]) -> dict:
+    """p50/p95 ms of `Searcher.ask` (hybrid, k 5) once warm, over the questions twice."""
+    from qa.retrieve.searcher import Searcher
+
+    searcher = Searcher(location)
+    for q in questions[:5]:
+        searcher.ask(q, 5)
+    times = []
+    for q in questions * 2:
+        t = time.perf_counter()
+        searcher.ask(q, 5)
+        times.append((time.perf_counter() - t) * 1000)
+    return {"p50": round(common.pct(times, 50), 1), "p95": round(common.pct(times, 95), 1)}
 
 
 def worker(location: str, queries_file: str) -> None:

@@ -426,6 +426,8 @@ def test_no_index_yet_and_unreachable_servers(pg_server, capsys, tmp_path):
     one_line_error(capsys, ["info", "--index", pg_server.database_url("nosuchdb")],
                    "no database at")  # fmt: skip
     assert main(["info", "--index", "postgresql://h/db?index=Not-OK"]) == 2
+    assert main(["build", "--index", pg_server.index_url("ivf"), "--index-type", "ivf"]) == 2
+    assert "index type 'ivf' is not available" in capsys.readouterr().err
 
 
 def test_staleness_and_eval_work_on_postgres(pg_url, corpus, embedder, tmp_path, capsys):

@@ -20,7 +20,7 @@ import numpy as np
 
 from qa import __version__, config
 from qa.embed.embedder import Embedder
-from qa.errors import QAError
+from qa.errors import QAError, UsageError
 from qa.ingest import sentences
 from qa.ingest.chunking import (
     CHUNKER_VERSION,
@@ -124,6 +124,10 @@ def build_index(
     started = time.perf_counter()
     corpus_dir = config.corpus_dir(corpus_dir)
     store = open_store(index_dir)
+    kinds = getattr(store, "index_types", None)  # a store that offers fewer kinds says so
+    if index_type and kinds and index_type not in kinds:
+        raise UsageError(f"index type {index_type!r} is not available at {store.location}",
+                         f"use one of: {', '.join(kinds)}")  # before anything is embedded
     if not corpus_dir.is_dir():  # before taking the lock, which creates the index folder
         raise QAError(
             f"no corpus folder at {corpus_dir}",

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from qa.errors import IndexCorruptError, QAError
 from qa.store import manifest as manifests
-from qa.store.postgres import catalog
+from qa.store.postgres import ann, catalog
 from qa.store.postgres.connections import Pool, connect
 from qa.store.postgres.faults import translated
 from qa.store.postgres.generation import PostgresGeneration
@@ -38,6 +38,7 @@ class PostgresStore:
     """
 
     shared = True  # many page servers read it; none should rebuild it on its own
+    index_types = ann.KINDS  # vector index kinds a build may ask for
 
     def __init__(self, url: str) -> None:
         try:
