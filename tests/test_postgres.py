@@ -457,3 +457,20 @@ def test_the_page_answers_from_postgres(monkeypatch, pg_url, corpus, embedder):
     assert not at.exception
     shown = " ".join(m.value for m in at.markdown)
     assert "mattress" in shown and "S3cr3t" not in shown
+
+
+def test_equal_scores_are_ordered_as_the_local_store_orders_them(pg_url, tmp_path):
+    """Repeated passages (MedQuAD repeats answers) score alike: both stores put the higher
+    chunk id first in dense search (FAISS's exact search; the lower for a single result), and
+    the lower first in BM25 (as the ranking does). Which of equal passages make the cut when n
+    splits them is FAISS's heap's affair, not promised."""
+    dim = 8
+    vectors = np.tile(synthetic_batch(3, dim).vectors, (4, 1))  # 12 passages, 3 distinct
+    chunks = [Chunk(i, f"doc{i % 20}.txt", None, 0, 9, "same words") for i in range(12)]
+    write_generation(tmp_path, manifest_for(12, dim), chunks, vectors)
+    write_generation(PostgresStore(pg_url), manifest_for(12, dim), chunks, vectors)
+    local, pg = open_store(str(tmp_path)).open(), PostgresStore(pg_url).open()
+    for n in (1, 4, 12):  # cuts that do not split a group of equal scores
+        for q in vectors[:3]:
+            assert local.dense(q, n)[0].tolist() == pg.dense(q, n)[0].tolist()
+        assert local.lexical(["word"], n).ids.tolist() == pg.lexical(["word"], n).ids.tolist()

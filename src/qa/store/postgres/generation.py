@@ -2,9 +2,10 @@
 the top N (or the few rows asked for), so a searching process holds no corpus-sized arrays.
 
 Results match the local store's: dense scores are the same float32 inner products of the same
-vectors (ties by chunk id), BM25 sums bm25s's own float32 impacts (ties by chunk id), and a
-document filter searches the allowed rows exactly (an HNSW scan filters after it searched and
-could return fewer rows than asked).
+vectors (equal scores, from passages that repeat, ordered as FAISS's exact search orders them:
+the higher chunk id first, or the lower when one passage is asked for), BM25 sums bm25s's
+own float32 impacts (ties by chunk id), and a document filter searches the allowed rows
+exactly (an HNSW scan filters after it searched and could return fewer rows than asked).
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ class PostgresGeneration:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         exact = docs is not None or self.ef_search is None or n > ann.MAX_EF_SEARCH
         where = " where doc = any(%(docs)s)" if docs is not None else ""
-        statement = sql.SQL(_DENSE.format(s="{s}", where=where, ties=", id" if exact else ""))
+        first = n > 1  # FAISS's exact search: the higher id first, but for one result the lower
+        ties = (", id desc" if first else ", id") if exact else ""
+        statement = sql.SQL(_DENSE.format(s="{s}", where=where, ties=ties))
         params = {"q": np.asarray(query, np.float32), "n": n, "docs": list(docs or [])}
 
         def work(conn):
@@ -94,7 +97,7 @@ class PostgresGeneration:
         rows = self._run(work)
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         scores = np.array([r[1] for r in rows], dtype=np.float32)
-        order = np.lexsort((ids, -scores))  # ties by chunk id (HNSW returns them as found)
+        order = np.lexsort((-ids if first else ids, -scores))  # ties as FAISS orders them
         return ids[order], scores[order]
 
     def lexical(self, terms: Sequence[str], n: int, docs: Docs = None,
