@@ -1,7 +1,8 @@
 """PostgreSQL + pgvector beside the local store, measured in one run (README, "Scaling out").
 
     python benchmarks/postgres.py ann [--sizes 100000,1000000] [--queries 200] [--seconds 10]
-    python benchmarks/postgres.py serving [--questions 50]
+                                      [--source medquad-full | LOCAL_INDEX]
+    python benchmarks/postgres.py serving [--questions 50] [--index LOCAL_INDEX]
     python benchmarks/postgres.py copy LOCAL_INDEX URL
 
 `ann`: real MiniLM vectors of medquad-full's chunks (the index `python benchmarks/run.py
@@ -166,20 +167,36 @@ def serving_rss(location: str, queries: np.ndarray) -> float:
     return got["rss_mib"]
 
 
-def part_ann(sizes: list[int], n_queries: int, seconds: float) -> list[dict]:
+def vector_sets(source: str, sizes: list[int], n_queries: int):
+    """(n, base vectors, query vectors) per size: medquad-full's real vectors tiled with noise
+    and real questions, or synthetic ones shaped like medquad-small's (`synthetic.synthetic`,
+    queries = fresh draws), when medquad-full's index is not at hand."""
+    from qa.store import open_store
+
+    if source == "medquad-full":
+        real, queries = open_store(str(FULL)).open().vectors, question_vectors(n_queries)
+        for n in sizes:
+            yield n, tiled(real, n), queries
+        return
+    from synthetic import synthetic
+
+    real = np.ascontiguousarray(open_store(source).open().vectors)
+    for n in sizes:
+        data = synthetic(real, n + n_queries, seed=n)
+        yield n, data[:n], data[n:]
+
+
+def part_ann(source: str, sizes: list[int], n_queries: int, seconds: float) -> list[dict]:
     import faiss
 
     from qa.store import open_store
     from qa.store.local import LocalStore
 
-    real = open_store(str(FULL)).open().vectors
-    queries = question_vectors(n_queries)
     server, url = (None, os.environ["QA_BENCH_PG_URL"]) if os.environ.get("QA_BENCH_PG_URL") \
         else throwaway_server()  # fmt: skip
     rows = []
     try:
-        for n in sizes:
-            base = tiled(real, n)
+        for n, base, queries in vector_sets(source, sizes, n_queries):
             _, truth = faiss.knn(queries, base, 10, metric=faiss.METRIC_INNER_PRODUCT)
             for kind, location in (("local", tempfile.mkdtemp(prefix="qa-bench-")),
                                    ("postgres", f"{url}&index=bench_{n}")):  # fmt: skip
@@ -190,7 +207,7 @@ def part_ann(sizes: list[int], n_queries: int, seconds: float) -> list[dict]:
                 times, found = latencies(generation, queries)
                 recall = np.mean([len(set(f.tolist()) & set(t.tolist())) / 10
                                   for f, t in zip(found, truth, strict=True)])  # fmt: skip
-                row = {"store": kind, "n": n, "build_s": round(build_s, 1),
+                row = {"store": kind, "n": n, "vectors": source, "build_s": round(build_s, 1),
                        "index": generation.manifest["index_type"],
                        "params": generation.manifest.get("ann") or {},
                        "p50_ms": round(common.pct(times, 50), 2),
@@ -208,21 +225,22 @@ def part_ann(sizes: list[int], n_queries: int, seconds: float) -> list[dict]:
     return rows
 
 
-def part_serving(n_questions: int) -> dict:
-    """Peak RSS of `qa ask` over medquad-full, local and PostgreSQL, and of the model alone."""
+def part_serving(index: Path, n_questions: int) -> dict:
+    """Peak RSS of `qa ask` over a MedQuAD index, from its folder and from PostgreSQL (the same
+    generation copied over), and of a process that only loads the model."""
     from qa.store import open_store
 
     server, url = throwaway_server()
     try:
-        target = f"{url}&index=medquad_full"
-        copy_generation(open_store(str(FULL)).open(), open_store(target))
+        target = f"{url}&index=serving"
+        copy_generation(open_store(str(index)).open(), open_store(target))
         questions = "\n".join(common.sample_queries("medquad-full", n_questions)) + "\n"
         ask = [sys.executable, "-m", "qa", "ask", "-k", "5", "--json", "--index"]
         model = common.measured_process([sys.executable, __file__, "model"], questions)
-        local = common.measured_process([*ask, str(FULL)], questions)
+        local = common.measured_process([*ask, str(index)], questions)
         pg = common.measured_process([*ask, target], questions)
         warm = {kind: warm_ask(location, questions.split("\n")[:-1])
-                for kind, location in (("local", str(FULL)), ("pg", target))}  # fmt: skip
+                for kind, location in (("local", str(index)), ("pg", target))}  # fmt: skip
     finally:
         server.cleanup()
     result = {"model_mib": model["rss_mib"], "local_mib": local["rss_mib"], "pg_mib": pg["rss_mib"],
@@ -275,7 +293,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--questions", type=int, default=50)
+    parser.add_argument("--index", type=Path, default=FULL, help="serving: the local index")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--source", default="medquad-full", help="medquad-full (real vectors, "
+                        "tiled), or a local index whose vectors shape synthetic ones")
     args = parser.parse_args()
     if args.part == "worker":
         return worker(*args.args)
@@ -292,11 +313,13 @@ def main() -> None:
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     env = common.environment()
     if args.part == "ann":
-        rows = part_ann([int(s) for s in args.sizes.split(",")], args.queries, args.seconds)
+        rows = part_ann(args.source, [int(s) for s in args.sizes.split(",")], args.queries,
+                        args.seconds)  # fmt: skip
         result = {"environment": env, "rows": rows}
         print(table(rows))
     else:
-        result = {"environment": env, "serving": part_serving(args.questions)}
+        result = {"environment": env, "index": str(args.index),
+                  "serving": part_serving(args.index, args.questions)}
         print(json.dumps(result["serving"]))
     out = common.RESULTS / f"postgres-{args.part}.json"
     out.write_text(json.dumps(result, indent=2))
