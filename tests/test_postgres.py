@@ -452,7 +452,7 @@ def test_the_page_answers_from_postgres(monkeypatch, pg_url, corpus, embedder):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     assert not at.exception
-    at.text_input(key="question").input("How should I sleep with back pain?")
+    at.text_input(key="q").input("How should I sleep with back pain?")
     at.run()
     assert not at.exception
     shown = " ".join(m.value for m in at.markdown)
