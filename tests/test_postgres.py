@@ -474,3 +474,33 @@ def test_equal_scores_are_ordered_as_the_local_store_orders_them(pg_url, tmp_pat
         for q in vectors[:3]:
             assert local.dense(q, n)[0].tolist() == pg.dense(q, n)[0].tolist()
         assert local.lexical(["word"], n).ids.tolist() == pg.lexical(["word"], n).ids.tolist()
+
+
+def test_threads_share_a_postgres_searcher(both):
+    """Eight threads asking at once get exactly the serial answers (one pool of connections)."""
+    _, pg = both
+    asked = questions()[:16]
+    serial = [pg.ask(q, 5) for q in asked]
+    results: dict[int, object] = {}
+
+    def ask(i: int) -> None:
+        for j in range(i, len(asked), 8):
+            results[j] = pg.ask(asked[j], 5)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for j, answer in enumerate(serial):
+        same_answer(answer, results[j])
+
+
+def test_without_the_postgres_extra_the_error_says_what_to_install():
+    code = ("import sys; sys.modules['psycopg'] = None; from qa.cli import main; "
+            "sys.exit(main(['info', '--index', 'postgresql://u:pw@h/db']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("qa: error: PostgreSQL support is not installed "
+                                   "(hint: pip install 'qa[postgres]' (psycopg and pgvector))")

@@ -32,7 +32,17 @@ def open_store(location: str | os.PathLike | Store | None = None) -> Store:
 @lru_cache(maxsize=16)
 def _database(url: str) -> Store:
     """One `PostgresStore` per URL and process, so its connections and the live manifest are
-    shared by everything that opens the same index (the page opens it on every rerun)."""
-    from qa.store.postgres import PostgresStore
+    shared by everything that opens the same index (the page opens it on every rerun).
 
+    Raises:
+        QAError: the optional PostgreSQL support (psycopg, pgvector) is not installed.
+    """
+    try:
+        import pgvector.psycopg  # noqa: F401 - needed on first connection; checked here
+        from qa.store.postgres import PostgresStore
+    except ImportError:
+        from qa.errors import QAError
+
+        raise QAError("PostgreSQL support is not installed",
+                      "pip install 'qa[postgres]' (psycopg and pgvector)") from None
     return PostgresStore(url)

@@ -34,19 +34,12 @@ class PostgresStore:
 
     Raises:
         UsageError: a malformed URL or index name.
-        QAError: the PostgreSQL driver is not installed.
     """
 
     shared = True  # many page servers read it; none should rebuild it on its own
     index_types = ann.KINDS  # vector index kinds a build may ask for
 
     def __init__(self, url: str) -> None:
-        try:
-            import pgvector.psycopg  # noqa: F401
-            import psycopg  # noqa: F401
-        except ImportError:
-            raise QAError("PostgreSQL support is not installed",
-                          "pip install 'qa[postgres]' (psycopg and pgvector)") from None
         self._url = parse(url)
         self.location, self.name = self._url.shown, self._url.name
         self._pool: Pool | None = None
