@@ -39,6 +39,7 @@ def _database(url: str) -> Store:
     """
     try:
         import pgvector.psycopg  # noqa: F401 - needed on first connection; checked here
+
         from qa.store.postgres import PostgresStore
     except ImportError:
         from qa.errors import QAError
