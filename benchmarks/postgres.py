@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -96,9 +97,10 @@ def tiled(vectors: np.ndarray, n: int) -> np.ndarray:
     return base
 
 
-def write_synthetic(store, vectors: np.ndarray) -> float:
-    """Write vectors as a generation (one 'sentence', a noisy copy, on every 50th passage, for
-    the calibration); returns the seconds the writer took."""
+def write_synthetic(store, vectors: np.ndarray, sentences: np.ndarray | None = None) -> float:
+    """Write vectors as a generation, one sentence on every 50th passage for the calibration:
+    `sentences[i]` (a real sentence vector of that passage), else a noisy copy of the passage
+    (nearer to it than real sentences are); returns the seconds the writer took."""
     from qa.ingest.chunking import Chunk
     from qa.store import Batch
 
@@ -114,12 +116,16 @@ def write_synthetic(store, vectors: np.ndarray) -> float:
         for start in range(0, n, 5000):
             ids = range(start, min(start + 5000, n))
             spans = [[(0, 1)] if i % 50 == 0 else [] for i in ids]
-            rows = vectors[[i for i in ids if i % 50 == 0]]
-            sentences = rows + 0.02 * rng.standard_normal(rows.shape).astype(np.float32)
-            sentences /= np.linalg.norm(sentences, axis=1, keepdims=True)
+            picked = [i for i in ids if i % 50 == 0]
+            if sentences is not None:
+                said = sentences[picked]
+            else:
+                said = vectors[picked] + 0.02 * rng.standard_normal((len(picked), dim),
+                                                                    dtype=np.float32)
+                said /= np.linalg.norm(said, axis=1, keepdims=True)
             writer.add(Batch([Chunk(i, f"d{i // 100}", None, 0, 1, "x") for i in ids],
                              ["T"] * len(ids), [f"k{i}" for i in ids], vectors[start:ids.stop],
-                             spans, sentences))  # fmt: skip
+                             spans, said))  # fmt: skip
         writer.commit(manifest)
     return time.perf_counter() - started
 
@@ -174,16 +180,20 @@ def vector_sets(source: str, sizes: list[int], n_queries: int):
     from qa.store import open_store
 
     if source == "medquad-full":
-        real, queries = open_store(str(FULL)).open().vectors, question_vectors(n_queries)
+        real, queries = open_store(str(FULL)).open(), question_vectors(n_queries)
+        has = real.bounds[1:] > real.bounds[:-1]  # a passage's first sentence, where it has one
+        first = np.where(has[:, None], real.sentence_vectors[np.minimum(
+            real.bounds[:-1], len(real.sentence_vectors) - 1)], real.vectors)  # fmt: skip
         for n in sizes:
-            yield n, tiled(real, n), queries
+            rows = np.arange(n) % len(real.vectors)
+            yield n, tiled(real.vectors, n), queries, first[rows]
         return
     from synthetic import synthetic
 
     real = np.ascontiguousarray(open_store(source).open().vectors)
     for n in sizes:
         data = synthetic(real, n + n_queries, seed=n)
-        yield n, data[:n], data[n:]
+        yield n, data[:n], data[n:], None
 
 
 def part_ann(source: str, sizes: list[int], n_queries: int, seconds: float) -> list[dict]:
@@ -196,13 +206,13 @@ def part_ann(source: str, sizes: list[int], n_queries: int, seconds: float) -> l
         else throwaway_server()  # fmt: skip
     rows = []
     try:
-        for n, base, queries in vector_sets(source, sizes, n_queries):
+        for n, base, queries, sentences in vector_sets(source, sizes, n_queries):
             _, truth = faiss.knn(queries, base, 10, metric=faiss.METRIC_INNER_PRODUCT)
             for kind, location in (("local", tempfile.mkdtemp(prefix="qa-bench-")),
                                    ("postgres", f"{url}&index=bench_{n}")):  # fmt: skip
                 store = LocalStore(location) if kind == "local" else open_store(location)
                 common.log(f"{kind} {n:,}: writing")
-                build_s = write_synthetic(store, base)
+                build_s = write_synthetic(store, base, sentences)
                 generation = store.open()
                 times, found = latencies(generation, queries)
                 recall = np.mean([len(set(f.tolist()) & set(t.tolist())) / 10
@@ -217,6 +227,8 @@ def part_ann(source: str, sizes: list[int], n_queries: int, seconds: float) -> l
                                                              seconds))  # fmt: skip
                 del generation
                 row["rss_mib"] = round(serving_rss(location, queries))
+                if kind == "local":
+                    shutil.rmtree(location, ignore_errors=True)
                 common.log(json.dumps(row))
                 rows.append(row)
     finally:

@@ -168,7 +168,9 @@ def test_hnsw_with_ef_search_calibrated_at_build(pg_url, capsys):
     generation = store.open()
     search = generation.manifest["ann"]
     assert generation.manifest["index_type"] == "hnsw"
-    assert search["ef_search"] in ann.EF_SEARCH and search["recall@10"] >= ann.TARGET_RECALL
+    assert search["calibrated_ef_search"] in ann.EF_SEARCH
+    assert search["ef_search"] == search["calibrated_ef_search"] * ann.MARGIN
+    assert search["recall@10"] >= ann.TARGET_RECALL
     queries = synthetic_batch(200, dim, seed=1).vectors  # fresh questions from the same data
     hits = 0
     for q in queries:

@@ -3,10 +3,12 @@
 Small tables are scanned exactly (no index: a sequential scan and a top-N sort); above
 `HNSW_THRESHOLD` rows an HNSW index over inner product is built, and `hnsw.ef_search` (how
 many candidates a search keeps) is calibrated on the data at build time: sentence vectors of
-random passages stand in for questions (they are not in the index, and sit at about a
-question's distance from passages), the exact top 10 comes from FAISS over the build's own
-vectors, and the smallest ef_search whose recall@10 reaches `TARGET_RECALL` is kept and
-recorded in the manifest. A question asking for more passages than that searches wider.
+random passages stand in for questions (they are not in the index), the exact top 10 comes
+from FAISS over the build's own vectors, and the smallest ef_search whose recall@10 reaches
+`TARGET_RECALL` on them, times `MARGIN`, is kept and recorded in the manifest. Questions lie
+farther from passages than a passage's own sentences, and need more candidates: on
+medquad-full (45,043 passages) sentences reached 0.972 at ef_search 40, real questions 0.898
+there and 0.962 at 120. A question asking for more passages than ef_search searches wider.
 """
 
 from __future__ import annotations
@@ -22,11 +24,10 @@ from qa.errors import UsageError
 HNSW_THRESHOLD = 10_000  # rows: an exact scan costs ~0.7 us a row here (README, "Scaling out")
 HNSW_M = 16  # pgvector's defaults
 HNSW_EF_CONSTRUCTION = 64
-# candidates, in order; never below pgvector's default 40: on 100,000 synthetic vectors the
-# sentence stand-ins reached 0.97 at 20 while fresh questions got 0.959 there (README)
-EF_SEARCH = (40, 60, 80, 120, 160, 240, 320, 480, 640, 1000)
+EF_SEARCH = (20, 40, 60, 80, 120, 160, 240, 320)  # candidates tried, in order (x MARGIN)
 MAX_EF_SEARCH = 1000  # pgvector's limit
 TARGET_RECALL = 0.97
+MARGIN = 3  # questions need about 3x the candidates sentences need (module text)
 CALIBRATION_QUERIES = 200
 SEED = 1234
 MAINTENANCE_WORK_MEM = "1GB"  # the HNSW graph must fit, or building it is ~5x slower
@@ -61,8 +62,9 @@ def build(conn, schema: str) -> None:
 
 
 def calibrate(conn, schema: str, vectors: np.ndarray, queries: np.ndarray) -> dict:
-    """The smallest ef_search reaching `TARGET_RECALL` (recall@10 against exact search over
-    `vectors`, the table's rows in id order) for `queries`; what the manifest records."""
+    """The ef_search to search with: the smallest reaching `TARGET_RECALL` (recall@10 against
+    exact search over `vectors`, the table's rows in id order) for `queries`, times `MARGIN`;
+    what the manifest records."""
     import faiss
 
     k = min(10, len(vectors))
@@ -80,7 +82,8 @@ def calibrate(conn, schema: str, vectors: np.ndarray, queries: np.ndarray) -> di
         if recall >= TARGET_RECALL:
             break
     return {"kind": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
-            "ef_search": ef, "recall@10": round(recall, 4), "target": TARGET_RECALL,
+            "ef_search": min(MAX_EF_SEARCH, ef * MARGIN), "calibrated_ef_search": ef,
+            "recall@10": round(recall, 4), "target": TARGET_RECALL,
             "queries": len(queries)}  # fmt: skip
 
 
