@@ -445,11 +445,13 @@ def test_staleness_and_eval_work_on_postgres(pg_url, corpus, embedder, tmp_path,
     assert '"ndcg@10": 1.0' in capsys.readouterr().out
 
 
-def test_the_page_answers_from_postgres(monkeypatch, pg_url, corpus, embedder):
+def test_the_page_answers_from_postgres(monkeypatch, pg_tcp, corpus, embedder):
+    """The page on a password-protected database: it answers, and never shows the password."""
     from streamlit.testing.v1 import AppTest
 
-    build_index(corpus, pg_url, embedder=embedder)
-    monkeypatch.setenv("QA_INDEX", pg_url)
+    url = pg_tcp.url() + "?index=page"
+    build_index(corpus, url, embedder=embedder)
+    monkeypatch.setenv("QA_INDEX", url)
     monkeypatch.setenv("QA_CORPUS", str(corpus))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
@@ -457,8 +459,9 @@ def test_the_page_answers_from_postgres(monkeypatch, pg_url, corpus, embedder):
     at.text_input(key="q").input("How should I sleep with back pain?")
     at.run()
     assert not at.exception
-    shown = " ".join(m.value for m in at.markdown)
-    assert "mattress" in shown and "S3cr3t" not in shown
+    shown = " ".join(str(e.value) for kind in ("markdown", "caption", "error", "warning", "info")
+                     for e in getattr(at, kind))  # fmt: skip
+    assert "mattress" in shown and pg_tcp.PASSWORD not in shown
 
 
 def test_equal_scores_are_ordered_as_the_local_store_orders_them(pg_url, tmp_path):
