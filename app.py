@@ -296,7 +296,7 @@ def document_view() -> None:
 
 # --- the page ------------------------------------------------------------------------------------
 
-index_dir = config.index_dir()
+index_dir = config.index_location()  # a folder or a postgresql:// URL
 corpus = config.corpus_dir()
 store = open_store(index_dir)
 allowed = documents.access(store, corpus)
@@ -311,7 +311,7 @@ if store.current() is None:  # a fresh clone, or an index folder that was emptie
     if store.current() is None:
         show_notices()  # e.g. a file refused
         show_error(st.session_state.get("build_error") or QAError(
-            f"there is no index at {index_dir}", "build it with `qa build`"))  # fmt: skip
+            f"there is no index at {store.location}", "build it with `qa build`"))  # fmt: skip
         uploader(allowed)
         handle_pending()
         st.button("Try again", key="retry", on_click=retry)

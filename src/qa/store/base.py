@@ -159,6 +159,7 @@ class Store(Protocol):
     """Where an index lives."""
 
     location: str  # for messages: a folder, or a database URL without its password
+    shared: bool  # many machines read it (a database): a page should not rebuild it by itself
 
     def current(self) -> str | None:
         """The id of the live generation, or None when nothing was built (cheap)."""

@@ -31,6 +31,8 @@ class LocalStore:
         path: the index folder; created by the first build.
     """
 
+    shared = False  # one machine's folder: the page may rebuild it
+
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.location = str(self.path)

@@ -166,6 +166,12 @@ SCHEMA = Obj(
         "answered": Obj(required={"version": Int(), "probes": Int(), "cosine": Num(),
                                   "sentence": Num()}, optional={}),  # fmt: skip
         "ray": Obj(required={"workers": Int(1)}, optional={}),  # a `qa build --ray`
+        "ann": Obj(required={"kind": Text(("flat", "hnsw"))},  # a PostgreSQL store's search
+                   optional={"m": Int(1), "ef_construction": Int(1), "ef_search": Int(1),
+                             "calibrated_ef_search": Int(1), "recall@10": Num(),
+                             "target": Num(), "queries": Int()}),  # fmt: skip
+        "store": Obj(required={"kind": Text(), "format": Text(), "schema": Text()},
+                     optional={}),  # fmt: skip
         "arrays": ListOf(Text(pattern=re.compile(r"[A-Za-z_][A-Za-z0-9_]*"))),
         "files": MapOf(Text(pattern=re.compile(r"[A-Za-z0-9_.-]+")), Text(pattern=_SHA256)),
     },

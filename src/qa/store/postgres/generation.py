@@ -1,0 +1,169 @@
+"""One generation in PostgreSQL, searched where it lives: every call is one query that returns
+the top N (or the few rows asked for), so a searching process holds no corpus-sized arrays.
+
+Results match the local store's: dense scores are the same float32 inner products of the same
+vectors (equal scores, from passages that repeat, ordered as FAISS's exact search orders them:
+the higher chunk id first, or the lower when one passage is asked for), BM25 sums bm25s's
+own float32 impacts (ties by chunk id), and a document filter searches the allowed rows
+exactly (an HNSW scan filters after it searched and could return fewer rows than asked).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from psycopg import sql
+
+from qa.errors import IndexCorruptError, QAError
+from qa.ingest.chunking import Chunk
+from qa.store.base import Docs, LexicalHits, Passages
+from qa.store.postgres import ann, tables
+from qa.store.postgres.faults import translate
+
+POOLED = "pooled"  # as qa.store.local_generation: sentence vectors pooled from the passage
+_PASSAGES = ("select id, doc, section, start_offset, end_offset, text, page, source_start,"
+             " source_end, title, embedding, spans, sentence_vectors from {s}.chunks"
+             " where id = any(%s)")  # fmt: skip
+_DENSE = ("select id, -(embedding <#> %(q)b) from {s}.chunks{where}"
+          " order by embedding <#> %(q)b{ties} limit %(n)s")  # fmt: skip
+_LEXICAL = (
+    "with q as materialized (select t.id, count(*)::float8 as qtf from unnest(%(terms)s::text[])"
+    " as u(term) join {s}.terms t on t.term = u.term group by t.id),"
+    " s as (select p.chunk_id, sum(q.qtf * p.score)::float4 as score from q join {s}.postings p"
+    " on p.term_id = q.id{where} group by p.chunk_id)"
+)
+_TOP = " select chunk_id, score from s where score > 0 order by score desc, chunk_id limit %(n)s"
+_ALSO = (" (select chunk_id, score, 0 from s where score > 0 order by score desc, chunk_id"
+         " limit %(n)s) union all"
+         " (select chunk_id, score, 1 from s where chunk_id = any(%(also)s))")
+_TERMS = "select term, df from {s}.terms where term = any(%s)"
+_IN_DOCS = " where p.chunk_id in (select id from {s}.chunks where doc = any(%(docs)s))"
+
+
+class PostgresGeneration:
+    """A live or recent generation (see `qa.store.base.Generation` for the calls).
+
+    Args:
+        pool: connections for the queries.
+        schema: the generation's schema (its id).
+        manifest: its manifest.
+        pin: a connection holding the generation's shared advisory lock, so no build drops it
+            while this object lives (closed, which releases it, when the object goes).
+    """
+
+    def __init__(self, pool, schema: str, manifest: dict, pin) -> None:
+        self.id, self.manifest, self.size = schema, manifest, int(manifest["chunks"])
+        self.dim = int(manifest["model"]["dim"])
+        search = manifest.get("ann") or {}
+        self.ef_search = search.get("ef_search") if manifest.get("index_type") == "hnsw" else None
+        self._pool = pool
+        self._sql = {"passages": sql.SQL(_PASSAGES), "terms": sql.SQL(_TERMS)}
+        self._s = sql.Identifier(schema)
+        weakref.finalize(self, pin.close)
+
+    def _run(self, work):
+        import psycopg
+
+        try:
+            return self._pool.run(work)
+        except psycopg.errors.UndefinedTable:
+            raise QAError(f"the index at {self._pool.where} changed while answering",
+                          "ask again: the next question uses the new index") from None
+        except psycopg.Error as exc:
+            raise translate(exc, self._pool.where) from None
+
+    def dense(self, query: np.ndarray, n: int, docs: Docs = None) -> tuple[np.ndarray, np.ndarray]:
+        n = min(n, self.size)
+        if n <= 0 or (docs is not None and not docs):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        exact = docs is not None or self.ef_search is None or n > ann.MAX_EF_SEARCH
+        where = " where doc = any(%(docs)s)" if docs is not None else ""
+        first = n > 1  # FAISS's exact search: the higher id first, but for one result the lower
+        ties = (", id desc" if first else ", id") if exact else ""
+        statement = sql.SQL(_DENSE.format(s="{s}", where=where, ties=ties))
+        params = {"q": np.asarray(query, np.float32), "n": n, "docs": list(docs or [])}
+
+        def work(conn):
+            with conn.transaction():
+                if docs is not None:  # bitmap scan on doc, then sort: exact, never under-filled
+                    conn.execute("set local enable_indexscan = off")
+                elif not exact:
+                    conn.execute("select set_config('hnsw.ef_search', %s, true)",
+                                 (str(max(self.ef_search, n)),))  # fmt: skip
+                return conn.execute(statement.format(s=self._s), params).fetchall()
+
+        rows = self._run(work)
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        scores = np.array([r[1] for r in rows], dtype=np.float32)
+        order = np.lexsort((-ids if first else ids, -scores))  # ties as FAISS orders them
+        return ids[order], scores[order]
+
+    def lexical(self, terms: Sequence[str], n: int, docs: Docs = None,
+                also: np.ndarray | None = None) -> LexicalHits:  # fmt: skip
+        also = np.asarray(also if also is not None else [], dtype=np.int64)
+        if not terms or n <= 0 or (docs is not None and not docs):
+            return LexicalHits(np.zeros(0, np.int64), np.zeros(0, np.float32),
+                               np.zeros(len(also), np.float32))  # fmt: skip
+        where = _IN_DOCS if docs is not None else ""
+        text = _LEXICAL.format(s="{s}", where=where) + (_ALSO if len(also) else _TOP)
+        params = {"terms": list(terms), "n": n, "docs": list(docs or []), "also": also.tolist()}
+        statement = sql.SQL(text).format(s=self._s)
+        rows = self._run(lambda conn: conn.execute(statement, params).fetchall())
+        top = [r for r in rows if len(r) == 2 or r[2] == 0]
+        ids = np.array([r[0] for r in top], dtype=np.int64)
+        scores = np.array([r[1] for r in top], dtype=np.float32)
+        found = {r[0]: r[1] for r in rows if len(r) == 3 and r[2] == 1}
+        extra = np.array([found.get(int(i), 0.0) for i in also], dtype=np.float32)
+        order = np.lexsort((ids, -scores))  # (already so ordered; kept explicit)
+        return LexicalHits(ids[order], scores[order], extra)
+
+    def term_frequencies(self, terms: Sequence[str]) -> np.ndarray:
+        if not terms:
+            return np.zeros(0, np.int64)
+        statement = self._sql["terms"].format(s=self._s)
+        found = dict(self._run(lambda conn: conn.execute(statement, (list(terms),)).fetchall()))
+        return np.array([found.get(t, 0) for t in terms], dtype=np.int64)
+
+    def passages(self, ids: Sequence[int] | np.ndarray) -> Passages:
+        ids = np.asarray(ids, dtype=np.int64)
+        statement = self._sql["passages"].format(s=self._s)
+
+        def work(conn):
+            with conn.cursor(binary=True) as cur:
+                return cur.execute(statement, (ids.tolist(),)).fetchall()
+
+        rows = {r[0]: r for r in (self._run(work) if len(ids) else [])}
+        if len(rows) != len(set(ids.tolist())):
+            raise IndexCorruptError(f"the index at {self._pool.where} lacks passages it ranked",
+                                    "run `qa build` to rebuild the index")  # fmt: skip
+        picked = [rows[int(i)] for i in ids]
+        spans = [np.asarray(r[11], dtype=np.int32).reshape(-1, 2) for r in picked]
+        return Passages(
+            ids,
+            [Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in picked],
+            [r[9] for r in picked],
+            np.array([r[10].to_numpy() for r in picked], dtype=np.float32).reshape(-1, self.dim),
+            np.concatenate(([0], np.cumsum([len(s) for s in spans]))).astype(np.int64),
+            np.concatenate([np.zeros((0, 2), np.int32), *spans]),
+            np.concatenate([np.zeros((0, self.dim), np.float32),
+                            *(tables.sentence_vectors(r[12], self.dim) for r in picked)]),
+        )  # fmt: skip
+
+    def reusable(self, conn, keys: set[str], vector_space: str, dim: int) -> Iterator[tuple]:
+        """(key, vector, sentence vectors) of passages with these keys, when this generation
+        was embedded in `vector_space` with pooled sentence vectors (read on `conn`, streamed)."""
+        from qa.embed.models import vector_id
+
+        model = self.manifest["model"]
+        if (vector_id(model["id"], model.get("backend", "torch")) != vector_space
+                or model["dim"] != dim or self.manifest.get("sentence_vectors") != POOLED):
+            return  # fmt: skip
+        statement = sql.SQL("select key, embedding, sentence_vectors from {}.chunks").format(
+            self._s)
+        with conn.transaction(), conn.cursor(name="qa_reuse", binary=True) as cur:
+            cur.itersize = 2000
+            for key, vector, blob in cur.execute(statement):
+                if key in keys:
+                    yield key, vector.to_numpy(), tables.sentence_vectors(blob, dim)
