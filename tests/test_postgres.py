@@ -152,8 +152,8 @@ def synthetic_batch(n: int, dim: int, seed: int = 0):
 def manifest_for(n: int, dim: int, request: str = "auto") -> dict:
     return {"model": {"id": "test-model", "dim": dim},
             "chunking": {"version": 1, "max_tokens": 254, "overlap": 1},
-            "documents": [{"path": f"doc{d}.txt", "title": "T", "sha256": "0"}
-                          for d in range(20)],
+            "documents": [{"path": f"doc{d}.txt", "title": "T", "sha256": "0",
+                           "chunks": len(range(d, n, 20))} for d in range(20)],
             "chunks": n, "corpus": "", "index_request": request,
             "built_at": "2026-01-01T00:00:00+00:00", "qa_version": "test"}  # fmt: skip
 
