@@ -395,7 +395,7 @@ def test_build_stopped_by_a_signal_leaves_nothing(tmp_path, sig, status):
     """Ctrl-C or SIGTERM while embedding into a new index folder: no folder left behind."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for i in range(150):
+    for i in range(600):  # enough that the build is still embedding when the signal lands
         (corpus / f"note-{i:03d}.txt").write_text(f"Note {i} says rest helps the back.\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "qa", "--debug", "build", "-q", "--corpus", str(corpus),
