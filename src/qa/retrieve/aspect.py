@@ -43,10 +43,16 @@ def heading_stems(heading: str) -> frozenset[str]:
     return frozenset(terms.stems(terms.words(heading)))
 
 
+@lru_cache(maxsize=1 << 16)
+def _heading(section: str | None, title: str) -> str:
+    return embed_context(section, title)
+
+
 def headings(passages: Passages) -> list[str]:
-    """The heading each passage was embedded under (`chunking.embed_context`)."""
-    return [embed_context(c.section, t) for c, t in zip(passages.chunks, passages.titles,
-                                                         strict=True)]
+    """The heading each passage was embedded under (`chunking.embed_context`; cached, as the
+    same few headings come up for question after question)."""
+    return [_heading(c.section, t) for c, t in zip(passages.chunks, passages.titles,
+                                                   strict=True)]
 
 
 def token_words(question: str, offsets: np.ndarray) -> list[tuple[str, str] | None]:

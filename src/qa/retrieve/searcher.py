@@ -109,14 +109,7 @@ class Searcher:
 
     def original_path(self, doc: str) -> Path | None:
         """The original file of an indexed document, when it is still in the corpus folder."""
-        corpus = self.manifest.get("corpus")
-        if not corpus:
-            return None
-        root = Path(corpus).resolve()
-        path = (root / doc).resolve()
-        if root not in path.parents or not path.is_file():
-            return None
-        return path
+        return original_file(self.manifest, doc)
 
     def select(self, doc: docfilter.Patterns = None, manifest: dict | None = None):
         """The documents a `doc` filter allows (None: all). See `qa.retrieve.docfilter`.
@@ -124,6 +117,8 @@ class Searcher:
         Raises:
             UsageError: a pattern matches no indexed document.
         """
+        if not docfilter.as_patterns(doc):
+            return None  # (no list of every document per question)
         paths = [d["path"] for d in (manifest or self.manifest)["documents"]]
         return docfilter.select_documents(doc, paths)
 
@@ -202,6 +197,18 @@ def require_numbers(ranking: Ranking, where: str) -> Ranking:
             "run `qa build` to rebuild the index",
         )
     return ranking
+
+
+def original_file(manifest: dict, doc: str) -> Path | None:
+    """The file an indexed document was read from, when it is still in the corpus folder."""
+    corpus = manifest.get("corpus")
+    if not corpus:
+        return None
+    root = Path(corpus).resolve()
+    path = (root / doc).resolve()
+    if root not in path.parents or not path.is_file():
+        return None
+    return path
 
 
 def resolve_mode(mode: str | None) -> str:
