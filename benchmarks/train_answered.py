@@ -99,8 +99,8 @@ def hit_rows(searcher: Searcher, questions: list[tuple[str, object]], depth: int
         chunks = ranking.passages.chunks
         if not chunks or not judge(chunks[0]):
             continue
-        for i in range(1, len(chunks)):
-            X.append(answered.gaps(ranking.passages, i, ranking.query))
+        for i, gap in enumerate(answered.gaps(ranking.passages, ranking.query), start=1):
+            X.append(gap)
             y.append(int(judge(chunks[i])))
     return np.array(X), np.array(y)
 

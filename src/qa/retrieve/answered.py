@@ -126,14 +126,19 @@ class Question:
         return cls(tuple(words), float(found.mean()) if len(words) else 1.0)
 
 
+def scores(passages: Passages, i: int, query: np.ndarray) -> tuple[float, float]:
+    """Passage i's cosine with the question and its best sentence's (the cosine again for a
+    passage stored without sentence vectors)."""
+    own = float(passages.vectors[i] @ query)
+    sentences = passages.sentence_vectors[passages.sentence_rows(i)] @ query
+    return own, float(sentences.max()) if len(sentences) else own
+
+
 def evidence(passages: Passages, i: int, query: np.ndarray, question: Question,
              null: tuple[float, float], cosine: float | None = None) -> Evidence:  # fmt: skip
     """The features of passage i of `passages` (`null`: the corpus's null levels, see
     `null_level`; `cosine`: use this instead of the passage's own)."""
-    rows = passages.sentence_rows(i)
-    sentences = passages.sentence_vectors[rows] @ query
-    own = float(passages.vectors[i] @ query)
-    best_sentence = float(sentences.max()) if len(sentences) else own
+    own, best_sentence = scores(passages, i, query)
     return Evidence(
         cosine=(own if cosine is None else cosine) - null[0],
         sentence=best_sentence - null[1],
@@ -191,15 +196,11 @@ def hit_model() -> Model:
     return _models()[1]
 
 
-def gaps(passages: Passages, i: int, query: np.ndarray) -> np.ndarray:
-    """How far passage i's cosine and best sentence fall below the first passage's."""
-    def scores(j: int) -> tuple[float, float]:
-        own = float(passages.vectors[j] @ query)
-        sentences = passages.sentence_vectors[passages.sentence_rows(j)] @ query
-        return own, float(sentences.max()) if len(sentences) else own
-
-    first, this = scores(0), scores(i)
-    return np.array([this[0] - first[0], this[1] - first[1]])
+def gaps(passages: Passages, query: np.ndarray) -> list[np.ndarray]:
+    """For each passage after the first, how far its cosine and best sentence fall below the
+    first passage's."""
+    first = np.array(scores(passages, 0, query))
+    return [np.array(scores(passages, i, query)) - first for i in range(1, len(passages))]
 
 
 def confidences(passages: Passages, query: np.ndarray, question: Question,
@@ -218,8 +219,7 @@ def confidences(passages: Passages, query: np.ndarray, question: Question,
     answer = model().probability(evidence(passages, 0, query, question, null_level(manifest),
                                           best_cosine))  # fmt: skip
     further = hit_model()
-    hits = [answer] + [answer * further.probability(gaps(passages, i, query))
-                       for i in range(1, len(passages))]  # fmt: skip
+    hits = [answer] + [answer * further.probability(gap) for gap in gaps(passages, query)]
     return answer, hits
 
 
