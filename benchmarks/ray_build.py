@@ -5,9 +5,9 @@
     python benchmarks/ray_build.py --limit 2000     # a fixed subset: the first 2,000 answers
 
 Each answer becomes one Markdown file (its title as the heading), as in the other benchmarks.
-Three builds: a plain build into a fresh index (`qa.build.build_index`, on the threads `qa
-build` picks), a Ray build into another fresh index on a local Ray of `--workers` CPUs
-(`qa.distributed.build_index`), and that Ray build again with nothing changed (every vector
+Three builds: a plain build into a fresh index (`qa.build.build_index`, on `--threads` model
+threads, default every core: what `qa build` picks on a quiet machine), a Ray build into
+another fresh index on a local Ray of `--workers` CPUs (`qa.distributed.build_index`), and that Ray build again with nothing changed (every vector
 reused: what a build costs besides the model, and how fast the driver and the store take
 passages, the limit of a large cluster). Each build's phases are timed from its progress
 callback: before embedding (model load; Ray and its workers; reading, chunking, finding
@@ -92,14 +92,23 @@ class Phases:
         return {**result, "load": load(), **extra}
 
 
-def plain_build(corpus: Path, index: Path) -> dict:
-    from qa import config
+def plain_build(corpus: Path, index: Path, threads: int) -> dict:
+    """A plain build on `threads` model threads: pinned ($QA_THREADS), as `qa build` otherwise
+    takes the cores minus the load average of the moment it loads the model."""
     from qa.build import build_index
 
-    log(f"plain build, {config.threads()} model thread(s), load {load()}")
-    phases = Phases()
-    summary = build_index(corpus, index, on_progress=phases)
-    result = phases.result(summary, threads=config.threads())
+    log(f"plain build, {threads} model thread(s), load {load()}")
+    before = os.environ.get("QA_THREADS")
+    os.environ["QA_THREADS"] = str(threads)
+    try:
+        phases = Phases()
+        summary = build_index(corpus, index, on_progress=phases)
+    finally:
+        if before is None:
+            os.environ.pop("QA_THREADS", None)
+        else:
+            os.environ["QA_THREADS"] = before
+    result = phases.result(summary, threads=threads)
     log(f"plain build: {result}")
     return result
 
@@ -184,6 +193,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, help="only the first N answers (a fixed subset)")
     parser.add_argument("--workers", type=int, default=2, help="local Ray CPUs (default: 2)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="model threads of the plain build (default: every core)")
     parser.add_argument("--keep", metavar="DIR", help="keep corpus and indexes in DIR")
     args = parser.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="qa-raybench-"))
@@ -191,7 +202,8 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "commit": os.popen(f"git -C {ROOT} rev-parse --short HEAD").read().strip(),
         "args": (f" --limit {args.limit}" if args.limit else "")
-        + (f" --workers {args.workers}" if args.workers != 2 else ""),
+        + (f" --workers {args.workers}" if args.workers != 2 else "")
+        + (f" --threads {args.threads}" if args.threads != (os.cpu_count() or 1) else ""),
         "load_start": load(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -199,7 +211,7 @@ def main() -> None:
     try:
         results["answers"] = write_corpus(work / "corpus", args.limit)
         log(f"{results['answers']} answers written to {work / 'corpus'}")
-        steps = [("plain", lambda: plain_build(work / "corpus", work / "plain")),
+        steps = [("plain", lambda: plain_build(work / "corpus", work / "plain", args.threads)),
                  ("ray", lambda: ray_build(work / "corpus", work / "ray", args.workers,
                                            "--ray build")),
                  ("ray_again", lambda: ray_build(work / "corpus", work / "ray", args.workers,
