@@ -170,3 +170,28 @@ def test_refresh_from_many_threads_loads_once(tmp_path, embedder, monkeypatch):
     assert len(loads) == 1  # one thread loaded the new build; the others found it in place
     assert switched.count(True) >= 1 and searcher.refresh() is False
     assert [d["path"] for d in searcher.documents()] == [REPORT.name, "more.txt"]
+
+
+def test_a_replaced_generation_is_freed_though_loaded_ones_are_frozen(tmp_path, embedder):
+    """Loaded generations leave the garbage collector's scans (`searcher.settled`), which would
+    keep a replaced one for good if it hung in a reference cycle: it must go with its last
+    reference, passages and arrays included, and the new one must sit in the frozen set."""
+    import gc
+    import weakref
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    build_index(corpus, tmp_path / "index", embedder=embedder)
+    searcher = Searcher(tmp_path / "index", embedder=embedder)
+    searcher.ask("What causes middle back pain?")  # arrays, BM25 and caches in use
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    old = weakref.ref(searcher.generation)
+    old_chunk = weakref.ref(searcher.generation.chunks[0])
+    (corpus / "more.txt").write_text("More text about posture.\n", encoding="utf-8")
+    build_index(corpus, tmp_path / "index", embedder=embedder)
+    assert searcher.refresh() is True
+    assert old() is None and old_chunk() is None  # freed by reference counting alone
+    assert gc.get_freeze_count() >= frozen
+    gc.unfreeze()  # (leave the other tests a collector as usual)

@@ -150,3 +150,47 @@ def test_top_k_is_a_stable_sort_cut_at_k(values, k):
     scores = np.array(values, dtype=np.float32) / 2  # few distinct values: many ties
     expected = np.argsort(-scores, kind="stable")[:k]
     assert top_k(scores, k).tolist() == expected.tolist()
+
+
+SENTENCE_WORDS = ["pain", "back", "spine", "muscle", "rest", "the", "of", "ache", "disc", "nerve"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cosines=st.lists(st.integers(0, 40), min_size=1, max_size=12),
+    sentences=st.lists(st.lists(st.sampled_from(SENTENCE_WORDS), max_size=6), min_size=12,
+                       max_size=12),  # fmt: skip
+    asked=st.lists(st.sampled_from(SENTENCE_WORDS), max_size=4),
+)
+def test_highlights_choose_as_if_every_sentence_had_its_term_bonus(cosines, sentences, asked):
+    """`sentence_scores` reads the terms of only the sentences `choose` could pick: the choice
+    is the one every sentence's full score gives (cosines on a grid of 0.01 steps, so that
+    many sit exactly at the margins)."""
+    from qa.ingest.terms import content_terms
+    from qa.retrieve import highlight
+
+    n = len(cosines)
+    texts = [" ".join(words) for words in sentences[:n]]
+    spans = [(10 * i, 10 * i + 5) for i in range(n)]
+    query = np.zeros(n, dtype=np.float32)
+    query[0] = 1.0
+    vectors = np.zeros((n, n), dtype=np.float32)
+    vectors[:, 0] = np.array(cosines, dtype=np.float32) / 100  # cosine i = cosines[i] / 100
+    terms = content_terms(" ".join(asked))
+    full = vectors @ query + highlight.TERM_WEIGHT * np.array(
+        [highlight.term_share(terms, t) for t in texts], dtype=np.float32)
+    got = highlight.sentence_scores(query, vectors, texts, terms)
+    assert highlight.choose(spans, got) == highlight.choose(spans, full)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300),
+       limit=st.sampled_from([4, 8, 16, 254]))  # fmt: skip
+def test_truncate_skips_tokenizing_only_texts_that_cannot_be_cut(embedder, text, limit):
+    """A text shorter in UTF-8 bytes than the window is returned uncut without being tokenized;
+    every other text is cut exactly where its word pieces pass the window."""
+    pieces = embedder.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    cut, was_cut = embedder.truncate(text, limit)
+    assert was_cut == (len(pieces) > limit)
+    if not was_cut:
+        assert cut == text

@@ -107,6 +107,21 @@ def test_missing_index(tmp_path):
         LocalStore(tmp_path).open()
 
 
+def test_current_names_the_live_build_as_the_folder_walk_does(tmp_path):
+    """`LocalStore.current` (read before every served answer) agrees with `current_build`:
+    no folder, no link, a link whose build is gone, a live build, a newer one."""
+    live = LocalStore(tmp_path / "index")
+    assert live.current() is None  # no folder
+    (tmp_path / "index").mkdir()
+    assert live.current() is None  # no link
+    first = tiny_build(tmp_path / "index")
+    assert live.current() == first.name == store.current_build(tmp_path / "index").name
+    second = tiny_build(tmp_path / "index", seed=1)
+    assert live.current() == second.name != first.name
+    shutil.rmtree(second)  # `current` now dangles
+    assert live.current() is None is store.current_build(tmp_path / "index")
+
+
 @pytest.mark.parametrize("name", ["chunks.jsonl", "vectors.npy", "dense.faiss"])
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
 def test_damaged_file_is_caught_by_checksum_before_parsing(tmp_path, monkeypatch, name, damage):
@@ -232,7 +247,14 @@ def test_unreadable_index_folder_is_a_user_error(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(self))
         return real_exists(self, *args, **kwargs)
 
+    def readlink(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
     monkeypatch.setattr(Path, "exists", exists)
+    monkeypatch.setattr(os, "readlink", readlink)
     with pytest.raises(QAError) as info:
         LocalStore(tmp_path).open()
     assert "Permission denied" in info.value.message and info.value.hint
+    with pytest.raises(QAError) as info:
+        LocalStore(tmp_path).current()
+    assert "Permission denied" in info.value.message

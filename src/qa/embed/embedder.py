@@ -93,6 +93,8 @@ class Embedder:
     def truncate(self, text: str, max_tokens: int | None = None) -> tuple[str, bool]:
         """Cut `text` to the model window; returns (text, whether it was cut)."""
         limit = max_tokens or self.max_tokens
+        if len(text.encode("utf-8")) < limit:  # (no tokenizer makes more pieces than bytes,
+            return text, False  # bar a word-start marker: a short text is not tokenized twice)
         ids = self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         if len(ids) <= limit:
             return text, False

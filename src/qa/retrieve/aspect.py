@@ -60,7 +60,7 @@ def token_words(question: str, offsets: np.ndarray) -> list[tuple[str, str] | No
     tokens and punctuation. `offsets`: the tokens' character offsets in `question`."""
     spans = [(m.start(), m.end(), terms.words(m.group())) for m in _WORD.finditer(question)]
     out: list[tuple[str, str] | None] = []
-    for start, end in offsets:
+    for start, end in np.asarray(offsets).tolist():
         found = None
         if end > start:
             for a, b, words in spans:
@@ -104,8 +104,8 @@ def rescore(
     """
     out = np.asarray(best, dtype=np.float32).copy()
     ids: dict[str, int] = {}
-    group_of = np.array([ids.setdefault(h, len(ids)) for h in headings(passages)], np.int64)
-    found, inverse, counts = np.unique(group_of, return_inverse=True, return_counts=True)
+    inverse = np.array([ids.setdefault(h, len(ids)) for h in headings(passages)], np.int64)
+    counts = np.bincount(inverse, minlength=len(ids))  # passages under each heading
     if counts.max(initial=0) < 2:  # a passage alone under its heading keeps its score
         return out
     names = list(ids)
@@ -113,9 +113,9 @@ def rescore(
     asked = {w[1] for w in words if w is not None}
     vectors: list[np.ndarray] = []
     by_removed: dict[frozenset[str], int] = {}  # headings that take the same words away
-    which = np.full(len(found), -1)
+    which = np.full(len(names), -1)
     for k in np.flatnonzero(counts > 1):
-        removed = frozenset(asked & heading_stems(names[found[k]]))
+        removed = frozenset(asked & heading_stems(names[k]))
         if removed not in by_removed:
             vector = aspect_vector(hidden, words, removed)
             by_removed[removed] = -1 if vector is None else len(vectors)
@@ -127,9 +127,9 @@ def rescore(
         return out
     group = inverse[members]
     scores = best_sentence(passages, np.stack(vectors), members, which[group])
-    best_of_group = np.full(len(found), -np.inf, dtype=np.float32)
+    best_of_group = np.full(len(names), -np.inf, dtype=np.float32)
     np.maximum.at(best_of_group, group, out[members])
-    best_aspect = np.full(len(found), -np.inf, dtype=np.float32)
+    best_aspect = np.full(len(names), -np.inf, dtype=np.float32)
     np.maximum.at(best_aspect, group, scores)
     out[members] = best_of_group[group] + scores - best_aspect[group]
     return out

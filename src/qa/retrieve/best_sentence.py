@@ -26,18 +26,24 @@ def best_sentence(
         members: positions of the passages to score (default: all, in order).
         which: with several questions, the one passage members[i] is scored against.
     """
-    members = np.arange(len(passages)) if members is None else np.asarray(members, np.int64)
+    if members is None:  # all of them: their sentence rows in place (a view, not a copy)
+        members = np.arange(len(passages))
+        bounds = np.asarray(passages.bounds, np.int64) - passages.bounds[0]
+        vectors = passages.sentence_vectors[passages.bounds[0] : passages.bounds[-1]]
+    else:
+        members = np.asarray(members, np.int64)
+        rows, bounds = gather_rows(passages.bounds, members)
+        vectors = passages.sentence_vectors[rows]
     out = np.full(len(members), -1.0, dtype=np.float32)
-    rows, bounds = gather_rows(passages.bounds, members)
     lengths = np.diff(bounds)
     has = lengths > 0
     if not has.any():
         return out
     firsts, lengths = bounds[:-1][has], lengths[has]  # each passage's first score, and count
     if which is None:
-        scores = passages.sentence_vectors[rows] @ query  # one product for all sentences
+        scores = vectors @ query  # one product for all sentences
     else:
         per_row = np.repeat(np.asarray(which)[has], lengths)
-        scores = (passages.sentence_vectors[rows] @ query.T)[np.arange(len(rows)), per_row]
+        scores = (vectors @ query.T)[np.arange(len(vectors)), per_row]
     out[has] = np.maximum.reduceat(scores, firsts)
     return out

@@ -46,7 +46,13 @@ def term_share(question_terms: Sequence[str], text: str) -> float:
 def sentence_scores(
     query: np.ndarray, vectors: np.ndarray, texts: Sequence[str], question_terms: Sequence[str]
 ) -> np.ndarray:
-    """Score of each sentence: cosine with the question plus the term bonus.
+    """Score of each sentence, as `choose` takes them: cosine with the question plus the term
+    bonus.
+
+    Only sentences that `choose` could pick get the bonus (reading a sentence's terms is most
+    of the cost): one whose cosine is more than TERM_WEIGHT + MARGIN below the best cosine
+    scores at most that cosine plus TERM_WEIGHT, which is below the best score less the margin
+    whatever its terms, so it keeps its bare cosine and the choice is the same.
 
     Args:
         query: the question's normalised vector, shape (dim,).
@@ -54,8 +60,14 @@ def sentence_scores(
         texts: the sentences' texts.
         question_terms: the question's stemmed terms (`lexical.content_terms`).
     """
-    cosine = vectors @ query if len(texts) else np.zeros(0, dtype=np.float32)
-    bonus = np.array([term_share(question_terms, t) for t in texts], dtype=np.float32)
+    if not len(texts):
+        return np.zeros(0, dtype=np.float32)
+    cosine = vectors @ query
+    bonus = np.zeros(len(texts), dtype=np.float32)
+    if question_terms:
+        reach = cosine.max() - TERM_WEIGHT - MARGIN - 1e-4  # (a little slack for rounding)
+        for i in np.flatnonzero(cosine >= reach):
+            bonus[i] = term_share(question_terms, texts[i])
     return cosine + TERM_WEIGHT * bonus
 
 

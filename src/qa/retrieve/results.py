@@ -155,7 +155,7 @@ def highlights(
     text = passages.chunks[i].text
     rows = passages.sentence_rows(i)
     if rows.stop > rows.start:
-        spans = [(int(s), int(e)) for s, e in passages.spans[rows]]
+        spans = [(s, e) for s, e in passages.spans[rows].tolist()]
         vectors = passages.sentence_vectors[rows]
     else:  # a generation without sentence vectors: embed this passage's sentences now
         spans = highlight.sentences(text)

@@ -62,9 +62,10 @@ class Passages:
         """Some of these passages, in the given order."""
         positions = np.asarray(positions, dtype=np.int64)
         rows, bounds = gather_rows(self.bounds, positions)
+        at = positions.tolist()
         return Passages(
-            self.ids[positions], [self.chunks[i] for i in positions],
-            [self.titles[i] for i in positions], self.vectors[positions], bounds,
+            self.ids[positions], [self.chunks[i] for i in at],
+            [self.titles[i] for i in at], self.vectors[positions], bounds,
             self.spans[rows], self.sentence_vectors[rows],
         )  # fmt: skip
 

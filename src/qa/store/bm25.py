@@ -95,8 +95,8 @@ class LexicalIndex:
         out = np.zeros(self.size, dtype=np.float32)
         for term in terms:
             rows = self._postings(term)
-            if rows is not None:
-                np.add.at(out, self.indices[rows], self.data[rows])
+            if rows is not None:  # (a term's postings name each passage once: a plain add)
+                out[self.indices[rows]] += self.data[rows]
         return out
 
     def frequencies(self, terms: Sequence[str]) -> np.ndarray:

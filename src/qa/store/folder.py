@@ -94,6 +94,26 @@ def current_build(index_dir: Path) -> Path | None:
         ) from None
 
 
+def current_name(index_dir: Path) -> str | None:
+    """The live build's folder name, or None: `current_build(index_dir).name`, read with two
+    system calls instead of a walk of the whole path (it is asked before every answer of
+    `qa serve` and the page, to follow new builds).
+
+    Raises:
+        QAError: the index folder cannot be read.
+    """
+    link = os.path.join(index_dir, CURRENT)
+    try:
+        target = os.readlink(link)
+        live = os.path.exists(link)  # (the link's build is there)
+    except FileNotFoundError:
+        return None
+    except OSError:  # not a link, or not readable: the long way, which says why
+        build = current_build(Path(index_dir))
+        return None if build is None else build.name
+    return os.path.basename(os.path.normpath(target)) if live else None
+
+
 def read_manifest(index_dir: Path) -> tuple[Path, dict]:
     """The live build folder and its manifest (no other file is read).
 

@@ -13,6 +13,7 @@ from qa.store.folder import (
     READ_RETRIES,
     clean_up,
     current_build,
+    current_name,
     existing,
     lock,
     read_manifest,
@@ -39,8 +40,7 @@ class LocalStore:
 
     def current(self) -> str | None:
         """The live build's folder name, or None."""
-        build = current_build(self.path)
-        return None if build is None else build.name
+        return current_name(self.path)
 
     def manifest(self) -> dict:
         """The live build's manifest (no other file is read)."""

@@ -163,7 +163,7 @@ class LocalGeneration:
     def passages(self, ids: Sequence[int] | np.ndarray) -> Passages:
         ids = np.asarray(ids, dtype=np.int64)
         rows, bounds = gather_rows(self.bounds, ids)
-        chunks = [self.chunks[i] for i in ids]
+        chunks = [self.chunks[i] for i in ids.tolist()]
         return Passages(
             ids, chunks, [self.titles.get(c.doc, c.doc) for c in chunks], self.vectors[ids],
             bounds, self.table[rows, 1:], self.sentence_vectors[rows],
