@@ -6,13 +6,14 @@
 
 Each answer becomes one Markdown file (its title as the heading), as in the other benchmarks.
 Three builds: a plain build into a fresh index (`qa.build.build_index`, on `--threads` model
-threads, default every core: what `qa build` picks on a quiet machine), a Ray build into
-another fresh index on a local Ray of `--workers` CPUs (`qa.distributed.build_index`), and that Ray build again with nothing changed (every vector
-reused: what a build costs besides the model, and how fast the driver and the store take
-passages, the limit of a large cluster). Each build's phases are timed from its progress
-callback: before embedding (model load; Ray and its workers; reading, chunking, finding
-reusable vectors), embedding (passages go to the store's writer as they are embedded), and
-after (the store's commit: FAISS and BM25 built, files flushed; and leaving Ray).
+threads, default every core: what `qa build` picks on a quiet machine), a Ray build into another
+fresh index on a local Ray of `--workers` CPUs (`qa.distributed.build_index`), and that Ray
+build again with nothing changed (every vector reused: what a build costs besides the model, and
+how fast the driver and the store take passages, the limit of a large cluster). Each build's
+phases are timed from its progress callback: before embedding (model load; Ray and its workers;
+reading, chunking, finding reusable vectors), embedding (passages go to the store's writer as
+they are embedded), and after (the store's commit: FAISS and BM25 built, files flushed; and
+leaving Ray).
 
 Writes benchmarks/results/ray-build.json and ray-build.md. Run it under `nice` on a shared
 machine. Data: MedQuAD (Ben Abacha and Demner-Fushman, BMC Bioinformatics 20:511, 2019; CC BY

@@ -446,6 +446,51 @@ def test_unexpected_errors_are_json_without_traceback(report_searcher, monkeypat
     assert "secret" not in response.text and "Traceback" not in response.text
 
 
+def test_fast_path_answers_as_the_route_does(report_searcher, monkeypatch):
+    """`POST /ask` in good order is answered past FastAPI's routing (`qa.api.fastpath`): the
+    same status, headers and bytes as the route for every request here, good and bad, with
+    and without a token; and the good ones really take the fast path."""
+    from starlette.testclient import TestClient
+
+    from qa.api import app as app_module
+
+    good = [{"question": q["question"], "k": k, "mode": mode}
+            for q, k, mode in zip(report_questions()[:6], (1, 3, 5, 2, 4, 1),
+                                  ("hybrid", "dense", "lexical", "hybrid", "dense", "hybrid"),
+                                  strict=False)]  # fmt: skip
+    good += [{"question": "chiropractor", "doc": "*.txt"}, {"question": "é 背痛 🙂", "k": 2}]
+    requests = [{"json": body} for body in good]
+    requests += [kwargs for _, kwargs, _, _ in BAD]
+    requests.append({"content": json.dumps(good[0]).encode(),
+                     "headers": {"Content-Type": "application/json; charset=utf-8"}})  # fmt: skip
+    big = json.dumps({"question": "x" * (2 * guard.MAX_BODY_BYTES)}).encode()
+    requests.append({"content": big, "headers": JSON})
+    for token in (None, TOKEN):
+        apps = {fast: app_module.create_app(report_searcher, token, fast_path=fast)
+                for fast in (False, True)}  # fmt: skip
+        auths = [{}, {"Authorization": f"Bearer {token}"}, {"Authorization": "Bearer wrong"}]
+        for auth in auths if token else [{}]:
+            for kwargs in requests:
+                replies = []
+                for fast in (False, True):
+                    with TestClient(apps[fast], raise_server_exceptions=False) as c:
+                        headers = {**kwargs.get("headers", {}), **auth}
+                        r = c.post("/ask", **{**kwargs, "headers": headers})
+                    replies.append((r.status_code, r.headers.raw, r.content))
+                assert replies[0] == replies[1], (kwargs, auth)
+    # the good ones never reach the route (which builds a Response) on the fast path
+    fast_app = app_module.create_app(report_searcher, TOKEN)
+
+    def no_route(*args, **kwargs):
+        raise AssertionError("the route answered")
+
+    monkeypatch.setattr(app_module, "Response", no_route)
+    with TestClient(fast_app, raise_server_exceptions=False) as c:
+        for body in good:
+            r = c.post("/ask", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert r.status_code == 200 and AnswerModel.model_validate(r.json())
+
+
 # -- load: many clients, every answer identical to the serial one ----------------------------
 
 

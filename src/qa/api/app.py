@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import threading
-from email.message import Message
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -26,6 +25,7 @@ from starlette.exceptions import HTTPException
 
 from qa import __version__
 from qa.api import guard
+from qa.api.fastpath import AskFastPath
 from qa.api.schema import (
     MAX_QUESTION_CHARS,
     AnswerModel,
@@ -103,6 +103,7 @@ def create_app(
     token: str | None = None,
     cors_origins: list[str] | tuple[str, ...] = (),
     max_body: int = guard.MAX_BODY_BYTES,
+    fast_path: bool = True,
 ) -> FastAPI:
     """The API over one searcher.
 
@@ -111,6 +112,8 @@ def create_app(
         token: when set, /ask and /documents need `Authorization: Bearer <token>`.
         cors_origins: browser origins allowed to call the API (none: no CORS headers at all).
         max_body: request bodies over this many bytes get 413.
+        fast_path: answer well-formed `POST /ask` requests past FastAPI's routing
+            (`qa.api.fastpath`; the same answers, about 1 ms less CPU each).
     """
     service = Service(searcher)
     app = FastAPI(
@@ -135,9 +138,7 @@ def create_app(
 
     async def json_body(request: Request) -> None:
         """Refuse a body that is not declared as JSON (before it is parsed)."""
-        message = Message()
-        message["content-type"] = request.headers.get("content-type", "")
-        if message.get_content_type() != "application/json":
+        if not guard.is_json(request.headers.get("content-type", "")):
             raise APIError(
                 415,
                 "the request body must be JSON",
@@ -152,9 +153,13 @@ def create_app(
     )
     def ask(request: AskRequest) -> Response:
         """The passages that best answer the question: the object `qa ask --json` prints."""
+        return Response(answer_json(request), media_type="application/json")
+
+    def answer_json(request: AskRequest) -> bytes:
+        """The answer as JSON: built once, as the CLI prints it (AnswerModel documents it; the
+        tests hold it to it)."""
         answer = service.fresh().ask(request.question, request.k, request.mode, request.doc)
-        # built once, as the CLI prints it; AnswerModel documents it (the tests hold it to it)
-        return json_response(answer.to_json(request.question))
+        return json_bytes(answer.to_json(request.question))
 
     @app.get(
         "/documents",
@@ -195,6 +200,8 @@ def create_app(
         }
 
     _add_error_handlers(app)
+    if fast_path:  # (innermost: under the body limit and CORS, as the route is)
+        app.add_middleware(AskFastPath, answer=answer_json, token=token)
     app.add_middleware(guard.BodyLimit, limit=max_body)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -208,10 +215,9 @@ def create_app(
     return app
 
 
-def json_response(payload: dict) -> Response:
+def json_bytes(payload: dict) -> bytes:
     """`payload` as JSON, as it is: `Answer.to_json()` is already what the schema says."""
-    body = json.dumps(payload, ensure_ascii=False, allow_nan=False)
-    return Response(body, media_type="application/json")
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def error(status: int, message: str, hint: str, headers: dict | None = None) -> JSONResponse:

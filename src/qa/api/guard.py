@@ -3,6 +3,7 @@
 - `check_binding`: `qa serve` binds to the loopback interface by default; any other address
   needs a token ($QA_API_TOKEN) or an explicit `--no-auth`, which warns.
 - `token_matches`: `Authorization: Bearer <token>` compared in constant time.
+- `is_json`: whether a Content-Type declares JSON.
 - `BodyLimit`: an ASGI middleware that refuses request bodies over a size, whether announced
   by Content-Length or streamed in chunks, with 413 and a JSON error.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+from email.message import Message
 
 from qa.errors import UsageError
 
@@ -67,6 +69,13 @@ def token_matches(authorization: str | None, token: str) -> bool:
     if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type header declares JSON (`application/json`, any parameters)."""
+    message = Message()
+    message["content-type"] = content_type
+    return message.get_content_type() == "application/json"
 
 
 class BodyLimit:
