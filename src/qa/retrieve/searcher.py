@@ -182,7 +182,9 @@ def settled(generation: Generation) -> Generation:
     generation is loaded, what is left of garbage is collected and everything alive is frozen
     (`gc.freeze`: still freed by reference counting, as a generation's passages are when a
     newer one replaces it, but no longer scanned). Questions then only leave short-lived
-    objects, which the youngest collections take care of.
+    objects, which the youngest collections take care of. The freeze is process-wide: what
+    the caller holds at that moment is frozen too, and should it later become garbage caught
+    in a reference cycle, it stays until `gc.unfreeze()`.
     """
     gc.collect()
     gc.freeze()
