@@ -56,6 +56,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_serve(log: Path, env: dict, *args: str) -> subprocess.Popen:
+    """The real `python -m qa serve ARGS`, its output (both streams) going to `log`."""
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "qa", "serve", *args], stdout=out,
+                                stderr=subprocess.STDOUT, env=env)  # fmt: skip
+
+
 def wait_until_up(url: str, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
@@ -81,26 +88,8 @@ def server(tmp_path_factory, embedder):
     log = root / "server.log"
     env = dict(os.environ, QA_API_TOKEN=TOKEN, QA_CORPUS=str(corpus))
     env.pop("QA_API_CORS", None)
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "qa",
-                "serve",
-                "--index",
-                str(index),
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--cors-origin",
-                ORIGIN,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    proc = start_serve(log, env, "--index", str(index), "--port", str(port), "--workers", "2",
+                       "--cors-origin", ORIGIN)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, proc, log)
@@ -375,25 +364,8 @@ def test_one_worker_without_auth_off_localhost(tmp_path, report_index, report_se
     env = {k: v for k, v in os.environ.items() if k not in ("QA_API_TOKEN", "QA_API_CORS")}
     port = free_port()
     log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "qa",
-                "serve",
-                "--index",
-                str(report_index),
-                "--host",
-                "0.0.0.0",
-                "--port",
-                str(port),
-                "--no-auth",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    proc = start_serve(log, env, "--index", str(report_index), "--host", "0.0.0.0", "--port",
+                       str(port), "--no-auth")  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url, proc, log)
