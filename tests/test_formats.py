@@ -412,7 +412,11 @@ PDF_QUESTION = "How should I sleep with back pain?"
 
 @pytest.fixture(scope="module")
 def mixed_corpus(tmp_path_factory) -> Path:
-    corpus = tmp_path_factory.mktemp("mixed")
+    return write_mixed_corpus(tmp_path_factory.mktemp("mixed"))
+
+
+def write_mixed_corpus(corpus: Path) -> Path:
+    """.txt, .html, .md (in a subfolder), .pdf, and two bad files (also used by test_ray)."""
     shutil.copy(REPORT, corpus / REPORT.name)
     shutil.copy(EXAMPLES / "posture-at-work.html", corpus)
     (corpus / "notes").mkdir()

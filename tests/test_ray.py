@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPORT, ROOT, report_questions
-from test_formats import EXAMPLES, write_handbook
+from conftest import ROOT, report_questions
+from test_formats import write_mixed_corpus
 from test_incremental import write_corpus
 
 from qa import config, distributed
@@ -68,15 +68,7 @@ def _reap_stale() -> None:
 @pytest.fixture(scope="module")
 def mixed_corpus(tmp_path_factory) -> Path:
     """The mixed-format corpus of test_formats: .txt, .html, .md, .pdf, and two bad files."""
-    corpus = tmp_path_factory.mktemp("mixed")
-    shutil.copy(REPORT, corpus / REPORT.name)
-    shutil.copy(EXAMPLES / "posture-at-work.html", corpus)
-    (corpus / "notes").mkdir()
-    shutil.copy(EXAMPLES / "exercise-notes.md", corpus / "notes")
-    write_handbook(corpus / "back-care-handbook.pdf")
-    (corpus / "notes" / "scan.docx").write_bytes(b"PK\x03\x04 not supported")
-    (corpus / "broken.pdf").write_bytes(b"%PDF-1.7 truncated")
-    return corpus
+    return write_mixed_corpus(tmp_path_factory.mktemp("mixed"))
 
 
 def ray_processes() -> set:
