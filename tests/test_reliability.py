@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from conftest import REPORT, reseal, write_generation
 
-from qa import staleness
+from qa import cli, staleness
 from qa.build import build_index
 from qa.cli import json_text, main
 from qa.config import PACKAGED_MODEL_ID
@@ -411,6 +411,27 @@ def test_build_stopped_by_a_signal_leaves_nothing(tmp_path, sig, status):
     assert proc.returncode == status, rest[-2000:]
     assert rest.endswith("qa: terminated\n" if sig == signal.SIGTERM else "qa: interrupted\n")
     assert not os.path.lexists(tmp_path / "new")
+
+
+@pytest.mark.parametrize("sig, said", [(signal.SIGINT, "qa: interrupted"),
+                                        (signal.SIGTERM, "qa: terminated")])
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_signal_swallowed_by_an_extension_import_still_reads_as_stopped(
+        capsys, monkeypatch, sig, said, debug):
+    """Ctrl-C landing while onnxruntime's C extension initialises surfaces as
+    `ImportError: initialization failed` (seen in CI); the user must read that qa was
+    stopped, with the signal's status, not an unexpected error or a traceback."""
+    def command(args):
+        try:
+            os.kill(os.getpid(), sig)
+        except BaseException:  # what the extension's init does with the interrupt
+            raise ImportError("initialization failed") from None
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "info", command)
+    code, out, err = run(capsys, *(["--debug"] if debug else []), "info")
+    assert (code, out, err) == (128 + sig, "", said + "\n")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
 
 def test_failed_build_over_a_live_index_changes_nothing(capsys, copy_index, tmp_path):

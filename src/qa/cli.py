@@ -479,16 +479,42 @@ class _Terminated(BaseException):
     """Raised by the SIGTERM handler (a BaseException, like KeyboardInterrupt)."""
 
 
-def _on_terminate():
-    """Turn SIGTERM into `_Terminated` for this call of `main` (in the main thread only);
-    returns the handler to restore, or None."""
-    def terminate(signum, frame):
-        raise _Terminated
+_STOPPED_BY: list[int] = []  # the signal that stopped this call of `main`, if one did
 
+
+def _on_stop_signals():
+    """Turn SIGTERM into `_Terminated` and SIGINT into KeyboardInterrupt for this call of
+    `main` (main thread only), remembering which arrived: a C extension that is being
+    imported when Ctrl-C lands (onnxruntime, torch) turns the KeyboardInterrupt into an
+    ImportError, and the user must still read "interrupted", not "unexpected ImportError".
+    Returns the handlers to restore."""
+    _STOPPED_BY.clear()
+
+    def stop(signum, frame):
+        _STOPPED_BY.append(signum)
+        raise _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    previous = {}
     try:
-        return signal.signal(signal.SIGTERM, terminate)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, stop)
     except ValueError:  # not the main thread: leave signals alone
+        pass
+    return previous
+
+
+def _stopped(exc: BaseException) -> int | None:
+    """The exit status when a signal ended this run (128 + its number), after saying so."""
+    if isinstance(exc, _Terminated):
+        signum = signal.SIGTERM
+    elif isinstance(exc, KeyboardInterrupt):
+        signum = signal.SIGINT
+    elif _STOPPED_BY:
+        signum = _STOPPED_BY[0]
+    else:
         return None
+    print("qa: terminated" if signum == signal.SIGTERM else "qa: interrupted", file=sys.stderr)
+    return 128 + signum
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -500,42 +526,41 @@ def main(argv: list[str] | None = None) -> int:
     config.ensure_offline()
     _tolerant_streams()
     parser = make_parser()
-    previous = _on_terminate()
+    previous = _on_stop_signals()
     try:
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()
             return 2
         return COMMANDS[args.command](args)
-    except _Terminated:  # SIGTERM: unwound like Ctrl-C, so a build removes what it wrote
-        print("qa: terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except QAError as exc:
-        if debug:
-            raise
-        print(f"qa: error: {terminal_safe(exc)}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("qa: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         return 0
-    except OSError as exc:  # a file or folder qa cannot read or write: say which, no traceback
+    except (Exception, KeyboardInterrupt, _Terminated) as exc:  # a build removed its debris
+        stopped = _stopped(exc)
+        if stopped is not None:
+            return stopped
         if debug:
             raise
+        return _report(exc)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _report(exc: Exception) -> int:
+    """Print the one-line error for `exc` (no traceback) and return the exit status."""
+    if isinstance(exc, QAError):
+        print(f"qa: error: {terminal_safe(exc)}", file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, OSError):  # a file or folder qa cannot read or write: say which
         where = f" {exc.filename}" if exc.filename else ""
         print(f"qa: error: {terminal_safe(f'cannot access{where}: {exc.strerror or exc}')} "
               "(hint: check the path, its permissions and free disk space)", file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
-        if debug:
-            raise
-        print(f"qa: error: unexpected {exc.__class__.__name__}: {terminal_safe(str(exc)[:200])} "
-              "(hint: run again with --debug for details)", file=sys.stderr)
-        return 1
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    # last line of defence: no traceback for users
+    print(f"qa: error: unexpected {exc.__class__.__name__}: {terminal_safe(str(exc)[:200])} "
+          "(hint: run again with --debug for details)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
