@@ -437,19 +437,21 @@ def test_fast_path_answers_as_the_route_does(report_searcher, monkeypatch):
                      "headers": {"Content-Type": "application/json; charset=utf-8"}})  # fmt: skip
     big = json.dumps({"question": "x" * (2 * guard.MAX_BODY_BYTES)}).encode()
     requests.append({"content": big, "headers": JSON})
+    kinds = {"route": {"fast_path": False}, "thread": {}, "loop": {"workers": 64}}
     for token in (None, TOKEN):
-        apps = {fast: app_module.create_app(report_searcher, token, fast_path=fast)
-                for fast in (False, True)}  # fmt: skip
+        apps = {kind: app_module.create_app(report_searcher, token, **options)
+                for kind, options in kinds.items()}  # fmt: skip
         auths = [{}, {"Authorization": f"Bearer {token}"}, {"Authorization": "Bearer wrong"}]
         for auth in auths if token else [{}]:
             for kwargs in requests:
                 replies = []
-                for fast in (False, True):
-                    with TestClient(apps[fast], raise_server_exceptions=False) as c:
+                for kind in kinds:
+                    with TestClient(apps[kind], raise_server_exceptions=False) as c:
                         headers = {**kwargs.get("headers", {}), **auth}
                         r = c.post("/ask", **{**kwargs, "headers": headers})
-                    replies.append((r.status_code, r.headers.raw, r.content))
-                assert replies[0] == replies[1], (kwargs, auth)
+                    headers = [h for h in r.headers.raw if h[0].lower() != b"connection"]
+                    replies.append((r.status_code, headers, r.content))  # (see Rebalance)
+                assert replies[0] == replies[1] == replies[2], (kwargs, auth)
     # the good ones never reach the route (which builds a Response) on the fast path
     fast_app = app_module.create_app(report_searcher, TOKEN)
 
@@ -461,6 +463,83 @@ def test_fast_path_answers_as_the_route_does(report_searcher, monkeypatch):
         for body in good:
             r = c.post("/ask", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
             assert r.status_code == 200 and AnswerModel.model_validate(r.json())
+
+
+def test_fast_path_searches_on_the_loop_with_a_process_per_core(report_searcher, monkeypatch):
+    """With a worker per core (and a store searched in this process) the fast path answers on
+    the event loop, no thread; with fewer workers, or a database store, in a thread."""
+    from starlette.testclient import TestClient
+
+    from qa.api import app as app_module
+    from qa.api import fastpath
+
+    cores = len(os.sched_getaffinity(0))
+    assert fastpath.search_on_loop(False, cores) and fastpath.search_on_loop(False, cores + 1)
+    assert not fastpath.search_on_loop(True, cores)  # PostgreSQL: the search waits on it
+    assert fastpath.search_on_loop(False, 1) == (cores == 1)
+    threads = []
+    real = fastpath.to_thread.run_sync
+
+    async def counted(*args, **kwargs):
+        threads.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(fastpath.to_thread, "run_sync", counted)
+    for workers, hops in ((64, 0), (1, 0 if cores == 1 else 2)):
+        threads.clear()
+        app = app_module.create_app(report_searcher, workers=workers)
+        with TestClient(app) as c:
+            for q in ("chiropractor", "is it psychological?"):
+                assert c.post("/ask", json={"question": q}).status_code == 200
+        assert len(threads) == hops, workers
+
+
+def test_with_several_workers_every_25th_response_hands_the_connection_back(report_searcher):
+    """`qa.api.rebalance`: so that uvicorn's workers share clients that connected at once."""
+    from starlette.testclient import TestClient
+
+    from qa.api import app as app_module
+    from qa.api.rebalance import REQUESTS_PER_CONNECTION
+
+    for workers, closing in ((2, {REQUESTS_PER_CONNECTION, 2 * REQUESTS_PER_CONNECTION}),
+                             (1, set())):  # fmt: skip
+        app = app_module.create_app(report_searcher, workers=workers)
+        seen = set()
+        with TestClient(app) as c:
+            for i in range(1, 2 * REQUESTS_PER_CONNECTION + 3):
+                r = (c.post("/ask", json={"question": "chiropractor", "k": 1}) if i % 2 else
+                     c.get("/health"))  # every response counts  # fmt: skip
+                assert r.status_code == 200
+                if r.headers.get("connection") == "close":
+                    seen.add(i)
+        assert seen == closing, workers
+
+
+def test_the_real_server_closes_a_connection_after_its_25th_answer(server):
+    """Through uvicorn: the 25th answer on one keep-alive connection is the last on it, and
+    the client's next request (on a new connection) is answered."""
+    from qa.api.rebalance import REQUESTS_PER_CONNECTION
+
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps({"question": "chiropractor", "k": 1}).encode()
+    request = (b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: "
+               + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+    with socket.create_connection((host, int(port)), timeout=60) as sock, \
+            sock.makefile("rb") as reader:  # fmt: skip
+        for i in range(1, REQUESTS_PER_CONNECTION + 1):
+            sock.sendall(request)
+            status = reader.readline()
+            headers = {}
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                headers[name.lower()] = value.strip()
+            assert status.startswith(b"HTTP/1.1 200"), status
+            reader.read(int(headers["content-length"]))
+            assert (headers.get("connection") == "close") == (i == REQUESTS_PER_CONNECTION)
+        assert reader.read() == b""  # uvicorn closed it
+    with server.client() as c:
+        assert c.post("/ask", json={"question": "chiropractor"}).status_code == 200
 
 
 # -- load: many clients, every answer identical to the serial one ----------------------------

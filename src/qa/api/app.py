@@ -25,7 +25,8 @@ from starlette.exceptions import HTTPException
 
 from qa import __version__
 from qa.api import guard
-from qa.api.fastpath import AskFastPath
+from qa.api.fastpath import AskFastPath, search_on_loop
+from qa.api.rebalance import Rebalance
 from qa.api.schema import (
     MAX_QUESTION_CHARS,
     AnswerModel,
@@ -40,6 +41,7 @@ from qa.retrieve.searcher import MAX_K, Searcher
 log = logging.getLogger("qa.api")
 
 CORS_VARIABLE = "QA_API_CORS"
+WORKERS_VARIABLE = "QA_API_WORKERS"  # set by `qa serve` for its worker processes
 FIELD_HINTS = {
     "question": f"send a question of 1 to {MAX_QUESTION_CHARS} characters",
     "k": f"k is how many passages to return: a whole number from 1 to {MAX_K}",
@@ -104,6 +106,7 @@ def create_app(
     cors_origins: list[str] | tuple[str, ...] = (),
     max_body: int = guard.MAX_BODY_BYTES,
     fast_path: bool = True,
+    workers: int = 1,
 ) -> FastAPI:
     """The API over one searcher.
 
@@ -114,6 +117,10 @@ def create_app(
         max_body: request bodies over this many bytes get 413.
         fast_path: answer well-formed `POST /ask` requests past FastAPI's routing
             (`qa.api.fastpath`; the same answers, about 1 ms less CPU each).
+        workers: how many processes serve (`qa serve --workers`): with one per core, the fast
+            path searches on the event loop instead of in a thread (`fastpath.search_on_loop`);
+            with more than one, connections are handed back now and then so that the workers
+            share the clients (`qa.api.rebalance`).
     """
     service = Service(searcher)
     app = FastAPI(
@@ -201,7 +208,8 @@ def create_app(
 
     _add_error_handlers(app)
     if fast_path:  # (innermost: under the body limit and CORS, as the route is)
-        app.add_middleware(AskFastPath, answer=answer_json, token=token)
+        on_loop = search_on_loop(searcher.store.shared, workers)
+        app.add_middleware(AskFastPath, answer=answer_json, token=token, on_loop=on_loop)
     app.add_middleware(guard.BodyLimit, limit=max_body)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -212,6 +220,8 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    if workers > 1:  # outermost: every response of a connection counts
+        app.add_middleware(Rebalance)
     return app
 
 
@@ -285,10 +295,13 @@ def describe(errors) -> tuple[int, str, str]:
 def create_app_from_env() -> FastAPI:
     """The app for uvicorn workers (`qa serve --workers N`), configured by the environment:
     $QA_INDEX (and $QA_MODEL, $QA_RERANKER as for `qa ask`), $QA_API_TOKEN, $QA_API_CORS
-    (comma-separated origins)."""
+    (comma-separated origins), $QA_API_WORKERS (how many processes `qa serve` started)."""
     searcher = Searcher(os.environ.get("QA_INDEX"))
     warm_up(searcher)
-    return create_app(searcher, os.environ.get(guard.TOKEN_VARIABLE) or None, cors_from_env())
+    workers = os.environ.get(WORKERS_VARIABLE, "")
+    workers = int(workers) if workers.isdigit() else 1
+    return create_app(searcher, os.environ.get(guard.TOKEN_VARIABLE) or None, cors_from_env(),
+                      workers=workers)  # fmt: skip
 
 
 def cors_from_env() -> list[str]:

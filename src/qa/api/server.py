@@ -36,7 +36,13 @@ def serve(
     try:
         import uvicorn
 
-        from qa.api.app import CORS_VARIABLE, cors_from_env, create_app, warm_up
+        from qa.api.app import (
+            CORS_VARIABLE,
+            WORKERS_VARIABLE,
+            cors_from_env,
+            create_app,
+            warm_up,
+        )
     except ImportError as exc:
         raise QAError(
             f"`qa serve` needs FastAPI and uvicorn ({exc})",
@@ -75,6 +81,7 @@ def serve(
     if index is not None:
         os.environ["QA_INDEX"] = str(index)
     os.environ[CORS_VARIABLE] = ",".join(origins)
+    os.environ[WORKERS_VARIABLE] = str(workers)
     uvicorn.run("qa.api.app:create_app_from_env", factory=True, workers=workers, **options)
     return 0
 
