@@ -473,7 +473,11 @@ def test_fast_path_searches_on_the_loop_with_a_process_per_core(report_searcher,
     from qa.api import app as app_module
     from qa.api import fastpath
 
-    cores = len(os.sched_getaffinity(0))
+    cores = fastpath.usable_cores()
+    assert cores == len(os.sched_getaffinity(0))
+    monkeypatch.delattr(os, "sched_getaffinity")  # as on macOS and Windows
+    assert fastpath.usable_cores() == os.cpu_count()
+    monkeypatch.undo()
     assert fastpath.search_on_loop(False, cores) and fastpath.search_on_loop(False, cores + 1)
     assert not fastpath.search_on_loop(True, cores)  # PostgreSQL: the search waits on it
     assert fastpath.search_on_loop(False, 1) == (cores == 1)
@@ -492,6 +496,46 @@ def test_fast_path_searches_on_the_loop_with_a_process_per_core(report_searcher,
             for q in ("chiropractor", "is it psychological?"):
                 assert c.post("/ask", json={"question": q}).status_code == 200
         assert len(threads) == hops, workers
+
+
+def test_a_newer_build_is_loaded_in_a_thread_not_on_the_loop(tmp_path, embedder, monkeypatch):
+    """On the loop, a search that must first load a newer build goes to a thread (the load
+    would hold up the worker's other requests); the ones after it are on the loop again."""
+    from starlette.testclient import TestClient
+
+    from qa.api import app as app_module
+    from qa.api import fastpath
+    from qa.retrieve.searcher import Searcher
+
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    build_index(corpus, index, embedder=embedder)
+    searcher = Searcher(index, embedder=embedder)
+    hops = []
+    real = fastpath.to_thread.run_sync
+
+    async def counted(*args, **kwargs):
+        hops.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(fastpath.to_thread, "run_sync", counted)
+    app = app_module.create_app(searcher, workers=64)
+    with TestClient(app) as c:
+        def ask() -> dict:
+            r = c.post("/ask", json={"question": "What does a chiropractor do?", "k": 1})
+            assert r.status_code == 200
+            return r.json()
+
+        ask()
+        old = searcher.generation.id
+        (corpus / "chiropractors.txt").write_text("A chiropractor adjusts the spine by hand.\n")
+        build_index(corpus, index, embedder=embedder)
+        assert len(hops) == 0
+        assert ask()["hits"][0]["doc"] == "chiropractors.txt" and len(hops) == 1
+        assert searcher.generation.id != old
+        ask()
+        assert len(hops) == 1
 
 
 def test_with_several_workers_every_25th_response_hands_the_connection_back(report_searcher):

@@ -73,6 +73,15 @@ class Service:
         self._failed: str | None = None  # the live build that could not be loaded
         self._lock = threading.Lock()
 
+    def settled(self) -> bool:
+        """Whether the searcher answers from the live build already: no build to load first
+        (a link read; a live build that failed to load counts as settled)."""
+        try:
+            live = self.searcher.store.current()
+        except (QAError, OSError):
+            return True  # `fresh` notes the problem and answers from what it has
+        return live is None or live in (self.searcher.generation.id, self._failed)
+
     def fresh(self) -> Searcher:
         """The searcher, on the live build when it can be loaded."""
         searcher = self.searcher
@@ -209,7 +218,8 @@ def create_app(
     _add_error_handlers(app)
     if fast_path:  # (innermost: under the body limit and CORS, as the route is)
         on_loop = search_on_loop(searcher.store.shared, workers)
-        app.add_middleware(AskFastPath, answer=answer_json, token=token, on_loop=on_loop)
+        app.add_middleware(AskFastPath, answer=answer_json, token=token,
+                           on_loop=service.settled if on_loop else None)  # fmt: skip
     app.add_middleware(guard.BodyLimit, limit=max_body)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

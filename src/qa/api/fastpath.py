@@ -35,11 +35,15 @@ PATH = "/ask"
 
 class AskFastPath:
     """ASGI middleware: answers a well-formed, authorised `POST /ask` with `answer(request)`
-    (the JSON bytes of the route's answer), and hands every other request to `app`;
-    `on_loop`: call `answer` on the event loop rather than in a thread (see the module text)."""
+    (the JSON bytes of the route's answer), and hands every other request to `app`.
+
+    `on_loop`: None to search in a thread; else a check, made before each search, that the
+    search may run on the event loop (see the module text): it says no while a newer build
+    waits to be loaded, so that the load (seconds, for a large index) happens in a thread and
+    the worker's other requests, health checks included, are not held up by it."""
 
     def __init__(self, app, answer: Callable[[AskRequest], bytes], token: str | None,
-                 on_loop: bool = False) -> None:  # fmt: skip
+                 on_loop: Callable[[], bool] | None = None) -> None:  # fmt: skip
         self.app = app
         self.answer = answer
         self.token = token
@@ -85,7 +89,7 @@ class AskFastPath:
         except (ValueError, ValidationError):  # (JSONDecodeError, UnicodeDecodeError...)
             return None
         try:
-            if self.on_loop:
+            if self.on_loop is not None and self.on_loop():
                 return self.answer(request)
             return await to_thread.run_sync(self.answer, request)
         except Exception:  # noqa: BLE001 - the route answers it again, with its error
@@ -95,7 +99,15 @@ class AskFastPath:
 def search_on_loop(shared_store: bool, workers: int) -> bool:
     """Whether the fast path should search on the event loop: a store searched in this process
     (not a shared database) and at least one worker process per usable core."""
-    return not shared_store and workers >= len(os.sched_getaffinity(0))
+    return not shared_store and workers >= usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (all of the machine's where the OS cannot say)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def _replay(body: bytes, receive):
