@@ -108,7 +108,8 @@ def write_synthetic(store, vectors: np.ndarray, sentences: np.ndarray | None = N
     rng = np.random.default_rng(9)
     manifest = {"model": {"id": "bench", "dim": dim}, "qa_version": "bench",
                 "chunking": {"version": 1, "max_tokens": 254, "overlap": 1}, "corpus": "",
-                "documents": [{"path": f"d{d}", "title": "T", "sha256": "0"}
+                "documents": [{"path": f"d{d}", "title": "T", "sha256": "0",
+                               "chunks": min(100, n - 100 * d)}
                               for d in range((n + 99) // 100)],
                 "chunks": n, "built_at": "", "index_request": "auto"}  # fmt: skip
     started = time.perf_counter()
