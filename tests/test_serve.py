@@ -465,6 +465,14 @@ def test_fast_path_answers_as_the_route_does(report_searcher, monkeypatch):
             assert r.status_code == 200 and AnswerModel.model_validate(r.json())
 
 
+def test_every_server_process_logs_alike(server):
+    """The worker processes (spawned by uvicorn, not by `qa`'s own main) use the same
+    lower-case level names as the parent: no "INFO:" beside "info:"."""
+    lines = server.log.read_text().splitlines()
+    assert any(line.startswith("info:") and "Started server process" in line for line in lines)
+    assert not [line for line in lines if line.split(":")[0] in ("INFO", "WARNING", "ERROR")]
+
+
 def test_fast_path_searches_on_the_loop_with_a_process_per_core(report_searcher, monkeypatch):
     """With a worker per core (and a store searched in this process) the fast path answers on
     the event loop, no thread; with fewer workers, or a database store, in a thread."""

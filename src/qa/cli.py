@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Iterable
 
 from qa import __version__, config
-from qa.errors import NOTE, QAError, UsageError
+from qa.errors import NOTE, QAError, UsageError, name_log_levels
 from qa.present.wording import plural
 
 log = logging.getLogger("qa")
@@ -467,9 +467,7 @@ class _SafeFormatter(logging.Formatter):
 
 
 def _configure_logging(debug: bool) -> None:
-    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
-        logging.addLevelName(level, logging.getLevelName(level).lower())
-    logging.addLevelName(NOTE, "note")
+    name_log_levels()
     handler = logging.StreamHandler()  # stderr
     handler.setFormatter(_SafeFormatter("qa: %(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if debug else NOTE, handlers=[handler])

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 NOTE = 25  # logging level of notes (between INFO and WARNING): no error, but worth saying
+
+
+def name_log_levels() -> None:
+    """Lower-case level names ("info:", "warning:", "note:") in this process's log lines, as
+    `qa`'s own messages print them (`qa serve`'s worker processes call it too, so uvicorn's
+    lines read alike in every process)."""
+    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
+        logging.addLevelName(level, logging.getLevelName(level).lower())
+    logging.addLevelName(NOTE, "note")
 
 
 class QAError(Exception):
