@@ -473,6 +473,21 @@ def test_every_server_process_logs_alike(server):
     assert not [line for line in lines if line.split(":")[0] in ("INFO", "WARNING", "ERROR")]
 
 
+def count_thread_hops(monkeypatch) -> list:
+    """A list that gets an item each time the fast path hands a search to a thread."""
+    from qa.api import fastpath
+
+    hops = []
+    real = fastpath.to_thread.run_sync
+
+    async def counted(*args, **kwargs):
+        hops.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(fastpath.to_thread, "run_sync", counted)
+    return hops
+
+
 def test_fast_path_searches_on_the_loop_with_a_process_per_core(report_searcher, monkeypatch):
     """With a worker per core (and a store searched in this process) the fast path answers on
     the event loop, no thread; with fewer workers, or a database store, in a thread."""
@@ -489,14 +504,7 @@ def test_fast_path_searches_on_the_loop_with_a_process_per_core(report_searcher,
     assert fastpath.search_on_loop(False, cores) and fastpath.search_on_loop(False, cores + 1)
     assert not fastpath.search_on_loop(True, cores)  # PostgreSQL: the search waits on it
     assert fastpath.search_on_loop(False, 1) == (cores == 1)
-    threads = []
-    real = fastpath.to_thread.run_sync
-
-    async def counted(*args, **kwargs):
-        threads.append(1)
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(fastpath.to_thread, "run_sync", counted)
+    threads = count_thread_hops(monkeypatch)
     for workers, hops in ((64, 0), (1, 0 if cores == 1 else 2)):
         threads.clear()
         app = app_module.create_app(report_searcher, workers=workers)
@@ -512,7 +520,6 @@ def test_a_newer_build_is_loaded_in_a_thread_not_on_the_loop(tmp_path, embedder,
     from starlette.testclient import TestClient
 
     from qa.api import app as app_module
-    from qa.api import fastpath
     from qa.retrieve.searcher import Searcher
 
     corpus, index = tmp_path / "corpus", tmp_path / "index"
@@ -520,14 +527,7 @@ def test_a_newer_build_is_loaded_in_a_thread_not_on_the_loop(tmp_path, embedder,
     shutil.copy(REPORT, corpus / REPORT.name)
     build_index(corpus, index, embedder=embedder)
     searcher = Searcher(index, embedder=embedder)
-    hops = []
-    real = fastpath.to_thread.run_sync
-
-    async def counted(*args, **kwargs):
-        hops.append(1)
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(fastpath.to_thread, "run_sync", counted)
+    hops = count_thread_hops(monkeypatch)
     app = app_module.create_app(searcher, workers=64)
     with TestClient(app) as c:
         def ask() -> dict:
