@@ -76,21 +76,13 @@ class Service:
     def settled(self) -> bool:
         """Whether the searcher answers from the live build already: no build to load first
         (a link read; a live build that failed to load counts as settled)."""
-        try:
-            live = self.searcher.store.current()
-        except (QAError, OSError):
-            return True  # `fresh` notes the problem and answers from what it has
-        return live is None or live in (self.searcher.generation.id, self._failed)
+        return self._to_load() is None
 
     def fresh(self) -> Searcher:
         """The searcher, on the live build when it can be loaded."""
         searcher = self.searcher
-        try:
-            live = searcher.store.current()
-        except (QAError, OSError) as exc:
-            self._note(f"cannot read the live build: {exc}")
-            return searcher
-        if live is None or live == searcher.generation.id or live == self._failed:
+        live = self._to_load()
+        if live is None:
             return searcher
         try:
             searcher.refresh()
@@ -100,6 +92,17 @@ class Service:
         else:
             self.refresh_error = None
         return searcher
+
+    def _to_load(self) -> str | None:
+        """The live build when it is one to load (newer, and not one that failed to load)."""
+        try:
+            live = self.searcher.store.current()
+        except (QAError, OSError) as exc:
+            self._note(f"cannot read the live build: {exc}")  # answers go on from what it has
+            return None
+        if live is None or live in (self.searcher.generation.id, self._failed):
+            return None
+        return live
 
     def _note(self, problem: str) -> None:
         """Remember a refresh problem for /health; log it once, not on every request."""
