@@ -3,10 +3,11 @@ with passages, so that a question lands nearer the passages that answer it.
 
 Questions and answers are phrased differently ("What are the symptoms of X?" against "Signs
 include..."); a 384x384 map trained on MedQuAD question/answer pairs moves questions toward their
-answers' region of the space. `benchmarks/train_adapter.py` fits it (seeded) on MedQuAD documents
-that medquad-small does not hold, and blends it with the identity (`BLEND`): the full map helped
-MedQuAD most but hurt the report's older questions; a quarter of it helped or held on every set
-measured (README, "Retrieval quality").
+answers' region of the space. `benchmarks/train_adapter.py` fits it (seeded) on the MedQuAD
+documents that medquad-small does not hold, with the other answers about the same disease as hard
+negatives (what a question about one aspect of a topic must not match: the passages beside its
+answer), and blends it half and half with the identity (`BLEND`): the full map helped MedQuAD
+most but cost the report's older questions more (README, "Retrieval quality").
 
 The map belongs to one model: it applies only when the index was embedded with the model it was
 trained for (`query_adapter.json` names it), and is the identity otherwise.
