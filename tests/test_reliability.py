@@ -401,6 +401,7 @@ def test_build_stopped_by_a_signal_leaves_nothing(tmp_path, sig, status):
         [sys.executable, "-m", "qa", "--debug", "build", "-q", "--corpus", str(corpus),
          "--index", str(tmp_path / "new")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=listening_to_signals,  # the suite may run as a background job
     )
     for line in proc.stderr:
         if line.startswith("qa: debug: embedding"):
@@ -429,9 +430,41 @@ def test_a_signal_swallowed_by_an_extension_import_still_reads_as_stopped(
         return 0
 
     monkeypatch.setitem(cli.COMMANDS, "info", command)
-    code, out, err = run(capsys, *(["--debug"] if debug else []), "info")
-    assert (code, out, err) == (128 + sig, "", said + "\n")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    before = {s: signal.signal(s, h) for s, h in ((signal.SIGINT, signal.default_int_handler),
+                                                  (signal.SIGTERM, signal.SIG_DFL))}
+    try:
+        code, out, err = run(capsys, *(["--debug"] if debug else []), "info")
+        assert (code, out, err) == (128 + sig, "", said + "\n")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_the_process_was_started_ignoring_stays_ignored(capsys, monkeypatch, sig):
+    """A shell starts background jobs (`qa build &` in a script) with SIGINT ignored, so that
+    Ctrl-C meant for the foreground job does not stop them: qa must not take it over."""
+    def command(args):
+        os.kill(os.getpid(), sig)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "info", command)
+    before = signal.signal(sig, signal.SIG_IGN)
+    try:
+        assert run(capsys, "info") == (0, "", "")
+        assert signal.getsignal(sig) is signal.SIG_IGN
+    finally:
+        signal.signal(sig, before)
+
+
+def listening_to_signals() -> None:
+    """In a child before exec: SIGINT and SIGTERM back to their defaults, whatever the test run
+    inherited (a background job starts with SIGINT ignored, and qa keeps an ignored signal
+    ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def test_failed_build_over_a_live_index_changes_nothing(capsys, copy_index, tmp_path):

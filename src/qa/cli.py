@@ -485,7 +485,9 @@ def _on_stop_signals():
     `main` (main thread only), remembering which arrived: a C extension that is being
     imported when Ctrl-C lands (onnxruntime, torch) turns the KeyboardInterrupt into an
     ImportError, and the user must still read "interrupted", not "unexpected ImportError".
-    Returns the handlers to restore."""
+    A signal the process was started ignoring stays ignored (a shell starts background jobs
+    with SIGINT ignored, so that Ctrl-C meant for the foreground does not stop them). Returns
+    the handlers to restore."""
     _STOPPED_BY.clear()
 
     def stop(signum, frame):
@@ -495,7 +497,8 @@ def _on_stop_signals():
     previous = {}
     try:
         for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, stop)
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, stop)
     except ValueError:  # not the main thread: leave signals alone
         pass
     return previous
