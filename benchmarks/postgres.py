@@ -222,7 +222,7 @@ def part_ann(source: str, sizes: list[int], n_queries: int, seconds: float) -> l
                        "index": generation.manifest["index_type"],
                        "params": generation.manifest.get("ann") or {},
                        "p50_ms": round(common.pct(times, 50), 2),
-                       "p95_ms": round(common.pct(times, 95), 2), "recall@10": round(recall, 3)}
+                       "p95_ms": round(common.pct(times, 95), 2), "recall@10": round(recall, 4)}
                 for threads in (1, 4, 16):
                     row[f"qps_{threads}"] = round(throughput(generation, queries, threads,
                                                              seconds))  # fmt: skip
