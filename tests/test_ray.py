@@ -210,18 +210,22 @@ def test_a_worker_killed_mid_build_is_restarted_and_the_build_completes(
     assert_none_left(before)
 
 
+@pytest.mark.parametrize("sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["fg", "bg"])
 def test_a_build_whose_qa_process_dies_stops_and_leaves_nothing(
-    ray_address, report_index, tmp_path
+    ray_address, report_index, tmp_path, sigint
 ):
     """`qa build --ray` killed with SIGKILL mid-build: its Ray driver (a child) stops too,
-    nothing goes live, and the build's workers leave the cluster."""
+    nothing goes live, and the build's workers leave the cluster. Also when started in the
+    background (SIGINT ignored, inherited by the child): the child once stopped itself with a
+    SIGINT, which then did nothing, and the build went live after `qa build` was killed."""
     index = tmp_path / "index"
     shutil.copytree(report_index, index, symlinks=True)
     live = open_store(index).current()
     write_corpus(tmp_path / "notes", 300)  # 600 passages: still embedding when killed
     before, started = ray_processes(), time.time()
     qa = subprocess.Popen([sys.executable, "-m", "qa", "build", "-q", "--ray", ray_address,
-                           "--corpus", str(tmp_path / "notes"), "--index", str(index)])
+                           "--corpus", str(tmp_path / "notes"), "--index", str(index)],
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))  # fmt: skip
     deadline = time.monotonic() + 300
     while not list(index.glob("builds/*.tmp")) and time.monotonic() < deadline:
         time.sleep(0.05)  # the store's writer is open: passages are being embedded

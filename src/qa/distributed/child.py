@@ -38,6 +38,7 @@ def main(argv: list[str]) -> int:
     request = json.loads(sys.stdin.readline())
     temp_dir = request["temp_dir"]
     orphaned = threading.Event()
+    signal.signal(_ORPHANED, _interrupt)
     threading.Thread(target=_stop_with_parent, args=(orphaned,), daemon=True).start()
     logging.basicConfig(level=request.pop("log_level", logging.WARNING),
                         format="%(asctime)s qa: %(levelname)s: %(message)s")  # fmt: skip
@@ -60,11 +61,21 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+# The signal that stops an orphaned build. Not SIGINT: a process started in the background
+# inherits SIGINT ignored, and then a SIGINT sent to itself would do nothing (the build would
+# finish and go live after `qa build` was killed).
+_ORPHANED = getattr(signal, "SIGUSR1", signal.SIGINT)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _stop_with_parent(orphaned: threading.Event) -> None:
     """Stop the build (as Ctrl-C does) when the parent goes: it holds standard input open."""
     sys.stdin.read()
     orphaned.set()
-    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), _ORPHANED)
 
 
 if __name__ == "__main__":  # pragma: no cover - run by qa.distributed.build_index
