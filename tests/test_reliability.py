@@ -7,6 +7,7 @@ as someone editing an index on purpose would), so the checks behind the checksum
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -430,16 +431,11 @@ def test_a_signal_swallowed_by_an_extension_import_still_reads_as_stopped(
         return 0
 
     monkeypatch.setitem(cli.COMMANDS, "info", command)
-    before = {s: signal.signal(s, h) for s, h in ((signal.SIGINT, signal.default_int_handler),
-                                                  (signal.SIGTERM, signal.SIG_DFL))}
-    try:
+    with dispositions({signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}):
         code, out, err = run(capsys, *(["--debug"] if debug else []), "info")
         assert (code, out, err) == (128 + sig, "", said + "\n")
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    finally:
-        for s, h in before.items():
-            signal.signal(s, h)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -451,12 +447,20 @@ def test_a_signal_the_process_was_started_ignoring_stays_ignored(capsys, monkeyp
         return 0
 
     monkeypatch.setitem(cli.COMMANDS, "info", command)
-    before = signal.signal(sig, signal.SIG_IGN)
-    try:
+    with dispositions({sig: signal.SIG_IGN}):
         assert run(capsys, "info") == (0, "", "")
         assert signal.getsignal(sig) is signal.SIG_IGN
+
+
+@contextlib.contextmanager
+def dispositions(handlers: dict):
+    """These signal handlers for the block, whatever the test run inherited; restored after."""
+    before = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+    try:
+        yield
     finally:
-        signal.signal(sig, before)
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def listening_to_signals() -> None:
