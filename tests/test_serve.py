@@ -546,7 +546,7 @@ def test_a_newer_build_is_loaded_in_a_thread_not_on_the_loop(tmp_path, embedder,
         assert len(hops) == 1
 
 
-def test_with_several_workers_every_25th_response_hands_the_connection_back(report_searcher):
+def test_with_several_workers_every_nth_response_hands_the_connection_back(report_searcher):
     """`qa.api.rebalance`: so that uvicorn's workers share clients that connected at once."""
     from starlette.testclient import TestClient
 
@@ -567,9 +567,9 @@ def test_with_several_workers_every_25th_response_hands_the_connection_back(repo
         assert seen == closing, workers
 
 
-def test_the_real_server_closes_a_connection_after_its_25th_answer(server):
-    """Through uvicorn: the 25th answer on one keep-alive connection is the last on it, and
-    the client's next request (on a new connection) is answered."""
+def test_the_real_server_closes_a_connection_after_its_nth_answer(server):
+    """Through uvicorn: the REQUESTS_PER_CONNECTION-th answer on one keep-alive connection is
+    the last on it, and the client's next request (on a new connection) is answered."""
     from qa.api.rebalance import REQUESTS_PER_CONNECTION
 
     host, port = server.url.removeprefix("http://").split(":")

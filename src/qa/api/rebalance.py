@@ -8,13 +8,17 @@ workers in 2 of 5 tries, and half the throughput; README "HTTP API"). So every
 `REQUESTS_PER_CONNECTION`-th response on a connection says `Connection: close`, as nginx's
 `keepalive_requests` does: the client reconnects (every HTTP client does so by itself), and the
 new connection goes to whichever worker is waiting in `accept` - the one that was idle, since a
-busy worker answers on its event loop and does not accept meanwhile. A reconnect costs about
-a tenth of a millisecond on the same machine; one per 25 answers is a fraction of a percent.
+busy worker answers on its event loop and does not accept meanwhile. So clients drift from a
+busy worker to an idle one, and the more often they reconnect, the sooner: with 4 clients on
+2 workers, 4-client throughput was 0.64x-0.85x of the floor in 9 runs handing back every 25
+answers, and 0.81x-0.86x in 6 runs every 10 (every 5: 0.81x-0.86x in 9, but the 16-client
+p95 rose by a quarter). One client alone pays for the reconnects: 0.85x-0.89x of the floor
+every 10 answers against 0.87x-0.98x every 25 (README "HTTP API").
 """
 
 from __future__ import annotations
 
-REQUESTS_PER_CONNECTION = 25
+REQUESTS_PER_CONNECTION = 10  # measured against 5 and 25 (module text)
 _TRACKED = 4096  # connections counted at most (one that went away stays until cleared)
 
 
