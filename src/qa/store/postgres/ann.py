@@ -31,7 +31,8 @@ HNSW_M = 16  # pgvector's default
 # pgvector's default is 64; a wider search while the graph is built gives a graph that finds
 # near-duplicate neighbours: on 1,000,000 tiled medquad-full vectors, real questions reached
 # recall@10 0.888 at ef_search 480 over a 64 graph, 0.945-0.970 over a 256 one, and 0.970 at
-# ef_search 240 over a 512 one, for 3.2x and 8.6x the 64 graph's build (README)
+# ef_search 240 over a 512 one; the whole 1,000,000-row build took 211 s, 413-426 s and
+# 876-934 s (README)
 HNSW_EF_CONSTRUCTION = 512
 EF_SEARCH = (20, 30, 40, 50, 60, 80, 100, 120, 160, 200, 240, 320)  # tried in order (x MARGIN)
 MAX_EF_SEARCH = 1000  # pgvector's limit
