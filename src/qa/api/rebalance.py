@@ -12,8 +12,8 @@ busy worker answers on its event loop and does not accept meanwhile. So clients 
 busy worker to an idle one, and the more often they reconnect, the sooner: with 4 clients on
 2 workers, 4-client throughput was 0.64x-0.85x of the floor in 9 runs handing back every 25
 answers, and 0.75x-0.86x in 9 runs every 10, one of them under 0.8x (every 5: 0.81x-0.86x in
-9, but the 16-client p95 rose by a quarter). One client alone pays for the reconnects: 0.85x-0.89x of the floor
-every 10 answers against 0.87x-0.98x every 25 (README "HTTP API").
+9, but the 16-client p95 rose by a quarter). One client alone pays for the reconnects:
+0.85x-0.89x of the floor every 10 answers against 0.87x-0.98x every 25 (README "HTTP API").
 """
 
 from __future__ import annotations
