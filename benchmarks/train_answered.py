@@ -35,7 +35,6 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from qa.build import build_index  # noqa: E402
 from qa.evaluate import evaluate  # noqa: E402
-from qa.ingest.terms import content_terms  # noqa: E402
 from qa.retrieve import answered  # noqa: E402
 from qa.retrieve.searcher import Searcher, clean_question  # noqa: E402
 
@@ -56,9 +55,8 @@ def features(searcher: Searcher, questions: list[str]) -> np.ndarray:
     for text in questions:
         question = clean_question(text)
         ranking = searcher.rank(question, 1, None)
-        words = content_terms(question)
         gen = ranking.generation
-        asked = answered.Question.of(words, gen.term_frequencies(words))
+        asked = answered.question_of(question, gen)
         null = answered.null_level(gen.manifest)
         ev = answered.evidence(ranking.passages, 0, ranking.query, asked, null,
                                ranking.best_cosine)

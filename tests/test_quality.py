@@ -124,7 +124,23 @@ def test_answered_model_is_calibrated_and_monotonic():
     known = answered.Evidence(cosine=0.2, sentence=0.2, known=1.0, terms=1.0)
     assert model.probability(unknown) < model.probability(known)  # words the corpus lacks
     assert answered.Question.of(["back", "zebra"], np.array([3, 0])).known == 0.5
-    assert answered.Question.of([], np.array([])).known == 1.0
+    assert answered.Question.of([], np.array([])).known == 1.0  # function words only
+    assert answered.Question.of([], np.array([]), readable=False).known == 0.0  # no word at all
+
+
+def test_a_question_without_any_word_is_not_covered(report_searcher):
+    """Punctuation, emoji or another script give the search no word: nothing says the report
+    covers them (they were "answered", with a confidence above most real answers'). A vague
+    question of function words only is still answered, as the vague questions the model knows."""
+    smiles = "\U0001f642" * 3
+    chinese = "\u80cc\u75db\u662f\u4ec0\u4e48\u539f\u56e0"  # back pain cause
+    for question in ["???!!!", smiles, chinese]:
+        answer = report_searcher.ask(question, k=3)
+        assert answered.question_of(question, report_searcher.generation).known == 0.0
+        assert not answer.answered, question
+        assert len(answer.hits) == 3  # the passages are still shown, as weak matches
+    vague = report_searcher.ask("what is this about?", k=3)
+    assert vague.answered and vague.confidence > 0.1
 
 
 def test_confidences_never_contradict_the_decision(report_searcher):

@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.store.base import Passages
+from qa.ingest.terms import content_terms, words
+from qa.store.base import Generation, Passages
 
 MODEL_FILE = Path(__file__).with_name("answered_model.json")
 PROBES_FILE = Path(__file__).with_name("probes.txt")
@@ -115,16 +116,33 @@ class Question:
     """What the features need of the question: its content words and which the corpus knows.
 
     (Each word counts alike: weighting by idf made the corpus's own common words count for
-    nothing on a 12-passage report, and measured worse.)"""
+    nothing on a 12-passage report, and measured worse.)
+
+    A question without content words has no share to take. One of function words only ("what
+    is this about?", "why?") counts as known (1): a vague question, asked of documents that may
+    well answer it, as the vague questions the model was fitted on. One without any word the
+    search can read (punctuation, emoji, a script other than Latin's) counts as unknown (0):
+    nothing in it says the documents cover it, so its meaning alone (the cosines) must; counted
+    as known, "???" was "answered" with a confidence above most real answers'."""
 
     words: tuple[str, ...]
-    known: float  # share of the words found in the corpus (1 when there are none)
+    known: float  # share of the words found in the corpus (see above when there are none)
 
     @classmethod
-    def of(cls, words: list[str], frequencies: np.ndarray) -> Question:
-        """`frequencies`: in how many of the generation's passages each word occurs."""
+    def of(cls, words: list[str], frequencies: np.ndarray, readable: bool = True) -> Question:
+        """`frequencies`: in how many of the generation's passages each word occurs;
+        `readable`: whether the question has any word at all (`qa.ingest.terms.words`)."""
         found = np.asarray(frequencies) > 0
-        return cls(tuple(words), float(found.mean()) if len(words) else 1.0)
+        if not len(words):
+            return cls((), 1.0 if readable else 0.0)
+        return cls(tuple(words), float(found.mean()))
+
+
+def question_of(text: str, generation: Generation) -> Question:
+    """The question's content words and which of them the generation holds."""
+    terms = content_terms(text)
+    return Question.of(terms, generation.term_frequencies(terms),
+                       readable=bool(terms or words(text)))  # fmt: skip
 
 
 def scores(passages: Passages, i: int, query: np.ndarray) -> tuple[float, float]:

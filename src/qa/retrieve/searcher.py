@@ -14,7 +14,6 @@ from qa import config
 from qa.embed.embedder import Embedder
 from qa.embed.models import vector_id
 from qa.errors import IndexCorruptError, QAError, UsageError
-from qa.ingest.terms import content_terms
 from qa.ingest.text import normalize
 from qa.retrieve import answered, docfilter, rerank
 from qa.retrieve.fusion import DEFAULT_MODE, MODES
@@ -158,9 +157,9 @@ class Searcher:
         if not 1 <= k <= MAX_K:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
         ranking = require_numbers(self.rank(cleaned, k, mode, doc), self.store.location)
-        words = content_terms(cleaned)
         generation = ranking.generation
-        asked = answered.Question.of(words, generation.term_frequencies(words))
+        asked = answered.question_of(cleaned, generation)
+        words = list(asked.words)
         confidence, per_hit = answered.confidences(ranking.passages, ranking.query, asked,
                                                    ranking.best_cosine, generation.manifest)
         found = hits(ranking, words, self.embedder, per_hit)
