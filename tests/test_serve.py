@@ -224,6 +224,12 @@ BAD = [
     ("malformed JSON", {"content": b'{"question": "x",', "headers": JSON}, 400, "not valid JSON"),
     ("not UTF-8", {"content": b'{"question": "\xff"}', "headers": JSON}, 400, "not valid JSON"),
     ("JSON list", {"content": b'["x"]', "headers": JSON}, 422, "must be a JSON object"),
+    (  # deeper than Python's parser recurses, under the size limit (was a 500)
+        "JSON nested too deeply",
+        {"content": b'{"question": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", "headers": JSON},
+        400,
+        "not valid JSON",
+    ),
     ("JSON null", {"content": b"null", "headers": JSON}, 422, "must be a JSON object"),
     ("empty body", {"content": b"", "headers": JSON}, 422, "must be a JSON object"),
     ("form content type", {"data": {"question": "x"}}, 415, "must be JSON"),

@@ -86,7 +86,7 @@ class AskFastPath:
         """The answer's JSON, or None when the request is not in good order."""
         try:
             request = AskRequest.model_validate(json.loads(body))
-        except (ValueError, ValidationError):  # (JSONDecodeError, UnicodeDecodeError...)
+        except (ValueError, ValidationError, RecursionError):  # (JSONDecodeError, too deep...)
             return None
         try:
             if self.on_loop is not None and self.on_loop():
