@@ -1,6 +1,7 @@
 """`qa.evaluate`: metrics against trec_eval (pytrec_eval), data set loading, and `qa eval`."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,18 @@ def test_eval_errors_are_one_line(capsys, tmp_path):
     code = main(["eval", str(TINY), "--mode", "fuzzy"])
     _, err = capsys.readouterr()
     assert code == 2 and "invalid choice" in err
+
+
+@pytest.mark.parametrize("line", ["{not json", "[1, 2]", "[" * 100_000 + "]" * 100_000])
+def test_eval_names_a_damaged_line_of_the_data_set(capsys, tmp_path, line):
+    """A corpus line that is not a JSON object with an _id, including one nested deeper than
+    the parser recurses (it was an "unexpected RecursionError"), is named with its line."""
+    data = tmp_path / "data"
+    shutil.copytree(TINY, data)
+    with open(data / "corpus.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+    lines = (data / "corpus.jsonl").read_text(encoding="utf-8").count("\n")
+    code = main(["eval", str(data)])
+    _, err = capsys.readouterr()
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"qa: error: {data / 'corpus.jsonl'}:{lines}: not a JSON object")

@@ -81,7 +81,7 @@ def _jsonl(path: Path) -> Iterable[tuple[int, dict]]:
                 continue
             try:
                 obj = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
                 obj = None
             if not isinstance(obj, dict) or "_id" not in obj:
                 raise QAError(f"{path}:{number}: not a JSON object with an _id",
