@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from qa.cli import main
 from qa.errors import UsageError
+from qa.ingest import loaders
 from qa.ingest.chunking import chunk_document
 from qa.ingest.loaders import html, load_corpus, markdown, pdf
 from qa.present.citation import cite
@@ -312,6 +313,37 @@ def test_html_without_main_uses_the_body_and_titles_from_h1():
         "Hero title",
         "Seek care at once if numb.",
     ]
+
+
+def test_html_nested_thousands_deep_is_read(tmp_path: Path):
+    """Unclosed tags nest as deep as there are tags: 5,000 unclosed `<font>` tags (and a menu
+    as deep) stopped the whole build with a RecursionError, and took minutes before it."""
+    page = (
+        "<html><body><h1>Old page</h1>" + "<font>back pain " * 5000
+        + "<div class='menu'>" + "<div>" * 5000 + "Menu entry" + "</div>" * 5001
+        + "</body></html>"
+    )  # fmt: skip
+    (tmp_path / "old.html").write_text(page, encoding="utf-8")
+    loaded = load_corpus(tmp_path)
+    assert loaded.skipped == []
+    [doc] = loaded.documents
+    assert doc.title == "Old page"
+    assert doc.text.split("\n\n") == ["Old page", " ".join(["back pain"] * 5000)]
+
+
+def test_a_parser_recursing_too_deep_skips_its_file_not_the_build(tmp_path: Path, monkeypatch):
+    """Whatever a loader's parser does with a pathological file, a RecursionError skips that
+    file with a reason; the other files load."""
+
+    def recursing(path: str, data: bytes, depth: int = 0):
+        return recursing(path, data, depth + 1)
+
+    monkeypatch.setitem(loaders.LOADERS, ".md", ("markdown", recursing))
+    (tmp_path / "deep.md").write_text("# Deep", encoding="utf-8")
+    (tmp_path / "fine.txt").write_text("fine", encoding="utf-8")
+    loaded = load_corpus(tmp_path)
+    assert [d.path for d in loaded.documents] == ["fine.txt"]
+    assert loaded.skipped == [("deep.md", "nested too deeply to read")]
 
 
 # --- PDF ------------------------------------------------------------------------------------

@@ -106,9 +106,12 @@ def parse_file(rel: str, data: bytes, stat: dict) -> Document:
     """The `Document` of a file read by `read_file`.
 
     Raises:
-        ValueError: the file cannot be decoded.
+        ValueError: the file cannot be decoded, or is nested deeper than its parser recurses.
     """
-    document = LOADERS[Path(rel).suffix.lower()][1](rel, data)
+    try:
+        document = LOADERS[Path(rel).suffix.lower()][1](rel, data)
+    except RecursionError:  # a parser's recursion on a pathological file, never the build's
+        raise ValueError("nested too deeply to read") from None
     return dataclasses.replace(document, metadata={**document.metadata, **stat})
 
 
