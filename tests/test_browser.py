@@ -20,12 +20,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPORT, ROOT
+from conftest import CHROMIUM, CHROMIUM_ARGS, REPORT, ROOT
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 OUTPUT = ROOT / "tests" / "output"  # git-ignored
 FIRST_VIEW_S = 240  # server start, model load and index build on a busy machine
 STEP_S = 30

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPORT, report_questions
+from conftest import CHROMIUM, CHROMIUM_ARGS, REPORT, report_questions
 from test_concurrency import two_hundred_questions
 
 from qa.api import guard
@@ -184,6 +184,40 @@ def test_documents_health_and_openapi(client, server):
     )
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
     assert httpx.get(server.url + "/docs").status_code == 200
+
+
+@pytest.mark.browser
+def test_api_docs_render_in_a_browser_with_nothing_else_reachable(server):
+    """/docs is Swagger UI: its scripts and styles come from `qa serve` itself (they came from
+    a CDN, and the page stayed blank where nothing else can be reached). Chromium may fetch
+    only from the server here; the page must render the API's operations."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `bash scripts/ensure-chromium.sh`"
+    for page_path in ("/docs", "/redoc"):
+        html = httpx.get(server.url + page_path).text
+        assert "cdn." not in html and "https://" not in html.split("<body")[0], page_path
+    elsewhere = []
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_page()
+
+            def only_the_server(route):
+                if route.request.url.startswith(server.url + "/"):
+                    route.continue_()
+                else:
+                    elsewhere.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_the_server)
+            page.goto(server.url + "/docs")
+            page.wait_for_selector("text=/ask", timeout=30_000)
+            shown = page.inner_text("body")
+        finally:
+            chromium.close()
+    assert "/documents" in shown and "/health" in shown and "qa" in shown
+    assert elsewhere == []
 
 
 # -- bad input: 4xx with a JSON error, never a 500 or a traceback -----------------------------

@@ -7,6 +7,9 @@ is picked up without a restart; each answer comes wholly from one build.
 
 Errors are JSON, `{"error": message, "hint": hint}`, never a traceback: bad input is 4xx, a
 problem with the index (a `QAError`) 503.
+
+The API's documentation pages (/docs, /redoc) load their scripts and styles from this server
+(`fastapi-offline` ships them), not from a CDN: `qa` runs where nothing else can be reached.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from qa import __version__
@@ -135,7 +139,7 @@ def create_app(
             share the clients (`qa.api.rebalance`).
     """
     service = Service(searcher)
-    app = FastAPI(
+    app = FastAPIOffline(
         title="qa",
         version=__version__,
         description="Ask questions of a folder of documents; get back the passages "
