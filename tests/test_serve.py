@@ -174,6 +174,8 @@ def test_documents_health_and_openapi(client, server):
     assert [d["path"] for d in body["documents"]] == [REPORT.name]
     assert body["documents"][0]["chunks"] == 12
     health = httpx.get(server.url + "/health").json()  # no token needed: for load balancers
+    head = httpx.head(server.url + "/health")  # (some check with HEAD)
+    assert head.status_code == 200 and head.content == b""
     assert health["status"] == "ok" and health["generation"] == body["generation"]
     assert health["stale"] is False and health["stale_checked"] is True
     assert health["model"].endswith("all-MiniLM-L6-v2") and health["chunks"] == 12

@@ -196,9 +196,10 @@ def create_app(
         generation = searcher.generation  # one build for both fields
         return {"generation": generation.id, "documents": searcher.documents(generation.manifest)}
 
-    @app.get("/health", response_model=HealthModel)
+    @app.api_route("/health", methods=["GET", "HEAD"], response_model=HealthModel)
     def health() -> dict:
-        """Whether the server answers, from which build, and whether that build is stale."""
+        """Whether the server answers, from which build, and whether that build is stale
+        (HEAD too: some load balancers check with it)."""
         from qa.staleness import check
 
         searcher = service.fresh()
