@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,24 @@ def test_missing_corpus_is_a_user_error(tmp_path: Path):
 
 def test_title_from_filename():
     assert title_from_filename("notes/back_pain-advice.md") == "Back pain advice"
+
+
+def test_an_index_inside_the_corpus_is_not_read_as_documents(report_corpus, embedder, tmp_path):
+    """`qa build --corpus . --index index`: the index's own files (its arrays, manifest and
+    passages; the repository's index/README.md) are neither documents nor skipped files, and
+    the index is not stale because of them."""
+    from qa.build import build_index
+    from qa.ingest.loaders import is_index_folder
+    from qa.staleness import check
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(report_corpus, corpus)
+    index = corpus / "index"
+    first = build_index(corpus, index, embedder=embedder)
+    (index / "README.md").write_text("# The index\n\nBuilt by qa build.", encoding="utf-8")
+    again = build_index(corpus, index, embedder=embedder)
+    assert is_index_folder(index)
+    assert (first.documents, first.skipped) == (again.documents, again.skipped) == (1, [])
+    assert again.embedded == 0
+    assert [d.path for d in load_corpus(corpus).documents] == ["chronic-middle-back-pain.txt"]
+    assert check(index, corpus).stale is False

@@ -30,7 +30,7 @@ from qa.store import manifest as manifests
 from qa.store.files import fsync_dir, reason
 
 CURRENT = "current"
-BUILDS = "builds"
+BUILDS = "builds"  # (with CURRENT, how `qa.ingest.loaders.is_index_folder` knows an index)
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 READ_RETRIES = 3

@@ -115,8 +115,16 @@ def parse_file(rel: str, data: bytes, stat: dict) -> Document:
     return dataclasses.replace(document, metadata={**document.metadata, **stat})
 
 
+def is_index_folder(path: Path) -> bool:
+    """Whether `path` is a `qa` index folder (`qa.store.folder`: a `builds` folder and the
+    `current` pointer): one inside the corpus (`qa build --corpus . --index index`) holds the
+    index's own files, never documents."""
+    return (path / "builds").is_dir() and os.path.lexists(path / "current")
+
+
 def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
-    """Every file under `root`, recursively, sorted by relative path (hidden entries skipped).
+    """Every file under `root`, recursively, sorted by relative path (hidden entries and index
+    folders skipped).
 
     Sub-folders that cannot be read are left out and added to `skipped` as (path, reason).
 
@@ -126,7 +134,8 @@ def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list
     found: list[Path] = []
     errors: list[OSError] = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames
+                             if not d.startswith(".") and not is_index_folder(Path(dirpath, d)))
         found.extend(Path(dirpath, f) for f in filenames if not f.startswith("."))
     for exc in errors:
         folder = Path(exc.filename) if exc.filename else root
