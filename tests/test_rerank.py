@@ -80,7 +80,7 @@ def test_missing_reranker_is_a_one_line_error(capsys, report_index, tmp_path):
     code = main(["ask", "chiropractor", "--index", str(report_index), "--reranker",
                  str(tmp_path / "no-model")])
     _, err = capsys.readouterr()
-    assert code == 1 and err.startswith("qa: error: cannot load reranker") and "hint:" in err
+    assert code == 1 and err.startswith("qa: error: no reranker folder at") and "hint:" in err
     assert err.count("\n") == 1
     with pytest.raises(QAError):
         rerank.Reranker(str(tmp_path / "no-model")).scores("q", ["p"])

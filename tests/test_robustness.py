@@ -179,6 +179,18 @@ def test_empty_corpus_and_corpus_of_only_unusable_files(capsys, tmp_path):
                           "unsupported file type .png)")
 
 
+@pytest.mark.parametrize("model", ["absolute", "./relative-missing-model", "~/missing-model"])
+def test_a_model_folder_that_is_not_there_is_named(capsys, report_corpus, tmp_path, model):
+    """A --model written as a folder that does not exist is said so, not tried as a hub name
+    (which printed the hub's "Repo id must use alphanumeric chars" and a warning before it)."""
+    name = str(tmp_path / "missing-model") if model == "absolute" else model
+    index = tmp_path / "i"
+    code, _, err = run(capsys, "build", "--corpus", str(report_corpus), "--index", str(index),
+                       "--model", name)  # fmt: skip
+    assert code == 1 and not index.exists()
+    assert_one_line_error(err, f"no model folder at {name}")
+
+
 def test_bad_files_are_skipped_with_one_warning_each(capsys, tmp_path, monkeypatch, embedder):
     """Binary, undecodable and unreadable files, and an unreadable sub-folder: each named once
     on stderr; the build goes on and indexes the rest."""

@@ -148,6 +148,13 @@ def threads() -> int:
     return max(1, (os.cpu_count() or 1) - round(load))
 
 
+def missing_folder(name: str) -> bool:
+    """Whether a model name is written as a local folder (absolute, or starting with ".", "~")
+    that does not exist: hub names ("org/model") never are, so it cannot be a download."""
+    path = Path(name).expanduser()
+    return (path.is_absolute() or name.startswith((".", "~"))) and not path.exists()
+
+
 def resolve_model(name: str) -> tuple[str, str]:
     """Map a configured model name to (model id recorded in the index, path or name to load).
 

@@ -63,6 +63,9 @@ class Embedder:
     @cached_property
     def model(self):
         """The loaded model, once per process (offline unless the user allowed the network)."""
+        if config.missing_folder(self.name):
+            raise QAError(f"no model folder at {self.name}",
+                          "give an existing local model folder with --model/QA_MODEL")  # fmt: skip
         try:
             return load_model(self._load_path, self.backend, self.model_id)
         except QAError:

@@ -42,6 +42,10 @@ class Reranker:
     def model(self):
         """The CrossEncoder, loaded on first use (offline unless the user allowed the network)."""
         config.ensure_offline()
+        if config.missing_folder(self.name):
+            raise QAError(f"no reranker folder at {self.name}",
+                          "give an existing local CrossEncoder folder with --reranker/QA_RERANKER, "
+                          "or drop it")  # fmt: skip
         try:
             from sentence_transformers import CrossEncoder
 

@@ -119,7 +119,10 @@ def is_index_folder(path: Path) -> bool:
     """Whether `path` is a `qa` index folder (`qa.store.folder`: a `builds` folder and the
     `current` pointer): one inside the corpus (`qa build --corpus . --index index`) holds the
     index's own files, never documents."""
-    return (path / "builds").is_dir() and os.path.lexists(path / "current")
+    try:
+        return (path / "builds").is_dir() and os.path.lexists(path / "current")
+    except OSError:  # an unreadable folder: the walk names it as such
+        return False
 
 
 def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
