@@ -767,3 +767,55 @@ def test_a_damaged_new_build_is_skipped_not_served(server, client, embedder):
     health = client.get("/health").json()
     assert health["generation"] not in (loaded, live) and health["refresh_error"] is None
     assert health["documents"] == len(list(server.corpus.iterdir()))  # posture.txt included
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The uvicorn worker processes of a `qa serve --workers N` (not multiprocessing's resource
+    tracker)."""
+    pids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):  # gone meanwhile
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            pids.add(int(stat.parent.name))
+    return pids
+
+
+def test_a_killed_worker_is_replaced_and_no_request_fails(report_index, tmp_path):
+    """kill -9 of one of two workers: the other answers every request meanwhile, uvicorn starts
+    a new worker, and the answers stay the same throughout."""
+    import signal
+
+    port, log = free_port(), tmp_path / "server.log"
+    env = dict(os.environ)
+    env.pop("QA_API_TOKEN", None)
+    proc = start_serve(log, env, "--index", str(report_index), "--port", str(port), "--workers",
+                       "2")  # fmt: skip
+    url, ask = f"http://127.0.0.1:{port}", {"question": "Should I get a second opinion?", "k": 3}
+    try:
+        wait_until_up(url, proc, log)
+        deadline = time.monotonic() + STARTUP_S
+        while len(worker_pids(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        before = worker_pids(proc.pid)
+        assert len(before) == 2, before
+        expected = httpx.post(url + "/ask", json=ask).json()
+        os.kill(min(before), signal.SIGKILL)
+        replies = [httpx.post(url + "/ask", json=ask, timeout=60) for _ in range(20)]
+        assert [r.status_code for r in replies] == [200] * 20
+        assert all(r.json() == expected for r in replies)
+        while time.monotonic() < deadline:
+            now = worker_pids(proc.pid)
+            if len(now) == 2 and min(before) not in now:
+                break
+            time.sleep(0.2)
+        assert len(now) == 2 and min(before) not in now, (before, now, log.read_text())
+        with httpx.Client(base_url=url, timeout=60) as client:  # the new worker answers alike
+            assert all(client.post("/ask", json=ask).json() == expected for _ in range(20))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "Traceback" not in log.read_text()
