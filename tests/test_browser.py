@@ -365,3 +365,31 @@ def test_add_a_document_then_remove_it(server, browser, tmp_path):
         assert not (Path(server[1]).parent / "corpus" / "sleep.md").exists()
     finally:
         page.close()
+
+
+def test_make_run_calls_out_to_nobody(tmp_path):
+    """`make run`'s command (every interface, the project's .streamlit/config.toml) starts the
+    page without asking a web service for the machine's public address: Streamlit does so by
+    default when headless, and offline says "Did not auto detect external IP"."""
+    port = free_port()
+    env = dict(os.environ, QA_INDEX=str(tmp_path / "index"), HF_HUB_OFFLINE="1")
+    log_path = tmp_path / "streamlit.log"
+    with open(log_path, "w") as log:  # as the Makefile's run target: streamlit run app.py --port
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "URL:" not in log_path.read_text():
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    shown = log_path.read_text()
+    assert "URL: http://localhost:" in shown
+    assert "external IP" not in shown and "External URL" not in shown, shown
