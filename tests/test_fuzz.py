@@ -217,3 +217,34 @@ def test_any_array(capsys, monkeypatch, fuzz_root, data, damage, sealed):
             reseal(build)
         check_run(capsys, ["ask", "chiropractor", "--json", "--index", str(index)], index, True)
         check_run(capsys, ["info", "--verify", "--index", str(index)], index, False)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DOCUMENTS = {p.name: p.read_bytes() for p in sorted(EXAMPLES.glob("*.*")) if p.suffix != ".py"}
+
+
+@FUZZ
+@given(name=st.sampled_from(sorted(DOCUMENTS)), data=st.data())
+def test_any_damaged_document(name, data):
+    """A PDF, HTML or Markdown file with bytes changed, cut, inserted or truncated is read or
+    refused with a reason (ValueError, as `load_corpus` skips it), never anything else."""
+    from qa.ingest.loaders import parse_file
+
+    raw = bytearray(DOCUMENTS[name])
+    for _ in range(data.draw(st.integers(1, 30), label="edits")):
+        at = data.draw(st.integers(0, max(0, len(raw) - 1)), label="at")
+        how = data.draw(st.sampled_from(["byte", "cut", "insert", "truncate"]), label="how")
+        if how == "byte" and raw:
+            raw[at] = data.draw(st.integers(0, 255))
+        elif how == "cut":
+            del raw[at:at + data.draw(st.integers(1, 500))]
+        elif how == "insert":
+            raw[at:at] = data.draw(st.binary(min_size=1, max_size=64))
+        else:
+            del raw[at:]
+    event(name)
+    try:
+        document = parse_file(name, bytes(raw), {"size": len(raw), "mtime_ns": 0})
+    except ValueError:
+        return
+    assert isinstance(document.text, str) and document.path == name
