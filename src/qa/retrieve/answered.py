@@ -132,10 +132,9 @@ class Question:
     def of(cls, words: list[str], frequencies: np.ndarray, readable: bool = True) -> Question:
         """`frequencies`: in how many of the generation's passages each word occurs;
         `readable`: whether the question has any word at all (`qa.ingest.terms.words`)."""
-        found = np.asarray(frequencies) > 0
         if not len(words):
             return cls((), 1.0 if readable else 0.0)
-        return cls(tuple(words), float(found.mean()))
+        return cls(tuple(words), float((np.asarray(frequencies) > 0).mean()))
 
 
 def question_of(text: str, generation: Generation) -> Question:
