@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,26 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "corpus" / "chronic-middle-back-pain.txt"
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's (Playwright cannot download browsers here)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    """Debian's Chromium under Playwright; a failure to start fails the test loudly."""
+    from playwright.sync_api import Error, sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: run `bash scripts/ensure-chromium.sh` (make test does)"
+        )
+    with sync_playwright() as p:
+        try:
+            chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        except Error as exc:
+            pytest.fail(f"Chromium at {CHROMIUM} cannot start: {exc}")
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 DATA = Path(__file__).resolve().parent / "data"
 SHARED = ROOT.parent / "shared"
 

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, REPORT, ROOT
+from conftest import REPORT, ROOT, chromium_browser
 
 pytestmark = pytest.mark.browser
 
@@ -97,20 +97,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium under Playwright; a failure to start fails the test loudly."""
-    from playwright.sync_api import Error, sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: run `bash scripts/ensure-chromium.sh` (make test does)"
-        )
-    with sync_playwright() as p:
-        try:
-            chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        except Error as exc:
-            pytest.fail(f"Chromium at {CHROMIUM} cannot start: {exc}")
+    """Debian's Chromium under Playwright, for the module (`conftest.chromium_browser`)."""
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 def shown_text(page) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, REPORT, report_questions
+from conftest import REPORT, chromium_browser, report_questions
 from test_concurrency import two_hundred_questions
 
 from qa.api import guard
@@ -193,31 +193,24 @@ def test_api_docs_render_in_a_browser_with_nothing_else_reachable(server):
     """/docs is Swagger UI: its scripts and styles come from `qa serve` itself (they came from
     a CDN, and the page stayed blank where nothing else can be reached). Chromium may fetch
     only from the server here; the page must render the API's operations."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `bash scripts/ensure-chromium.sh`"
     for page_path in ("/docs", "/redoc"):
         html = httpx.get(server.url + page_path).text
         assert "cdn." not in html and "https://" not in html.split("<body")[0], page_path
     elsewhere = []
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = chromium.new_page()
+    with chromium_browser() as chromium:
+        page = chromium.new_page()
 
-            def only_the_server(route):
-                if route.request.url.startswith(server.url + "/"):
-                    route.continue_()
-                else:
-                    elsewhere.append(route.request.url)
-                    route.abort()
+        def only_the_server(route):
+            if route.request.url.startswith(server.url + "/"):
+                route.continue_()
+            else:
+                elsewhere.append(route.request.url)
+                route.abort()
 
-            page.route("**/*", only_the_server)
-            page.goto(server.url + "/docs")
-            page.wait_for_selector("text=/ask", timeout=30_000)
-            shown = page.inner_text("body")
-        finally:
-            chromium.close()
+        page.route("**/*", only_the_server)
+        page.goto(server.url + "/docs")
+        page.wait_for_selector("text=/ask", timeout=30_000)
+        shown = page.inner_text("body")
     assert "/documents" in shown and "/health" in shown and "qa" in shown
     assert elsewhere == []
 
@@ -800,7 +793,7 @@ def test_a_killed_worker_is_replaced_and_no_request_fails(report_index, tmp_path
         deadline = time.monotonic() + STARTUP_S
         while len(worker_pids(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
-        before = worker_pids(proc.pid)
+        before = now = worker_pids(proc.pid)
         assert len(before) == 2, before
         expected = httpx.post(url + "/ask", json=ask).json()
         os.kill(min(before), signal.SIGKILL)
