@@ -305,6 +305,70 @@ def test_real_permissions_unreadable_files_are_skipped(tmp_path):
     ]
 
 
+def qa_with_file_limit(limit: int, *args: str, env: dict | None = None):
+    """Run `python -m qa ARGS` where no file may grow past `limit` bytes (RLIMIT_FSIZE): each
+    write beyond it fails with EFBIG, as a full disk fails with ENOSPC (Python ignores the
+    SIGXFSZ signal that would otherwise end the process)."""
+    import resource
+
+    def limit_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "qa", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})},
+                          preexec_fn=limit_files)  # fmt: skip
+    return proc
+
+
+def test_a_build_that_runs_out_of_room_keeps_the_live_index(tmp_path, copy_index):
+    """Found by trying: the chunk file's buffered write failed, then closing it to clean up
+    failed again, so the error that reached the user was the second one ("cannot access: File
+    too large", naming nothing) and the unfinished build folder stayed behind."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / "report.txt")
+    paragraph = "The thoracic spine carries the ribs and moves little in daily life. " * 10
+    (corpus / "more.txt").write_text("\n\n".join([paragraph] * 40), encoding="utf-8")
+    live = store.current_build(copy_index)
+    proc = qa_with_file_limit(20_000, "build", "-q", "--corpus", str(corpus),
+                              "--index", str(copy_index))  # fmt: skip
+    assert proc.returncode == 1, proc.stdout
+    assert_one_line_error(proc.stderr, f"cannot write the index in {copy_index}: File too large")
+    assert "the index in use is unchanged" in proc.stderr
+    assert store.current_build(copy_index) == live
+    assert [p.name for p in (copy_index / "builds").iterdir()] == [live.name]  # no debris
+    assert Searcher(copy_index).ask("what causes mid back pain?").hits
+    proc = qa_subprocess("build", "-q", "--corpus", str(corpus), "--index", str(copy_index))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Indexed 2 documents")
+
+
+def test_an_onnx_export_that_cannot_be_written_names_the_cache(tmp_path, report_corpus):
+    """The model's ONNX export is written on first use; a full disk or a read-only cache was
+    reported as "cannot load embedding model ...: File too large" with a hint to choose
+    another model. Now it names the cache, and leaves no partial export in it."""
+    cache = tmp_path / "cache"
+    args = ("build", "-q", "--corpus", str(report_corpus), "--index", str(tmp_path / "i"))
+    proc = qa_with_file_limit(1_000_000, *args, env={"QA_CACHE": str(cache)})
+    assert proc.returncode == 1, proc.stdout
+    assert_one_line_error(proc.stderr, f"cannot write the model's ONNX export in {cache / 'onnx'}"
+                                       ": File too large")  # fmt: skip
+    assert "QA_CACHE" in proc.stderr
+    assert not [p for p in (cache / "onnx").iterdir() if not p.name.endswith(".lock")]
+    assert not (tmp_path / "i").exists() or not store.current_build(tmp_path / "i")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    try:
+        readonly.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        proc = qa_subprocess(*args, env={"QA_CACHE": str(readonly / "cache")})
+    finally:
+        readonly.chmod(0o755)
+    assert proc.returncode == 1, proc.stdout
+    where = readonly / "cache" / "onnx"
+    assert_one_line_error(proc.stderr, f"cannot write the model's ONNX export in {where}: "
+                                       "Permission denied")  # fmt: skip
+
+
 def test_second_build_is_refused_while_one_runs(capsys, report_corpus, tmp_path):
     held = store.lock(tmp_path)
     try:

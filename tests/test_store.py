@@ -91,7 +91,7 @@ def test_failed_write_leaves_no_tmp_and_keeps_live(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(local_writer, "write_file", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(QAError, match="cannot write the index in .*: No space left on device"):
         tiny_build(tmp_path, seed=5)
     assert store.current_build(tmp_path) == live.resolve()
     assert [p.name for p in (tmp_path / "builds").iterdir()] == [live.name]

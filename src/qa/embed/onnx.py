@@ -45,7 +45,8 @@ def ensure_export(model_id: str, load_path: str, backend: str) -> Path:
     """The ONNX file for `backend` ("onnx" or "onnx-int8"), exported on first use.
 
     Raises:
-        QAError: the model cannot be exported (not a mean/CLS-pooled transformer).
+        QAError: the model cannot be exported (not a mean/CLS-pooled transformer), or the
+            cache cannot be written (a full disk, a read-only home).
     """
     folder = export_dir(model_id, load_path)
     target = folder / FILES[backend]
@@ -53,12 +54,21 @@ def ensure_export(model_id: str, load_path: str, backend: str) -> Path:
         return target
     from filelock import FileLock
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        if not ((folder / META).is_file() and (folder / FILES["onnx"]).is_file()):
-            _export(load_path, folder)
-        if not target.is_file():
-            _quantize(folder / FILES["onnx"], target)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            if not ((folder / META).is_file() and (folder / FILES["onnx"]).is_file()):
+                _export(load_path, folder)
+            if not target.is_file():
+                _quantize(folder / FILES["onnx"], target)
+    except OSError as exc:  # writing the cache; a file elsewhere (the model's) is not ours to name
+        if exc.filename is not None and not str(exc.filename).startswith(str(config.cache_dir())):
+            raise
+        raise QAError(
+            f"cannot write the model's ONNX export in {folder.parent}: {exc.strerror or exc}",
+            "free some disk space, or set QA_CACHE to a writable folder with room for it (about "
+            "the model's size)",
+        ) from None
     return target
 
 

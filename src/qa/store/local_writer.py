@@ -7,10 +7,13 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from qa.errors import QAError
 from qa.ingest import sentences
 from qa.ingest.terms import passage_text
 from qa.store import bm25
@@ -47,8 +50,23 @@ class LocalWriter:
         self.committed: Path | None = None
         log.debug("writing build %s", self.tmp)
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Say which index could not be written (a full disk, a file-size limit, permissions),
+        instead of a bare "File too large" without a file name."""
+        try:
+            yield
+        except OSError as exc:
+            raise QAError(f"cannot write the index in {self.index_dir}: {exc.strerror or exc}",
+                          "free some disk space or check the folder's permissions; the index "
+                          "in use is unchanged") from exc  # fmt: skip
+
     def add(self, batch: Batch) -> None:
         """Append passages, in chunk-id order."""
+        with self._writing():
+            self._add(batch)
+
+    def _add(self, batch: Batch) -> None:
         for chunk, title, spans in zip(batch.chunks, batch.titles, batch.spans, strict=True):
             if chunk.id != len(self._lexical):
                 raise ValueError(f"chunk {chunk.id} out of order")
@@ -62,6 +80,10 @@ class LocalWriter:
     def commit(self, manifest: dict) -> str:
         """Write vectors, sentence and BM25 arrays, FAISS index and manifest, flush them, and
         make the build live; returns its id."""
+        with self._writing():
+            return self._commit(manifest)
+
+    def _commit(self, manifest: dict) -> str:
         from qa.store.faiss_index import make_index
 
         dim = manifest["model"]["dim"]
@@ -129,7 +151,10 @@ class LocalWriter:
     def discard(self) -> None:
         """Remove the unfinished build (nothing, once committed)."""
         if self.committed is None:
-            self._chunks.close()
+            try:
+                self._chunks.close()
+            except OSError:  # flushing what a full disk refused fails again: the folder goes
+                pass
             shutil.rmtree(self.tmp, ignore_errors=True)  # clean_up catches what is left
 
 
