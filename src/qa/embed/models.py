@@ -33,9 +33,8 @@ def load_model(path: str, backend: str = "torch", model_id: str | None = None):
 
                 _MODELS[key] = torch_model.load(path)
             else:
-                from qa.embed.onnx import OnnxModel, ensure_export
+                from qa.embed import onnx
 
-                onnx_file = ensure_export(model_id or path, path, backend)
-                _MODELS[key] = OnnxModel(onnx_file, threads=config.threads())
+                _MODELS[key] = onnx.load(model_id or path, path, backend, config.threads())
             LOADS["count"] += 1
         return _MODELS[key]

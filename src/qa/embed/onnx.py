@@ -20,6 +20,7 @@ import os
 import shutil
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ import numpy as np
 from qa import config
 from qa.embed.pooling import normalized, pool_spans
 from qa.errors import QAError
+
+log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1
 META = "qa_onnx.json"
@@ -41,8 +44,31 @@ def export_dir(model_id: str, load_path: str) -> Path:
     return config.cache_dir() / "onnx" / f"{slug}-{digest[:12]}"
 
 
-def ensure_export(model_id: str, load_path: str, backend: str) -> Path:
-    """The ONNX file for `backend` ("onnx" or "onnx-int8"), exported on first use.
+def load(model_id: str, load_path: str, backend: str, threads: int) -> OnnxModel:
+    """The model on an ONNX backend, exported on first use (`ensure_export`).
+
+    A cached export that cannot be read (a truncated or overwritten file: the cache is derived
+    data, copied and cleaned by hand) is exported again, once, with a warning, instead of
+    failing every run until someone deletes the folder.
+    """
+
+    def export_again() -> Path:
+        log.warning("the model's ONNX export in %s cannot be read; exporting it again",
+                    export_dir(model_id, load_path))  # fmt: skip
+        return ensure_export(model_id, load_path, backend, again=True)
+
+    path = ensure_export(model_id, load_path, backend)
+    try:
+        return OnnxModel(path, threads, export_again)
+    except QAError:
+        raise
+    except Exception:  # noqa: BLE001 - damaged metadata or tokenizer: whatever the parser raises
+        return OnnxModel(export_again(), threads)
+
+
+def ensure_export(model_id: str, load_path: str, backend: str, again: bool = False) -> Path:
+    """The ONNX file for `backend` ("onnx" or "onnx-int8"), exported on first use (or `again`:
+    the cached one is damaged).
 
     Raises:
         QAError: the model cannot be exported (not a mean/CLS-pooled transformer), or the
@@ -50,13 +76,15 @@ def ensure_export(model_id: str, load_path: str, backend: str) -> Path:
     """
     folder = export_dir(model_id, load_path)
     target = folder / FILES[backend]
-    if (folder / META).is_file() and target.is_file():
+    if not again and (folder / META).is_file() and target.is_file():
         return target
     from filelock import FileLock
 
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder) + ".lock"):
+            if again:
+                shutil.rmtree(folder, ignore_errors=True)
             if not ((folder / META).is_file() and (folder / FILES["onnx"]).is_file()):
                 _export(load_path, folder)
             if not target.is_file():
@@ -187,7 +215,8 @@ class OnnxModel:
             one thread, which measured far faster on a busy machine (README, Performance).
     """
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int,
+                 export_again: Callable[[], Path] | None = None) -> None:  # fmt: skip
         from tokenizers import Tokenizer
 
         meta = json.loads((path.parent / META).read_text(encoding="utf-8"))
@@ -203,20 +232,36 @@ class OnnxModel:
         self._path = path
         self._threads = threads
         self._sessions: dict[int, object] = {}
+        self._export_again = export_again  # for a model file that cannot be read (once)
 
     def session(self, threads: int):
-        """An onnxruntime session with `threads` intra-op threads (made on first use)."""
-        if threads not in self._sessions:
-            import onnxruntime as ort
+        """An onnxruntime session with `threads` intra-op threads (made on first use).
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[threads] = ort.InferenceSession(
-                str(self._path), options, providers=["CPUExecutionProvider"]
-            )
+        Raises:
+            QAError: the model file cannot be read, even exported again.
+        """
+        if threads not in self._sessions:
+            try:
+                self._sessions[threads] = self._new_session(threads)
+            except Exception as exc:  # noqa: BLE001 - onnxruntime's own error classes
+                if self._export_again is None:
+                    raise QAError(
+                        f"cannot read the model's ONNX export {self._path}: "
+                        f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}",
+                        f"delete {self._path.parent}; the next run exports the model again",
+                    ) from None
+                self._path, self._export_again = self._export_again(), None
+                return self.session(threads)
         return self._sessions[threads]
+
+    def _new_session(self, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(str(self._path), options, providers=["CPUExecutionProvider"])
 
     def get_embedding_dimension(self) -> int:
         return int(self.meta["dim"])
