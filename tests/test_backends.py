@@ -132,6 +132,18 @@ def test_unknown_backend_is_a_usage_error(capsys, tmp_path):
     assert code == 2 and "invalid choice: 'tensorflow'" in capsys.readouterr().err
 
 
+def test_unknown_backend_from_the_environment_says_where_it_came_from(capsys, tmp_path,
+                                                                      monkeypatch):  # fmt: skip
+    from qa.cli import main
+
+    write_corpus(tmp_path / "c", 1)
+    monkeypatch.setenv("QA_BACKEND", "tensorflow")
+    code = main(["build", "--corpus", str(tmp_path / "c"), "--index", str(tmp_path / "i")])
+    assert code == 2
+    assert capsys.readouterr().err == ("qa: error: unknown backend 'tensorflow' (from QA_BACKEND)"
+                                       " (hint: choose one of torch, onnx, onnx-int8)\n")
+
+
 def test_default_backend_answers_without_torch(report_index):
     """An index built with the default (onnx) backend is searched without importing torch."""
     assert DEFAULT_BACKEND == "onnx"

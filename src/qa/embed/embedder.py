@@ -48,7 +48,8 @@ class Embedder:
         self.batch_size = batch_size
         self.backend = config.backend(backend)
         if self.backend not in config.BACKENDS:
-            raise UsageError(f"unknown backend {self.backend!r}",
+            where = "" if backend else " (from QA_BACKEND)"
+            raise UsageError(f"unknown backend {self.backend!r}{where}",
                              "choose one of " + ", ".join(config.BACKENDS))
 
     @property
