@@ -96,10 +96,16 @@ def test_a_damaged_export_is_exported_again(onnx_cache, embedder, tmp_path, monk
     shutil.copytree(good.parent, folder)
     with open(folder / damaged, "r+b") as fh:
         fh.truncate(1000)
+    stamp = onnx_model._stamp(folder)
     model = onnx_model.load(embedder.model_id, embedder._load_path, "onnx", threads=1)
     texts = ["Why does my mid back hurt?", "Posture and muscle strain."]
     assert np.allclose(model.encode(texts), embedder.encode(texts), atol=1e-5)
     assert (folder / damaged).stat().st_size == (good.parent / damaged).stat().st_size
+    assert onnx_model._stamp(folder) != stamp
+    # a second process that found the same damage leaves the new export alone
+    made = (folder / "model.onnx").stat().st_mtime_ns
+    onnx_model.ensure_export(embedder.model_id, embedder._load_path, "onnx", damaged=stamp)
+    assert (folder / "model.onnx").stat().st_mtime_ns == made
     assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "warning")] == [
         f"the model's ONNX export in {folder} cannot be read; exporting it again"
     ]

@@ -51,13 +51,14 @@ def load(model_id: str, load_path: str, backend: str, threads: int) -> OnnxModel
     data, copied and cleaned by hand) is exported again, once, with a warning, instead of
     failing every run until someone deletes the folder.
     """
+    folder = export_dir(model_id, load_path)
+    path = ensure_export(model_id, load_path, backend)
+    seen = _stamp(folder)  # the export read below; another process may replace it meanwhile
 
     def export_again() -> Path:
-        log.warning("the model's ONNX export in %s cannot be read; exporting it again",
-                    export_dir(model_id, load_path))  # fmt: skip
-        return ensure_export(model_id, load_path, backend, again=True)
+        log.warning("the model's ONNX export in %s cannot be read; exporting it again", folder)
+        return ensure_export(model_id, load_path, backend, damaged=seen)
 
-    path = ensure_export(model_id, load_path, backend)
     try:
         return OnnxModel(path, threads, export_again)
     except QAError:
@@ -66,9 +67,14 @@ def load(model_id: str, load_path: str, backend: str, threads: int) -> OnnxModel
         return OnnxModel(export_again(), threads)
 
 
-def ensure_export(model_id: str, load_path: str, backend: str, again: bool = False) -> Path:
-    """The ONNX file for `backend` ("onnx" or "onnx-int8"), exported on first use (or `again`:
-    the cached one is damaged).
+def ensure_export(model_id: str, load_path: str, backend: str,
+                  damaged: tuple[int, int] | None = None) -> Path:  # fmt: skip
+    """The ONNX file for `backend` ("onnx" or "onnx-int8"), exported on first use.
+
+    Args:
+        damaged: the stamp (`_stamp`) of an export found unreadable: it is replaced, unless
+            another process replaced it already (two server workers find the same damage; the
+            second must not delete the export the first is loading).
 
     Raises:
         QAError: the model cannot be exported (not a mean/CLS-pooled transformer), or the
@@ -76,14 +82,14 @@ def ensure_export(model_id: str, load_path: str, backend: str, again: bool = Fal
     """
     folder = export_dir(model_id, load_path)
     target = folder / FILES[backend]
-    if not again and (folder / META).is_file() and target.is_file():
+    if damaged is None and (folder / META).is_file() and target.is_file():
         return target
     from filelock import FileLock
 
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder) + ".lock"):
-            if again:
+            if damaged is not None and _stamp(folder) == damaged:
                 shutil.rmtree(folder, ignore_errors=True)
             if not ((folder / META).is_file() and (folder / FILES["onnx"]).is_file()):
                 _export(load_path, folder)
@@ -98,6 +104,16 @@ def ensure_export(model_id: str, load_path: str, backend: str, again: bool = Fal
             "the model's size)",
         ) from None
     return target
+
+
+def _stamp(folder: Path) -> tuple[int, int] | None:
+    """Which export a folder holds: its metadata file's inode and time (each export writes a
+    new one), or None when there is none."""
+    try:
+        stat = (folder / META).stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def _publish(tmp: Path, final: Path) -> None:
