@@ -542,13 +542,13 @@ def test_progress_bar_fits_every_terminal_width():
 
 def test_notes_are_printed_as_notes(capsys):
     """As the CLI sets logging up in a fresh process: notes shown, control characters not."""
-    from qa.cli import _configure_logging
+    from qa.terminal import configure_logging
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     root.handlers = []
     try:
-        _configure_logging(debug=False)
+        configure_logging(debug=False)
         logging.getLogger("qa.build").log(NOTE, "about %s left \x1b]0;x\x07", "2 minutes")
         logging.getLogger("qa.build").info("not shown")
     finally:

@@ -417,6 +417,21 @@ def test_debug_shows_the_traceback_in_a_real_process(tmp_path):
         assert "IndexMissingError: no index at" in proc.stderr
 
 
+def test_debug_log_lines_keep_their_line_breaks(tmp_path):
+    """A traceback logged under --debug (here: why a model folder could not be loaded) kept
+    its frames on one line: the filter that makes log lines safe for a terminal deleted line
+    breaks instead of keeping them."""
+    (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "not-a-model" / "config.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.txt").write_text("Some text about backs.", encoding="utf-8")
+    proc = qa_subprocess("--debug", "build", "--corpus", str(tmp_path / "c"), "--index",
+                         str(tmp_path / "i"), "--model", str(tmp_path / "not-a-model"))
+    assert proc.returncode != 0
+    assert "qa: debug: model load failed\nTraceback (most recent call last):\n  File " in (
+        proc.stderr)
+
+
 # ---------------------------------------------------------------- hostile input
 
 

@@ -508,6 +508,24 @@ def test_every_server_process_logs_alike(server):
     assert not [line for line in lines if line.split(":")[0] in ("INFO", "WARNING", "ERROR")]
 
 
+def test_a_worker_process_logs_its_own_messages_as_qa_does(report_index):
+    """A worker's own warnings (a damaged model export it exports again) came out bare, without
+    "qa: warning:", and its notes not at all: nothing had set its logging up. `qa --debug
+    serve` now gives its workers debug lines too (QA_DEBUG)."""
+    code = ("import logging\n"
+            "from qa.api.app import create_app_from_env\n"
+            "create_app_from_env()\n"
+            "logging.getLogger('qa.embed.onnx').warning('exporting \\x1b[31m again')\n"
+            "logging.getLogger('qa.build').debug('only when debugging')\n")
+    for debug in ("", "1"):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "QA_INDEX": str(report_index),
+                                                "QA_DEBUG": debug})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "qa: warning: exporting  [31m again\n" in proc.stderr
+        assert ("qa: debug: only when debugging" in proc.stderr) == bool(debug)
+
+
 def count_thread_hops(monkeypatch) -> list:
     """A list that gets an item each time the fast path hands a search to a thread."""
     from qa.api import fastpath

@@ -16,8 +16,9 @@ import textwrap
 from collections.abc import Iterable
 
 from qa import __version__, config
-from qa.errors import NOTE, QAError, UsageError, name_log_levels
+from qa.errors import QAError, UsageError
 from qa.present.wording import plural
+from qa.terminal import UNSAFE, configure_logging, terminal_safe
 
 log = logging.getLogger("qa")
 
@@ -219,22 +220,8 @@ def _questions(args: argparse.Namespace) -> Iterable[str]:
             yield line.rstrip("\n")
 
 
-# Control characters (escape sequences) and bidirectional overrides/isolates could rewrite the
-# terminal or reorder what it shows; they never reach it.
-_UNSAFE = dict.fromkeys([*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F),
-                         *range(0x2066, 0x206A)], " ")
-
-
-def terminal_safe(text: object) -> str:
-    """`text` on one line, with control characters and bidi overrides made spaces (and what
-    cannot be UTF-8, such as an undecodable byte of a file name, a replacement character)."""
-    text = str(text).encode("utf-8", "replace").decode("utf-8")
-    return " ".join(text.translate(_UNSAFE).split())
-
-
-_UNSAFE_BUT_NEWLINES = {**_UNSAFE, ord("\n"): None}
 # JSON escapes C0 controls itself; these it would print raw (C1 controls, bidi overrides)
-_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in _UNSAFE if c >= 0x7F}
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in UNSAFE if c >= 0x7F}
 
 
 def json_text(value: object, **options) -> str:
@@ -271,7 +258,7 @@ def format_hits(question: str, hits: list, answered: bool = True, bold: bool = F
     for hit in hits:
         where = terminal_safe(cite(hit.title, hit.section, hit.page))
         lines.append(f"{hit.rank}. [{hit.score:.3f}] {where} ({terminal_safe(hit.doc)})")
-        safe = hit.text.translate(_UNSAFE)  # one character for one: offsets still hold
+        safe = hit.text.translate(UNSAFE)  # one character for one: offsets still hold
         marked = mark(safe, getattr(hit, "highlights", ()), TTY_MARKS if bold else PLAIN_MARKS)
         body = textwrap.fill(" ".join(marked.split()), width=96)
         lines.append(textwrap.indent(body, "   "))
@@ -458,21 +445,6 @@ def _tolerant_streams() -> None:
             pass
 
 
-class _SafeFormatter(logging.Formatter):
-    """Log lines with control characters and bidi overrides made spaces (line breaks kept,
-    for tracebacks under --debug)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).translate(_UNSAFE_BUT_NEWLINES)
-
-
-def _configure_logging(debug: bool) -> None:
-    name_log_levels()
-    handler = logging.StreamHandler()  # stderr
-    handler.setFormatter(_SafeFormatter("qa: %(levelname)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if debug else NOTE, handlers=[handler])
-
-
 class _Terminated(BaseException):
     """Raised by the SIGTERM handler (a BaseException, like KeyboardInterrupt)."""
 
@@ -523,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     options = argv[: argv.index("--")] if "--" in argv else argv  # not a question "--debug"
     debug = "--debug" in options or os.environ.get("QA_DEBUG", "") not in ("", "0")
-    _configure_logging(debug)
+    configure_logging(debug)
     config.ensure_offline()
     _tolerant_streams()
     parser = make_parser()

@@ -39,8 +39,9 @@ from qa.api.schema import (
     ErrorModel,
     HealthModel,
 )
-from qa.errors import QAError, UsageError, name_log_levels
+from qa.errors import QAError, UsageError
 from qa.retrieve.searcher import MAX_K, Searcher
+from qa.terminal import configure_logging
 
 log = logging.getLogger("qa.api")
 
@@ -314,7 +315,7 @@ def create_app_from_env() -> FastAPI:
     """The app for uvicorn workers (`qa serve --workers N`), configured by the environment:
     $QA_INDEX (and $QA_MODEL, $QA_RERANKER as for `qa ask`), $QA_API_TOKEN, $QA_API_CORS
     (comma-separated origins), $QA_API_WORKERS (how many processes `qa serve` started)."""
-    name_log_levels()  # (a fresh process: `qa serve` named them in its own only)
+    configure_logging(os.environ.get("QA_DEBUG", "") not in ("", "0"))  # as `qa serve`'s own
     searcher = Searcher(os.environ.get("QA_INDEX"))
     warm_up(searcher)
     workers = os.environ.get(WORKERS_VARIABLE, "")

@@ -8,6 +8,7 @@ first all the same.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -82,6 +83,8 @@ def serve(
         os.environ["QA_INDEX"] = str(index)
     os.environ[CORS_VARIABLE] = ",".join(origins)
     os.environ[WORKERS_VARIABLE] = str(workers)
+    if logging.getLogger().isEnabledFor(logging.DEBUG):  # `qa --debug serve`: the workers too
+        os.environ["QA_DEBUG"] = "1"
     uvicorn.run("qa.api.app:create_app_from_env", factory=True, workers=workers, **options)
     return 0
 
