@@ -179,6 +179,23 @@ def test_empty_corpus_and_corpus_of_only_unusable_files(capsys, tmp_path):
                           "unsupported file type .png)")
 
 
+def test_a_file_given_as_the_corpus_or_the_index_is_named(capsys, tmp_path, report_corpus):
+    """Found by trying: a file given as the corpus was "no corpus folder" with the hint to
+    create it, and as the index "cannot access X: File exists"."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("Some notes.", encoding="utf-8")
+    code, _, err = run(capsys, "build", "--corpus", str(a_file), "--index", str(tmp_path / "i"))
+    assert code == 1 and not (tmp_path / "i").exists()
+    assert_one_line_error(err, f"the corpus {a_file} is not a folder (hint: give the folder "
+                               "that holds the documents with --corpus or QA_CORPUS)")  # fmt: skip
+    for target in (a_file, Path(os.devnull)):
+        code, _, err = run(capsys, "build", "--corpus", str(report_corpus), "--index", str(target))
+        assert code == 1
+        hint = "give a folder for the index with --index or QA_INDEX; qa creates it"
+        assert_one_line_error(err, f"the index {target} is not a folder (hint: {hint})")
+    assert a_file.read_text(encoding="utf-8") == "Some notes."
+
+
 @pytest.mark.parametrize("model", ["absolute", "./relative-missing-model", "~/missing-model"])
 def test_a_model_folder_that_is_not_there_is_named(capsys, report_corpus, tmp_path, model):
     """A --model written as a folder that does not exist is said so, not tried as a hub name

@@ -35,7 +35,7 @@ from qa.ingest.chunking import (
     chunk_documents,
     embed_text,
 )
-from qa.ingest.loaders import Document, LoadResult, load_corpus
+from qa.ingest.loaders import Document, LoadResult, load_corpus, require_folder
 from qa.ingest.text import sentence_spans
 from qa.present.wording import duration, plural
 from qa.retrieve.answered import NullLevel
@@ -178,12 +178,7 @@ def require_corpus(corpus_dir: Path) -> Path:
     Raises:
         QAError: it is not a folder.
     """
-    if not corpus_dir.is_dir():
-        raise QAError(
-            f"no corpus folder at {corpus_dir}",
-            "create it and put .txt, .md, .html or .pdf files in it",
-        )
-    return corpus_dir
+    return require_folder(corpus_dir)
 
 
 def max_file_bytes(max_file_mb: float | None) -> int | None:

@@ -191,6 +191,9 @@ def lock(index_dir: Path, timeout: float = 0):
     from filelock import FileLock, Timeout
 
     index_dir = Path(index_dir)
+    if index_dir.exists() and not index_dir.is_dir():
+        raise QAError(f"the index {index_dir} is not a folder",
+                      "give a folder for the index with --index or QA_INDEX; qa creates it")
     index_dir.mkdir(parents=True, exist_ok=True)
     file_lock = FileLock(str(index_dir / LOCK))
     try:

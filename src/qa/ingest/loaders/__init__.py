@@ -213,6 +213,21 @@ def skip(result: LoadResult, rel: str, exc: Exception) -> None:
     result.skipped.append((rel, reason))
 
 
+def require_folder(root: Path) -> Path:
+    """`root`, when it is a folder.
+
+    Raises:
+        QAError: it does not exist, or is a file.
+    """
+    if root.is_dir():
+        return root
+    if root.exists():
+        raise QAError(f"the corpus {root} is not a folder",
+                      "give the folder that holds the documents with --corpus or QA_CORPUS")
+    raise QAError(f"no corpus folder at {root}",
+                  "create it and put .txt, .md, .html or .pdf files in it")  # fmt: skip
+
+
 def load_corpus(root: str | os.PathLike, max_bytes: int | None = None) -> LoadResult:
     """Load every supported document under `root`, in a stable (sorted) order.
 
@@ -228,11 +243,7 @@ def load_corpus(root: str | os.PathLike, max_bytes: int | None = None) -> LoadRe
     Raises:
         QAError: the folder does not exist or cannot be read.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise QAError(
-            f"no corpus folder at {root}", "create it and put .txt, .md, .html or .pdf files in it"
-        )
+    root = require_folder(Path(root))
     result = LoadResult([], [])
     for rel, data, stat in read_corpus(root, result, max_bytes):
         try:
