@@ -131,6 +131,22 @@ def test_eval_cli_json_on_a_tiny_data_set(capsys, tmp_path):
     assert out.splitlines()[1].startswith("nDCG@5 ")
 
 
+def test_eval_never_replaces_an_index_of_another_corpus(capsys, tmp_path, report_index):
+    """Found by trying: `qa eval DATASET --index index` rebuilt a reader's report index from
+    the data set, without a word (`--index` is meant for a folder kept for the next run)."""
+    index = tmp_path / "index"
+    shutil.copytree(report_index, index, symlinks=True)
+    live = (index / "current").resolve()
+    code = main(["eval", str(TINY), "--index", str(index)])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith(f"qa: error: the index at {index} was built from ") and (
+        "not from this data set; qa eval would replace it (hint: give --index a folder of its "
+        "own; qa eval keeps it for the next run)\n") in err  # fmt: skip
+    assert (index / "current").resolve() == live and [p.name for p in
+                                                      (index / "builds").iterdir()] == [live.name]
+
+
 def test_eval_in_each_mode(embedder):
     dense = evaluate(TINY, mode="dense", embedder=embedder)
     lexical = evaluate(TINY, mode="lexical", embedder=embedder)

@@ -234,11 +234,13 @@ def evaluate(
 
     mode = resolve_mode(mode)
     dataset = load_dataset(path)
+    source = str(Path(path).resolve())
+    if index_dir:
+        require_own_index(os.fspath(index_dir), source)
     embedder = embedder or Embedder(model)
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         index = os.fspath(index_dir) if index_dir else tmp  # a folder or a database URL
-        build_documents(dataset.documents, index, embedder, corpus=str(Path(path).resolve()),
-                        progress=progress)
+        build_documents(dataset.documents, index, embedder, corpus=source, progress=progress)
         searcher = Searcher(index, embedder=embedder, reranker=reranker)
         corpus_ids = {d.path: d.metadata["corpus_id"] for d in dataset.documents}
         depth = min(searcher.generation.size, PASSAGE_DEPTH)
@@ -249,6 +251,28 @@ def evaluate(
             docs = [corpus_ids.get(c.doc, c.doc) for c in ranking.passages.chunks]
             run.append((qid, rank_documents(docs, range(len(docs)))))
     return score_run(run, dataset.qrels, mode, k)
+
+
+def require_own_index(index: str, source: str) -> None:
+    """Refuse an `--index` that holds another corpus: `qa eval` rebuilds the index it is given
+    from the data set, and a reader's index named there by mistake would be replaced.
+
+    Raises:
+        QAError: the index was built from something other than the data set at `source`.
+    """
+    from qa.errors import IndexMissingError
+    from qa.store import open_store
+
+    try:
+        built_from = open_store(index).manifest().get("corpus")
+    except IndexMissingError:
+        return  # nothing there yet
+    except QAError:
+        return  # a damaged index: rebuilt, as `qa build` would
+    if built_from != source:
+        raise QAError(f"the index at {index} was built from {built_from or 'another corpus'}, "
+                      "not from this data set; qa eval would replace it",
+                      "give --index a folder of its own; qa eval keeps it for the next run")
 
 
 def _progress(items: list, show: bool) -> Iterable:
