@@ -137,6 +137,27 @@ def test_markdown_title_falls_back_to_first_heading_then_file_name():
     assert markdown.load("my-notes.md", b"Just text.").title == "My notes"
 
 
+def nested_list(depth: int) -> bytes:
+    items = "\n".join("  " * d + f"- item {d} of the outline" for d in range(depth))
+    return f"# Outline\n\n{items}\n\nClosing paragraph on rib pain.\n".encode()
+
+
+def test_markdown_nested_deep_loses_no_text(caplog):
+    """Found by trying: markdown-it stops at 20 levels by default, and a list 10 deep dropped
+    everything after it, the closing paragraph included, without a word. 30 deep is now
+    rendered as Markdown; deeper than the parser follows, the file is read as plain text."""
+    doc = markdown.load("outline.md", nested_list(30))
+    assert doc.kind == "markdown" and doc.title == "Outline"
+    assert "\u2022 item 29 of the outline" in doc.text and "Closing paragraph" in doc.text
+    assert not caplog.records
+    doc = markdown.load("outline.md", nested_list(60))
+    assert doc.kind == "text"
+    assert "- item 59 of the outline" in doc.text and "Closing paragraph" in doc.text
+    assert [r.getMessage() for r in caplog.records] == [
+        f"outline.md is nested more than {markdown.MAX_NESTING} levels deep; read as plain text"]
+    assert "Closing" in markdown.load("q.md", b">" * 5000 + b" deep\n\nClosing.").text
+
+
 def test_markdown_list_items_are_sentences_of_their_own():
     from qa.ingest.text import sentence_spans
 

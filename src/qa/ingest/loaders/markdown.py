@@ -13,14 +13,22 @@ prose it only blurs the passages around it; inline `code` stays as text.
 Every character copied from the file is located in it, so `Document.source_span` maps any passage
 back to its place in the file (bullets, separators and the address of a reference link, whose
 definition stands elsewhere in the file, are inserted, not copied).
+
+A file nested deeper than the parser follows (`MAX_NESTING` levels: a list 49 items deep, a
+quote 99 deep) is read as plain text instead, with a warning: the parser stops there and drops
+the rest of the file, text after the deep part included, without a word.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
+from qa.ingest.loaders import plain
 from qa.ingest.loaders.base import Document, TextBuilder
 from qa.ingest.loaders.plain import decode_text
+
+log = logging.getLogger(__name__)
 
 BULLET = "\u2022 "  # starts a bullet list item in the loaded text (a sentence break, see text.py)
 
@@ -30,6 +38,8 @@ _HTML_TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S 
 _ALIGN_WINDOW = 16  # how far ahead of the cursor kept text is looked for
 _SKIPPABLE = frozenset(" \t\r\n>#*+-_`~|=")  # block markers and white space before kept text
 
+MAX_NESTING = 100  # block levels the parser follows (markdown-it's default, 20, dropped the
+# rest of a file after a list 10 deep); 1,000 ran out of Python's recursion
 _parser = None
 
 
@@ -38,7 +48,8 @@ def _markdown_parser():
     if _parser is None:
         from markdown_it import MarkdownIt
 
-        _parser = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+        _parser = MarkdownIt("commonmark", {"html": True, "maxNesting": MAX_NESTING}).enable(
+            ["table", "strikethrough"])
     return _parser
 
 
@@ -126,14 +137,23 @@ def _blank_front_matter(text: str) -> tuple[str, str]:
     return blanked + text[match.end() :], name
 
 
+class TooDeep(ValueError):
+    """The file nests deeper than `MAX_NESTING`: the parser would drop part of it."""
+
+
 def render(text: str) -> tuple[TextBuilder, str]:
     """Render Markdown source to plain text.
 
     Returns:
         The builder holding the text, headings and source map; and the front matter title ("").
+
+    Raises:
+        TooDeep: see the module text.
     """
     body, front_title = _blank_front_matter(text)
     tokens = _markdown_parser().parse(body)
+    if tokens and max(token.level for token in tokens) >= MAX_NESTING - 1:
+        raise TooDeep(f"nested more than {MAX_NESTING} levels deep")
     line_starts = [0] + [m.end() for m in re.finditer(r"\n", body)]
 
     def span(token) -> tuple[int, int]:
@@ -295,7 +315,11 @@ def load(path: str, data: bytes) -> Document:
         ValueError: binary, or text in an encoding that cannot be told.
     """
     text, encoding = decode_text(data)
-    out, title = render(text)
+    try:
+        out, title = render(text)
+    except TooDeep as exc:
+        log.warning("%s is %s; read as plain text", path, exc)
+        return plain.load(path, data)
     if not title and out.headings:
         first_start, first_end = out.headings[0]
         title = " ".join(out.text()[first_start:first_end].split())
