@@ -399,6 +399,27 @@ def test_connections_killed_by_the_server_are_replaced(pg_url, pg_server, corpus
     same_answer(before, searcher.ask("sleep", 3))
 
 
+def test_a_generation_damaged_by_hand_says_so_and_a_build_mends_it(pg_url, pg_server, corpus,
+                                                                   embedder, capsys):  # fmt: skip
+    """Found by trying: a table of the live generation dropped by hand was "changed while
+    answering (hint: ask again)", and its whole schema dropped was "kept changing while being
+    read (hint: try again in a moment)": advice that can never work."""
+    build_index(corpus, pg_url, embedder=embedder)
+    schema = PostgresStore(pg_url).current()
+    pg_server.execute(f"drop table {schema}.postings")
+    one_line_error(capsys, ["ask", "sleep", "--index", pg_url],
+                   f'is damaged: relation "{schema}.postings" does not exist',
+                   "(hint: run `qa build` to rebuild the index)")  # fmt: skip
+    build_index(corpus, pg_url, embedder=embedder)
+    schema = PostgresStore(pg_url).current()
+    pg_server.execute(f"drop schema {schema} cascade")
+    one_line_error(capsys, ["ask", "sleep", "--index", pg_url],
+                   f"is damaged: its live schema {schema} is gone",
+                   "(hint: run `qa build` to rebuild the index)")  # fmt: skip
+    build_index(corpus, pg_url, embedder=embedder)
+    assert Searcher(pg_url, embedder=embedder).ask("sleep", 3).hits
+
+
 def test_missing_vector_extension(pg_server, corpus, capsys):
     pg_server.execute("create role plain login")
     pg_server.execute("create database noext owner plain")

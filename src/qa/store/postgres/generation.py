@@ -20,7 +20,7 @@ from qa.errors import IndexCorruptError, QAError
 from qa.ingest.chunking import Chunk
 from qa.store.base import Docs, LexicalHits, Passages
 from qa.store.postgres import ann, tables
-from qa.store.postgres.faults import translate
+from qa.store.postgres.faults import REBUILD_HINT, reason, translate
 
 POOLED = "pooled"  # as qa.store.local_generation: sentence vectors pooled from the passage
 _PASSAGES = ("select id, doc, section, start_offset, end_offset, text, page, source_start,"
@@ -68,11 +68,27 @@ class PostgresGeneration:
 
         try:
             return self._pool.run(work)
-        except psycopg.errors.UndefinedTable:
-            raise QAError(f"the index at {self._pool.where} changed while answering",
-                          "ask again: the next question uses the new index") from None
+        except psycopg.errors.UndefinedTable as exc:
+            raise self._gone(exc) from None
         except psycopg.Error as exc:
             raise translate(exc, self._pool.where) from None
+
+    def _gone(self, exc) -> QAError:
+        """The error for a table of this generation that is not there: a build dropped the
+        generation (its pin was lost with a connection), or, while the catalogue still lists
+        it, someone dropped the table by hand."""
+        import psycopg
+
+        try:
+            listed = self._pool.run(lambda conn: conn.execute(
+                "select 1 from qa.generations where schema_name = %s", (self.id,)).fetchone())
+        except psycopg.Error:
+            listed = None
+        if listed:
+            return IndexCorruptError(f"the index at {self._pool.where} is damaged: {reason(exc)}",
+                                     REBUILD_HINT)  # fmt: skip
+        return QAError(f"the index at {self._pool.where} changed while answering",
+                       "ask again: the next question uses the new index")
 
     def dense(self, query: np.ndarray, n: int, docs: Docs = None) -> tuple[np.ndarray, np.ndarray]:
         n = min(n, self.size)

@@ -16,7 +16,7 @@ from qa.errors import IndexCorruptError, QAError
 from qa.store import manifest as manifests
 from qa.store.postgres import ann, catalog
 from qa.store.postgres.connections import Pool, connect
-from qa.store.postgres.faults import translated
+from qa.store.postgres.faults import REBUILD_HINT, translated
 from qa.store.postgres.generation import PostgresGeneration
 from qa.store.postgres.url import parse
 from qa.store.postgres.writer import PostgresWriter
@@ -92,15 +92,19 @@ class PostgresStore:
                     pin.execute("select pg_advisory_lock_shared(%s)",
                                 (catalog.lock_key("generation", schema),))  # fmt: skip
                     row = pin.execute(
-                        "select manifest from qa.generations where schema_name = %s"
-                        " and to_regnamespace(%s) is not null", (schema, schema)
+                        "select manifest, to_regnamespace(%s) is not null from qa.generations"
+                        " where schema_name = %s", (schema, schema)
                     ).fetchone()  # fmt: skip
             except BaseException:
                 pin.close()
                 raise
-            if row is not None:
+            if row is not None and row[1]:
                 manifest = manifests.check(row[0], self.location)
                 return PostgresGeneration(self.pool, schema, manifest, pin)
+            if row is not None:  # listed, pinned, yet gone: dropped by hand, not by a build
+                pin.close()
+                raise IndexCorruptError(f"the index at {self.location} is damaged: its live "
+                                        f"schema {schema} is gone", REBUILD_HINT)
             pin.close()  # dropped between reading the pointer and pinning: read it again
             log.debug("generation %s went away while opening; reading again", schema)
         raise _changing(self.location)
