@@ -420,6 +420,40 @@ def test_a_generation_damaged_by_hand_says_so_and_a_build_mends_it(pg_url, pg_se
     assert Searcher(pg_url, embedder=embedder).ask("sleep", 3).hits
 
 
+def test_info_verify_reads_every_table_and_a_build_mends_it(pg_url, pg_server, corpus, embedder,
+                                                             capsys):  # fmt: skip
+    """Found by trying: `qa info --verify` on PostgreSQL read nothing but the manifest and said
+    "every file matches its checksum" with half the passages deleted; a damaged sentence-vector
+    row was "unexpected ValueError" for `qa ask`, and for every `qa build` after it, so no
+    rebuild could mend the index."""
+    summary = build_index(corpus, pg_url, embedder=embedder)
+    n = summary.chunks
+    assert main(["info", "--index", pg_url]) == 0
+    assert "tables:     not read (`qa info --verify` checks every table against the manifest)" in (
+        capsys.readouterr().out)  # fmt: skip
+    assert main(["info", "--index", pg_url, "--verify"]) == 0
+    assert (f"tables:     every table matches the manifest: {n} passages, their vectors and the "
+            "BM25 postings") in capsys.readouterr().out  # fmt: skip
+    damage = {
+        "delete from {s}.chunks where id >= 5":
+            f"5 passages (ids 0-4) where the manifest lists {n}",
+        "update {s}.chunks set sentence_vectors = '\\x00'::bytea where id = 3":
+            "sentence vectors that do not fit their passage in 1 of them",
+        "delete from {s}.postings": "BM25 postings missing or pointing outside the passages",
+    }  # fmt: skip
+    for statement, found in damage.items():
+        pg_server.execute(statement.format(s=PostgresStore(pg_url).current()))
+        one_line_error(capsys, ["info", "--index", pg_url, "--verify"], f"is damaged: {found}",
+                       "(hint: run `qa build` to rebuild the index)")  # fmt: skip
+        if "sentence_vectors" in statement:
+            one_line_error(capsys, ["ask", "sleep", "-k", "20", "--index", pg_url],
+                           "is damaged: sentence vectors that do not fit")  # fmt: skip
+        build_index(corpus, pg_url, embedder=embedder)
+        assert main(["info", "--index", pg_url, "--verify"]) == 0, capsys.readouterr().err
+        capsys.readouterr()
+    assert Searcher(pg_url, embedder=embedder).ask("sleep", 3).hits
+
+
 def test_missing_vector_extension(pg_server, corpus, capsys):
     pg_server.execute("create role plain login")
     pg_server.execute("create database noext owner plain")

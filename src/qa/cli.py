@@ -360,8 +360,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     m = store.manifest()  # checked whole: schema and checksum (qa.store.manifest)
     if args.corpus and not os.path.isdir(args.corpus):
         raise UsageError(f"no corpus folder at {args.corpus}", "give the folder you build from")
-    if args.verify:
-        store.open()  # every file against its checksum and the manifest; IndexCorruptError
+    verified = store.verify() if args.verify else None  # IndexCorruptError: what is wrong
     staleness = check(store, args.corpus)
     info = {
         "index": store.location,
@@ -405,8 +404,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"chunking:   v{chunking['version']}, max {chunking['max_tokens']} word pieces, "
         f"overlap {plural(chunking['overlap'], 'sentence')}",
         f"documents:  {info['documents']}, chunks: {info['chunks']}",
-        "files:      " + ("every file matches its checksum and the manifest" if args.verify else
-                          "not read (`qa info --verify` checks every file against its checksum)"),
+        ("tables:     " if store.shared else "files:      ") + (verified or (
+            "not read (`qa info --verify` checks every table against the manifest)"
+            if store.shared else
+            "not read (`qa info --verify` checks every file against its checksum)")),
         f"stale:      {'yes' if staleness.stale else 'no'} - {safe(staleness.summary())} "
         f"(compared with {safe(staleness.corpus)})",
     ]  # fmt: skip

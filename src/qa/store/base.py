@@ -179,6 +179,14 @@ class Store(Protocol):
             IndexMissingError, IndexCorruptError.
         """
 
+    def verify(self) -> str:
+        """Read the whole live generation and check it against its manifest (`qa info
+        --verify`); returns what was checked, in words.
+
+        Raises:
+            IndexMissingError, IndexCorruptError.
+        """
+
     def lock(self, wait: bool = False) -> AbstractContextManager[None]:
         """Hold the build lock (removing what killed builds left behind) while in the block.
 

@@ -142,6 +142,43 @@ class PostgresGeneration:
         found = dict(self._run(lambda conn: conn.execute(statement, (list(terms),)).fetchall()))
         return np.array([found.get(t, 0) for t in terms], dtype=np.int64)
 
+    def verify(self) -> str:
+        """Read every table and check it against the manifest: the passages are all there,
+        numbered 0..n-1, each with its sentences' vectors (or none, for a build without them),
+        and the BM25 postings point at them (`qa info --verify`; a database keeps no checksums
+        of its own to compare).
+
+        Raises:
+            IndexCorruptError: what does not match.
+        """
+        chunks = sql.SQL(
+            "select count(*), coalesce(min(id), 0), coalesce(max(id), -1), count(*) filter"
+            " (where octet_length(sentence_vectors) not in (0, coalesce(array_length(spans, 1),"
+            " 0) / 2 * %(bytes)s)) from {}.chunks").format(self._s)  # fmt: skip
+        lexical = sql.SQL(
+            "select (select count(*) from {s}.terms), count(*), count(*) filter"
+            " (where chunk_id < 0 or chunk_id >= %(n)s) from {s}.postings").format(s=self._s)
+
+        def work(conn):
+            counts = conn.execute(chunks, {"bytes": self.dim * 4}).fetchone()
+            return counts, conn.execute(lexical, {"n": self.size}).fetchone()
+
+        (rows, low, high, sentences), (terms, postings, outside) = self._run(work)
+        problems = []
+        if (rows, low, high) != (self.size, 0, self.size - 1):
+            problems.append(f"{rows} passages (ids {low}-{high}) where the manifest lists "
+                            f"{self.size}")  # fmt: skip
+        if sentences:
+            problems.append(f"sentence vectors that do not fit their passage in {sentences} of "
+                            "them")
+        if (terms == 0) != (postings == 0) or outside:  # (passages of stop words only: none)
+            problems.append("BM25 postings missing or pointing outside the passages")
+        if problems:
+            raise IndexCorruptError(f"the index at {self._pool.where} is damaged: "
+                                    + "; ".join(problems), REBUILD_HINT)  # fmt: skip
+        return (f"every table matches the manifest: {self.size} passages, their vectors and "
+                "the BM25 postings")
+
     def passages(self, ids: Sequence[int] | np.ndarray) -> Passages:
         ids = np.asarray(ids, dtype=np.int64)
         statement = self._sql["passages"].format(s=self._s)
@@ -156,6 +193,11 @@ class PostgresGeneration:
                                     "run `qa build` to rebuild the index")  # fmt: skip
         picked = [rows[int(i)] for i in ids]
         spans = [np.asarray(r[11], dtype=np.int32).reshape(-1, 2) for r in picked]
+        fits = (len(r[12]) in (0, len(s) * self.dim * 4)  # (0: a build without them)
+                for r, s in zip(picked, spans, strict=True))
+        if not all(fits):
+            raise IndexCorruptError(f"the index at {self._pool.where} is damaged: sentence "
+                                    "vectors that do not fit their passage", REBUILD_HINT)
         return Passages(
             ids,
             [Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in picked],
@@ -176,10 +218,11 @@ class PostgresGeneration:
         if (vector_id(model["id"], model.get("backend", "torch")) != vector_space
                 or model["dim"] != dim or self.manifest.get("sentence_vectors") != POOLED):
             return  # fmt: skip
-        statement = sql.SQL("select key, embedding, sentence_vectors from {}.chunks").format(
-            self._s)
+        statement = sql.SQL(
+            "select key, embedding, sentence_vectors, coalesce(array_length(spans, 1), 0) / 2"
+            " from {}.chunks").format(self._s)  # fmt: skip
         with conn.transaction(), conn.cursor(name="qa_reuse", binary=True) as cur:
             cur.itersize = 2000
-            for key, vector, blob in cur.execute(statement):
-                if key in keys:
+            for key, vector, blob, sentences in cur.execute(statement):
+                if key in keys and len(blob) == sentences * dim * 4:  # else: embedded again
                     yield key, vector.to_numpy(), tables.sentence_vectors(blob, dim)

@@ -109,6 +109,10 @@ class PostgresStore:
             log.debug("generation %s went away while opening; reading again", schema)
         raise _changing(self.location)
 
+    def verify(self) -> str:
+        """See `Store.verify`: every table of the live generation, against its manifest."""
+        return self.open().verify()
+
     @contextmanager
     def lock(self, wait: bool = False) -> Iterator[None]:
         """Hold the index's build lock (a session advisory lock, released by the server if
