@@ -16,7 +16,7 @@ from __future__ import annotations
 import streamlit as st
 
 from qa import config
-from qa.errors import QAError, UsageError
+from qa.errors import QAError, UsageError, os_error
 from qa.present import documents, page
 from qa.retrieve import searcher as searching
 from qa.retrieve.fusion import DEFAULT_MODE, MODES
@@ -70,10 +70,10 @@ def build(heading: str) -> bool:
 
         try:
             summary = build_index(corpus, index_dir, on_progress=report, wait=True)
-        except QAError as exc:
+        except (QAError, OSError) as exc:  # OSError: an index folder it cannot create or write
             bar.empty()  # no progress line is left behind
             status.update(label="The index could not be built", state="error", expanded=False)
-            st.session_state.build_error = exc
+            st.session_state.build_error = os_error(exc) if isinstance(exc, OSError) else exc
             return False
         status.update(label=page.escape_markdown(summary.line()), state="complete", expanded=False)
     st.session_state.pop("build_error", None)
@@ -320,8 +320,8 @@ if store.current() is None:  # a fresh clone, or an index folder that was emptie
 try:
     searcher = load_searcher(str(index_dir))
     searcher.refresh()  # a `qa build` elsewhere went live: answer from it
-except QAError as exc:
-    show_error(exc)
+except (QAError, OSError) as exc:
+    show_error(os_error(exc) if isinstance(exc, OSError) else exc)
     if allowed.rebuild and st.button("Rebuild the index") and build("Rebuilding the index…"):
         st.rerun()
     if "build_error" in st.session_state:

@@ -178,6 +178,22 @@ def test_html_in_a_document_is_shown_as_text(monkeypatch, tmp_path, embedder):
     assert all(not m.proto.allow_html for m in all_markdown(at))
 
 
+def test_an_index_folder_that_cannot_be_made_is_an_error_not_a_crash(monkeypatch, tmp_path,
+                                                                     report_corpus):  # fmt: skip
+    """Found by trying: with QA_INDEX where no folder can be made (a read-only mount, another
+    user's folder; here a path inside a file), the page crashed with a redacted exception."""
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    index = tmp_path / "a-file" / "index"
+    monkeypatch.setenv("QA_INDEX", str(index))
+    monkeypatch.setenv("QA_CORPUS", str(report_corpus))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert [page_text(e.value) for e in at.error] == [
+        f"cannot access {index}: Not a directory Check the path, its permissions and free disk "
+        "space"]
+    assert at.get("status")[0].label == "The index could not be built"
+
+
 def test_a_fresh_clone_builds_the_index_with_progress_then_answers(monkeypatch, tmp_path, embedder):
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -35,6 +35,13 @@ class QAError(Exception):
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 
+def os_error(exc: OSError) -> QAError:
+    """A file or folder `qa` cannot read or write, as the one-line error that names it."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return QAError(f"cannot access{where}: {exc.strerror or exc}",
+                   "check the path, its permissions and free disk space")  # fmt: skip
+
+
 class UsageError(QAError):
     """A bad invocation or input (exit status 2)."""
 

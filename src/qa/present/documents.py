@@ -72,6 +72,8 @@ def another_build_running(store) -> bool:
             return False
     except QAError:
         return True
+    except OSError:  # no folder to lock (cannot be created): no build either; building says why
+        return False
 
 
 def clean_name(name: str) -> str:

@@ -69,26 +69,9 @@ class PostgresGeneration:
         try:
             return self._pool.run(work)
         except psycopg.errors.UndefinedTable as exc:
-            raise self._gone(exc) from None
+            raise _table_gone(self._pool, self.id, exc) from None
         except psycopg.Error as exc:
             raise translate(exc, self._pool.where) from None
-
-    def _gone(self, exc) -> QAError:
-        """The error for a table of this generation that is not there: a build dropped the
-        generation (its pin was lost with a connection), or, while the catalogue still lists
-        it, someone dropped the table by hand."""
-        import psycopg
-
-        try:
-            listed = self._pool.run(lambda conn: conn.execute(
-                "select 1 from qa.generations where schema_name = %s", (self.id,)).fetchone())
-        except psycopg.Error:
-            listed = None
-        if listed:
-            return IndexCorruptError(f"the index at {self._pool.where} is damaged: {reason(exc)}",
-                                     REBUILD_HINT)  # fmt: skip
-        return QAError(f"the index at {self._pool.where} changed while answering",
-                       "ask again: the next question uses the new index")
 
     def dense(self, query: np.ndarray, n: int, docs: Docs = None) -> tuple[np.ndarray, np.ndarray]:
         n = min(n, self.size)
@@ -143,39 +126,16 @@ class PostgresGeneration:
         return np.array([found.get(t, 0) for t in terms], dtype=np.int64)
 
     def verify(self) -> str:
-        """Read every table and check it against the manifest: the passages are all there,
-        numbered 0..n-1, each with its sentences' vectors (or none, for a build without them),
-        and the BM25 postings point at them (`qa info --verify`; a database keeps no checksums
-        of its own to compare).
+        """Read every table and check it against the manifest (`qa info --verify`; see
+        `tables.problems`).
 
         Raises:
             IndexCorruptError: what does not match.
         """
-        chunks = sql.SQL(
-            "select count(*), coalesce(min(id), 0), coalesce(max(id), -1), count(*) filter"
-            " (where octet_length(sentence_vectors) not in (0, coalesce(array_length(spans, 1),"
-            " 0) / 2 * %(bytes)s)) from {}.chunks").format(self._s)  # fmt: skip
-        lexical = sql.SQL(
-            "select (select count(*) from {s}.terms), count(*), count(*) filter"
-            " (where chunk_id < 0 or chunk_id >= %(n)s) from {s}.postings").format(s=self._s)
-
-        def work(conn):
-            counts = conn.execute(chunks, {"bytes": self.dim * 4}).fetchone()
-            return counts, conn.execute(lexical, {"n": self.size}).fetchone()
-
-        (rows, low, high, sentences), (terms, postings, outside) = self._run(work)
-        problems = []
-        if (rows, low, high) != (self.size, 0, self.size - 1):
-            problems.append(f"{rows} passages (ids {low}-{high}) where the manifest lists "
-                            f"{self.size}")  # fmt: skip
-        if sentences:
-            problems.append(f"sentence vectors that do not fit their passage in {sentences} of "
-                            "them")
-        if (terms == 0) != (postings == 0) or outside:  # (passages of stop words only: none)
-            problems.append("BM25 postings missing or pointing outside the passages")
-        if problems:
+        found = self._run(lambda conn: tables.problems(conn, self.id, self.size, self.dim))
+        if found:
             raise IndexCorruptError(f"the index at {self._pool.where} is damaged: "
-                                    + "; ".join(problems), REBUILD_HINT)  # fmt: skip
+                                    + "; ".join(found), REBUILD_HINT)  # fmt: skip
         return (f"every table matches the manifest: {self.size} passages, their vectors and "
                 "the BM25 postings")
 
@@ -226,3 +186,21 @@ class PostgresGeneration:
             for key, vector, blob, sentences in cur.execute(statement):
                 if key in keys and len(blob) == sentences * dim * 4:  # else: embedded again
                     yield key, vector.to_numpy(), tables.sentence_vectors(blob, dim)
+
+
+def _table_gone(pool, schema: str, exc) -> QAError:
+    """The error for a table of generation `schema` that is not there: a build dropped the
+    generation (its pin was lost with a connection), or, while the catalogue still lists it,
+    someone dropped the table by hand."""
+    import psycopg
+
+    try:
+        listed = pool.run(lambda conn: conn.execute(
+            "select 1 from qa.generations where schema_name = %s", (schema,)).fetchone())
+    except psycopg.Error:
+        listed = None
+    if listed:
+        return IndexCorruptError(f"the index at {pool.where} is damaged: {reason(exc)}",
+                                 REBUILD_HINT)  # fmt: skip
+    return QAError(f"the index at {pool.where} changed while answering",
+                   "ask again: the next question uses the new index")

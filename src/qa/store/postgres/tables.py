@@ -111,3 +111,28 @@ def chunk_row(chunk, title: str, key: str, vector: np.ndarray, spans, sentence_v
 def sentence_vectors(blob: bytes, dim: int) -> np.ndarray:
     """The sentence vectors of a passage, from its bytea."""
     return np.frombuffer(blob, dtype=SENTENCE_DTYPE).reshape(-1, dim).astype(np.float32)
+
+
+def problems(conn, schema: str, size: int, dim: int) -> list[str]:
+    """What in a generation's tables does not match its manifest (`size` passages of `dim`
+    dimensions), in words; [] when nothing. Every row is read: the passages are all there,
+    numbered 0..size-1, each with its sentences' vectors (or none, for a build without them),
+    and the BM25 postings point at them (a database keeps no checksums of its own to compare).
+    """
+    s = sql.Identifier(schema)
+    rows, low, high, sentences = conn.execute(sql.SQL(
+        "select count(*), coalesce(min(id), 0), coalesce(max(id), -1), count(*) filter"
+        " (where octet_length(sentence_vectors) not in (0, coalesce(array_length(spans, 1),"
+        " 0) / 2 * %s)) from {}.chunks").format(s), (dim * SENTENCE_DTYPE.itemsize,)).fetchone()
+    terms, postings, outside = conn.execute(sql.SQL(
+        "select (select count(*) from {s}.terms), count(*), count(*) filter"
+        " (where chunk_id < 0 or chunk_id >= %s) from {s}.postings").format(s=s), (size,)
+    ).fetchone()  # fmt: skip
+    found = []
+    if (rows, low, high) != (size, 0, size - 1):
+        found.append(f"{rows} passages (ids {low}-{high}) where the manifest lists {size}")
+    if sentences:
+        found.append(f"sentence vectors that do not fit their passage in {sentences} of them")
+    if (terms == 0) != (postings == 0) or outside:  # (passages of stop words only: none)
+        found.append("BM25 postings missing or pointing outside the passages")
+    return found
