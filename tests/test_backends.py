@@ -150,6 +150,19 @@ def test_unknown_backend_from_the_environment_says_where_it_came_from(capsys, tm
                                        " (hint: choose one of torch, onnx, onnx-int8)\n")
 
 
+def test_unknown_backend_from_the_environment_is_named_when_asking(capsys, report_index,
+                                                                   monkeypatch):  # fmt: skip
+    """`qa ask` answers from the index's own backend, and its staleness warning names the
+    variable (it said "built with the onnx backend, configured tensorflow")."""
+    from qa.cli import main
+
+    monkeypatch.setenv("QA_BACKEND", "tensorflow")
+    assert main(["ask", "back pain", "--index", str(report_index), "-k", "1"]) == 0
+    assert capsys.readouterr().err == (
+        "qa: warning: the index is out of date: QA_BACKEND names no known backend ('tensorflow'; "
+        "choose one of torch, onnx, onnx-int8) (hint: run `qa build`)\n")
+
+
 def test_default_backend_answers_without_torch(report_index):
     """An index built with the default (onnx) backend is searched without importing torch."""
     assert DEFAULT_BACKEND == "onnx"

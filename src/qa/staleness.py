@@ -122,7 +122,10 @@ def _config_reasons(manifest: dict, model: str | None) -> list[str]:
         if model_id != manifest["model"]["id"]:
             reasons.append(f"built with model {manifest['model']['id']}, configured {model_id}")
     backend = os.environ.get("QA_BACKEND")
-    if backend:
+    if backend and backend not in config.BACKENDS:  # said, not raised: a warning never stops
+        reasons.append(f"QA_BACKEND names no known backend ({backend!r}; choose one of "
+                       f"{', '.join(config.BACKENDS)})")  # fmt: skip
+    elif backend:
         from qa.embed.models import vector_id
 
         built = manifest["model"].get("backend", "torch")
