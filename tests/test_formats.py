@@ -458,6 +458,18 @@ def test_doc_patterns():
     assert "'*.docx'" in info.value.message and "a.txt" in info.value.hint
 
 
+def test_doc_patterns_match_names_written_decomposed():
+    """Found by trying: a file name a Mac wrote decomposed ("cafe" + a combining accent) did
+    not match "café" typed composed, and the error listed a name that looked just the same."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "notes/café-notes.txt")
+    for pattern in ("café-notes.txt", "CAFÉ*", exact("notes/café-notes.txt"),
+                    unicodedata.normalize("NFD", "café*")):  # fmt: skip
+        assert matches(pattern, decomposed) and matches(pattern, "notes/café-notes.txt")
+    assert select_documents("café*", [decomposed, "b.txt"]) == [decomposed]
+
+
 # --- A mixed corpus, end to end -------------------------------------------------------------
 
 PDF_QUESTION = "How should I sleep with back pain?"

@@ -2,6 +2,8 @@
 
 A pattern is a shell-style glob (`*`, `?`, `[abc]`), matched without regard to case against the
 document's path relative to the corpus folder (forward slashes) *or* against its file name alone.
+Both are compared in Unicode's composed form (NFC): a name a Mac wrote decomposed ("e" and a
+combining accent) matches "café" as typed.
 `*` also matches `/`, so `notes/*` is everything under notes/, at any depth, and `*.pdf` is every
 PDF wherever it lies. A pattern that starts with `/` is anchored at the corpus folder and matches
 the whole path only (`/guide.pdf` is the guide at the top, not notes/guide.pdf); `exact(path)` makes
@@ -13,6 +15,7 @@ so a filtered search still returns k passages when the chosen documents have k.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from glob import escape
@@ -35,10 +38,15 @@ def as_patterns(patterns: Patterns) -> tuple[str, ...]:
 
 def matches(pattern: str, path: str) -> bool:
     """Whether a document path matches a pattern (case-insensitive; path or file name)."""
-    pattern, path = pattern.lower(), path.lower()
+    pattern, path = _folded(pattern), _folded(path)
     if pattern.startswith("/"):
         return fnmatchcase(path, pattern[1:])
     return fnmatchcase(path, pattern) or fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+
+
+def _folded(text: str) -> str:
+    """Lower case, composed (NFC); ASCII, the common case, is only lower-cased."""
+    return text.lower() if text.isascii() else unicodedata.normalize("NFC", text).lower()
 
 
 def exact(path: str) -> str:
