@@ -404,18 +404,17 @@ def test_a_generation_damaged_by_hand_says_so_and_a_build_mends_it(pg_url, pg_se
     """Found by trying: a table of the live generation dropped by hand was "changed while
     answering (hint: ask again)", and its whole schema dropped was "kept changing while being
     read (hint: try again in a moment)": advice that can never work."""
-    build_index(corpus, pg_url, embedder=embedder)
-    schema = PostgresStore(pg_url).current()
-    pg_server.execute(f"drop table {schema}.postings")
-    one_line_error(capsys, ["ask", "sleep", "--index", pg_url],
-                   f'is damaged: relation "{schema}.postings" does not exist',
-                   "(hint: run `qa build` to rebuild the index)")  # fmt: skip
-    build_index(corpus, pg_url, embedder=embedder)
-    schema = PostgresStore(pg_url).current()
-    pg_server.execute(f"drop schema {schema} cascade")
-    one_line_error(capsys, ["ask", "sleep", "--index", pg_url],
-                   f"is damaged: its live schema {schema} is gone",
-                   "(hint: run `qa build` to rebuild the index)")  # fmt: skip
+    damage = {
+        "drop table {s}.postings": 'relation "{s}.postings" does not exist',
+        "drop schema {s} cascade": "its live schema {s} is gone",
+    }
+    for statement, found in damage.items():
+        build_index(corpus, pg_url, embedder=embedder)  # (the second build mends the first)
+        schema = PostgresStore(pg_url).current()
+        pg_server.execute(statement.format(s=schema))
+        one_line_error(capsys, ["ask", "sleep", "--index", pg_url],
+                       "is damaged: " + found.format(s=schema),
+                       "(hint: run `qa build` to rebuild the index)")  # fmt: skip
     build_index(corpus, pg_url, embedder=embedder)
     assert Searcher(pg_url, embedder=embedder).ask("sleep", 3).hits
 
