@@ -16,7 +16,7 @@ from __future__ import annotations
 import streamlit as st
 
 from qa import config
-from qa.errors import QAError, UsageError, os_error
+from qa.errors import QAError, UsageError, as_qa_error
 from qa.present import documents, page
 from qa.retrieve import searcher as searching
 from qa.retrieve.fusion import DEFAULT_MODE, MODES
@@ -73,7 +73,7 @@ def build(heading: str) -> bool:
         except (QAError, OSError) as exc:  # OSError: an index folder it cannot create or write
             bar.empty()  # no progress line is left behind
             status.update(label="The index could not be built", state="error", expanded=False)
-            st.session_state.build_error = os_error(exc) if isinstance(exc, OSError) else exc
+            st.session_state.build_error = as_qa_error(exc)
             return False
         status.update(label=page.escape_markdown(summary.line()), state="complete", expanded=False)
     st.session_state.pop("build_error", None)
@@ -321,7 +321,7 @@ try:
     searcher = load_searcher(str(index_dir))
     searcher.refresh()  # a `qa build` elsewhere went live: answer from it
 except (QAError, OSError) as exc:
-    show_error(os_error(exc) if isinstance(exc, OSError) else exc)
+    show_error(as_qa_error(exc))
     if allowed.rebuild and st.button("Rebuild the index") and build("Rebuilding the index…"):
         st.rerun()
     if "build_error" in st.session_state:

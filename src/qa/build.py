@@ -35,7 +35,7 @@ from qa.ingest.chunking import (
     chunk_documents,
     embed_text,
 )
-from qa.ingest.loaders import Document, LoadResult, load_corpus, require_folder
+from qa.ingest.loaders import Document, LoadResult, load_corpus, require_corpus
 from qa.ingest.text import sentence_spans
 from qa.present.wording import duration, plural
 from qa.retrieve.answered import NullLevel
@@ -169,16 +169,6 @@ def build_index(
         )  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def require_corpus(corpus_dir: Path) -> Path:
-    """The corpus folder, checked before the build takes the lock (which creates the index
-    folder).
-
-    Raises:
-        QAError: it is not a folder.
-    """
-    return require_folder(corpus_dir)
 
 
 def max_file_bytes(max_file_mb: float | None) -> int | None:

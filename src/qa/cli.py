@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Iterable
 
 from qa import __version__, config
-from qa.errors import QAError, UsageError, os_error
+from qa.errors import QAError, UsageError, as_qa_error
 from qa.present.wording import plural
 from qa.terminal import UNSAFE, configure_logging, terminal_safe
 
@@ -523,11 +523,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(exc: Exception) -> int:
     """Print the one-line error for `exc` (no traceback) and return the exit status."""
-    if isinstance(exc, OSError):  # a file or folder qa cannot read or write: say which
-        exc = os_error(exc)
-    if isinstance(exc, QAError):
-        print(f"qa: error: {terminal_safe(exc)}", file=sys.stderr)
-        return exc.exit_code
+    if isinstance(exc, (QAError, OSError)):  # (OSError: a file qa cannot read or write)
+        error = as_qa_error(exc)
+        print(f"qa: error: {terminal_safe(error)}", file=sys.stderr)
+        return error.exit_code
     # last line of defence: no traceback for users
     print(f"qa: error: unexpected {exc.__class__.__name__}: {terminal_safe(str(exc)[:200])} "
           "(hint: run again with --debug for details)", file=sys.stderr)

@@ -35,8 +35,11 @@ class QAError(Exception):
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 
-def os_error(exc: OSError) -> QAError:
-    """A file or folder `qa` cannot read or write, as the one-line error that names it."""
+def as_qa_error(exc: QAError | OSError) -> QAError:
+    """`exc` as the one-line error a user sees: an OSError (a file or folder `qa` cannot read
+    or write) names the file."""
+    if isinstance(exc, QAError):
+        return exc
     where = f" {exc.filename}" if exc.filename else ""
     return QAError(f"cannot access{where}: {exc.strerror or exc}",
                    "check the path, its permissions and free disk space")  # fmt: skip

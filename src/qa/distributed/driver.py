@@ -34,7 +34,6 @@ from qa.build import (
     Prepared,
     manifest,
     must_embed,
-    require_corpus,
     require_documents,
     require_text,
     reusable,
@@ -48,7 +47,7 @@ from qa.distributed.worker import BuildWorker, Outline
 from qa.embed.embedder import Embedder
 from qa.errors import QAError
 from qa.ingest.chunking import CHUNKER_VERSION
-from qa.ingest.loaders import LoadResult, read_corpus
+from qa.ingest.loaders import LoadResult, read_corpus, require_corpus
 from qa.retrieve.answered import NullLevel
 from qa.store import open_store
 

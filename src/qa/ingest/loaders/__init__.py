@@ -213,8 +213,9 @@ def skip(result: LoadResult, rel: str, exc: Exception) -> None:
     result.skipped.append((rel, reason))
 
 
-def require_folder(root: Path) -> Path:
-    """`root`, when it is a folder.
+def require_corpus(root: Path) -> Path:
+    """`root`, when it is a folder (a build checks it before taking the lock, which creates
+    the index folder).
 
     Raises:
         QAError: it does not exist, or is a file.
@@ -243,7 +244,7 @@ def load_corpus(root: str | os.PathLike, max_bytes: int | None = None) -> LoadRe
     Raises:
         QAError: the folder does not exist or cannot be read.
     """
-    root = require_folder(Path(root))
+    root = require_corpus(Path(root))
     result = LoadResult([], [])
     for rel, data, stat in read_corpus(root, result, max_bytes):
         try:
