@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `qa` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     options = argv[: argv.index("--")] if "--" in argv else argv  # not a question "--debug"
-    debug = "--debug" in options or os.environ.get("QA_DEBUG", "") not in ("", "0")
+    debug = "--debug" in options or config.debug()
     configure_logging(debug)
     config.ensure_offline()
     _tolerant_streams()

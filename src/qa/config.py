@@ -77,6 +77,11 @@ def model_name(value: str | None = None) -> str:
     return value or os.environ.get("QA_MODEL") or PACKAGED_MODEL
 
 
+def debug() -> bool:
+    """Whether $QA_DEBUG asks for tracebacks and debug log lines (set, and not "0")."""
+    return os.environ.get("QA_DEBUG", "") not in ("", "0")
+
+
 def backend(value: str | None = None) -> str:
     """The embedding backend: the argument, else $QA_BACKEND, else the measured default.
 

@@ -27,7 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
-from qa import __version__
+from qa import __version__, config
 from qa.api import guard
 from qa.api.fastpath import AskFastPath, search_on_loop
 from qa.api.rebalance import Rebalance
@@ -315,7 +315,7 @@ def create_app_from_env() -> FastAPI:
     """The app for uvicorn workers (`qa serve --workers N`), configured by the environment:
     $QA_INDEX (and $QA_MODEL, $QA_RERANKER as for `qa ask`), $QA_API_TOKEN, $QA_API_CORS
     (comma-separated origins), $QA_API_WORKERS (how many processes `qa serve` started)."""
-    configure_logging(os.environ.get("QA_DEBUG", "") not in ("", "0"))  # as `qa serve`'s own
+    configure_logging(config.debug())  # as `qa serve`'s own process
     searcher = Searcher(os.environ.get("QA_INDEX"))
     warm_up(searcher)
     workers = os.environ.get(WORKERS_VARIABLE, "")
