@@ -178,6 +178,45 @@ def test_default_backend_answers_without_torch(report_index):
     assert any(h["section"] == "Chronic Middle Back Pain Treatments" for h in hits)
 
 
+def test_a_user_without_a_home_gets_a_cache_of_their_own(monkeypatch):
+    """Found by trying: run under an arbitrary user id with HOME unset (as some container
+    platforms do), every command failed: "cannot load embedding model ...: Could not determine
+    home directory", with a hint to choose another model."""
+    import tempfile
+    from pathlib import Path
+
+    from qa import config
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    for name in ("QA_CACHE", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert config.cache_dir() == Path(tempfile.gettempdir()) / f"qa-cache-{os.getuid()}"
+
+
+def test_onnxruntime_telemetry_stays_off(report_index, tmp_path, monkeypatch):
+    """Found by trying: onnxruntime 1.32's official build records usage telemetry on Linux (a
+    device id and an event queue under ~/.cache/Microsoft, for upload to Microsoft) for every
+    `qa ask`. qa sets its opt-out, ORT_DISABLE_TELEMETRY=1, unless the user set it."""
+    from qa import config
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}  # fmt: skip
+    env["HOME"] = str(home)  # (QA_CACHE stays the tests' cache: no export is made again)
+    proc = subprocess.run([sys.executable, "-m", "qa", "ask", "back pain", "--index",
+                           str(report_index), "-k", "1"], capture_output=True, text=True,
+                          timeout=120, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [p.relative_to(home).as_posix() for p in home.rglob("*")] == []
+    monkeypatch.setenv("ORT_DISABLE_TELEMETRY", "0")  # the user's own choice is kept
+    config.ensure_offline()
+    assert os.environ["ORT_DISABLE_TELEMETRY"] == "0"
+
+
 def test_spans_without_character_offsets_are_embedded_on_their_own(embedder, monkeypatch):
     torch = Embedder(backend="torch")
     texts = ["Rest helps. So does gentle movement."]

@@ -22,10 +22,14 @@ MAX_QUESTION_CHARS = 2000
 
 
 def ensure_offline() -> None:
-    """Keep Hugging Face libraries off the network unless the user chose otherwise."""
+    """Keep Hugging Face libraries off the network, and onnxruntime's usage telemetry off,
+    unless the user chose otherwise. (Official onnxruntime builds queue telemetry events on
+    Linux too, with a device id under ~/.cache/Microsoft, for upload to Microsoft;
+    ORT_DISABLE_TELEMETRY=1, read when onnxruntime starts, is its full opt-out.)"""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 def corpus_dir(value: str | os.PathLike | None = None) -> Path:
@@ -106,11 +110,19 @@ def ray_address(value: str | None = None) -> str | None:
 
 
 def cache_dir() -> Path:
-    """Where derived model files (ONNX exports) are cached: $QA_CACHE, else ~/.cache/qa."""
+    """Where derived model files (ONNX exports) are cached: $QA_CACHE, else ~/.cache/qa; for a
+    user without a home (a container run under an arbitrary user id, HOME unset), a folder of
+    the user's own in the temporary folder."""
     if os.environ.get("QA_CACHE"):
         return Path(os.environ["QA_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "qa"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "qa"
+    try:
+        return Path.home() / ".cache" / "qa"
+    except RuntimeError:  # "Could not determine home directory"
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / f"qa-cache-{os.getuid()}"
 
 
 DEFAULT_MAX_FILE_MB = 50
