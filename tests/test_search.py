@@ -53,3 +53,28 @@ def test_index_built_with_another_model_is_refused(report_index, tmp_path):
     with pytest.raises(QAError) as info:
         Searcher(report_index, model=str(tmp_path / "model"))
     assert "built with model" in info.value.message
+
+
+def test_a_passage_found_in_copies_of_a_document_is_shown_once(tmp_path, report_corpus, embedder):
+    """Found by trying: with "report.txt" and its copy "report (1).txt" in the corpus, the best
+    passage came twice, first and second, and pushed a passage out of the k shown. `qa eval`
+    still ranks every copy (each is its own document there)."""
+    import shutil
+
+    from qa.build import build_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    report = next(report_corpus.iterdir())
+    shutil.copy(report, corpus / "report.txt")
+    shutil.copy(report, corpus / "report (1).txt")
+    build_index(corpus, tmp_path / "index", embedder=embedder)
+    searcher = Searcher(tmp_path / "index", embedder=embedder)
+    question = "Is the thoracic spine prone to injury?"
+    for mode in ("hybrid", "dense", "lexical"):
+        hits = searcher.ask(question, k=5, mode=mode).hits
+        texts = [" ".join(h.text.split()) for h in hits]
+        assert len(hits) == 5 and len(set(texts)) == 5, (mode, texts)
+    ranked = searcher.rank(question, 2, "hybrid").passages.chunks
+    assert ranked[0].text == ranked[1].text and ranked[0].doc != ranked[1].doc
+    assert len(searcher.ask(question, k=24).hits) == 12  # every distinct passage once

@@ -13,7 +13,7 @@ database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -90,6 +90,24 @@ def rank(
     passages = candidates.take(order[:n]) if candidates is not None else generation.passages(ids)
     return Ranking(generation, ids, scores, passages, query, terms, best_cosine, truncated, mode,
                    docs)  # fmt: skip
+
+
+def distinct(ranking: Ranking, k: int) -> Ranking:
+    """The first k passages whose texts differ (white space aside): a passage found again in a
+    copy of a document ("report.pdf" and "report (1).pdf") is shown once, where it ranks best.
+    For readers; `qa eval` ranks documents from `rank` itself, where each copy counts."""
+    seen: set[str] = set()
+    keep = []
+    for position, chunk in enumerate(ranking.passages.chunks):
+        text = " ".join(chunk.text.split())
+        if text not in seen:
+            seen.add(text)
+            keep.append(position)
+            if len(keep) == k:
+                break
+    order = np.array(keep, dtype=np.int64)
+    return replace(ranking, ids=ranking.ids[order], scores=ranking.scores[order],
+                   passages=ranking.passages.take(order))  # fmt: skip
 
 
 def _sentence_scores(candidates: Passages, query: np.ndarray, text: str, hidden, offsets):

@@ -17,11 +17,12 @@ from qa.errors import IndexCorruptError, QAError, UsageError
 from qa.ingest.text import normalize
 from qa.retrieve import answered, docfilter, rerank
 from qa.retrieve.fusion import DEFAULT_MODE, MODES
-from qa.retrieve.ranking import Ranking, rank
+from qa.retrieve.ranking import Ranking, distinct, rank
 from qa.retrieve.results import Answer, Hit, hits
 from qa.store import Generation, Store, open_store
 
 MAX_K = 1000
+DUPLICATES = 10  # passages ranked beyond k, to fill in for copies of a passage (`distinct`)
 MAX_QUESTION_CHARS = config.MAX_QUESTION_CHARS  # questions are cut to this many characters
 
 
@@ -156,7 +157,8 @@ class Searcher:
         cleaned = clean_question(question)
         if not 1 <= k <= MAX_K:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
-        ranking = require_numbers(self.rank(cleaned, k, mode, doc), self.store.location)
+        ranked = self.rank(cleaned, k + DUPLICATES, mode, doc)
+        ranking = distinct(require_numbers(ranked, self.store.location), k)
         generation = ranking.generation
         asked = answered.question_of(cleaned, generation)
         words = list(asked.words)
