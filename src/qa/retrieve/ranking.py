@@ -92,16 +92,21 @@ def rank(
                    docs)  # fmt: skip
 
 
+def has_copies(ranking: Ranking) -> bool:
+    """Whether two of the ranked passages have the same text (copies of a document)."""
+    texts = [chunk.text for chunk in ranking.passages.chunks]
+    return len(set(texts)) < len(texts)
+
+
 def distinct(ranking: Ranking, k: int) -> Ranking:
-    """The first k passages whose texts differ (white space aside): a passage found again in a
-    copy of a document ("report.pdf" and "report (1).pdf") is shown once, where it ranks best.
-    For readers; `qa eval` ranks documents from `rank` itself, where each copy counts."""
+    """The first k passages whose texts differ: a passage found again in a copy of a document
+    ("report.pdf" and "report (1).pdf") is shown once, where it ranks best. For readers;
+    `qa eval` ranks documents from `rank` itself, where each copy counts."""
     seen: set[str] = set()
     keep = []
     for position, chunk in enumerate(ranking.passages.chunks):
-        text = " ".join(chunk.text.split())
-        if text not in seen:
-            seen.add(text)
+        if chunk.text not in seen:
+            seen.add(chunk.text)
             keep.append(position)
             if len(keep) == k:
                 break
