@@ -92,12 +92,6 @@ def rank(
                    docs)  # fmt: skip
 
 
-def has_copies(ranking: Ranking) -> bool:
-    """Whether two of the ranked passages have the same text (copies of a document)."""
-    texts = [chunk.text for chunk in ranking.passages.chunks]
-    return len(set(texts)) < len(texts)
-
-
 def distinct(ranking: Ranking, k: int) -> Ranking:
     """The first k passages whose texts differ: a passage found again in a copy of a document
     ("report.pdf" and "report (1).pdf") is shown once, where it ranks best. For readers;

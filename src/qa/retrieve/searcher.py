@@ -17,7 +17,7 @@ from qa.errors import IndexCorruptError, QAError, UsageError
 from qa.ingest.text import normalize
 from qa.retrieve import answered, docfilter, rerank
 from qa.retrieve.fusion import DEFAULT_MODE, MODES
-from qa.retrieve.ranking import Ranking, distinct, has_copies, rank
+from qa.retrieve.ranking import Ranking, distinct, rank
 from qa.retrieve.results import Answer, Hit, hits
 from qa.store import Generation, Store, open_store
 
@@ -157,10 +157,8 @@ class Searcher:
         cleaned = clean_question(question)
         if not 1 <= k <= MAX_K:
             raise UsageError(f"k must be between 1 and {MAX_K}, not {k}", "ask for e.g. 5 passages")
-        ranking = require_numbers(self.rank(cleaned, k, mode, doc), self.store.location)
-        if has_copies(ranking):  # rare: rank deeper, to show k passages that differ
-            deeper = self.rank(cleaned, k + DUPLICATES, mode, doc)
-            ranking = distinct(require_numbers(deeper, self.store.location), k)
+        ranked = self.rank(cleaned, k + DUPLICATES, mode, doc)  # (spares for copies)
+        ranking = distinct(require_numbers(ranked, self.store.location), k)
         generation = ranking.generation
         asked = answered.question_of(cleaned, generation)
         words = list(asked.words)
