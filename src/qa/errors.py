@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+REBUILD_HINT = "run `qa build` to rebuild the index"  # for an index that is damaged or incomplete
 NOTE = 25  # logging level of notes (between INFO and WARNING): no error, but worth saying
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from qa import config
 from qa.embed.embedder import Embedder
 from qa.embed.models import vector_id
-from qa.errors import IndexCorruptError, QAError, UsageError
+from qa.errors import REBUILD_HINT, IndexCorruptError, QAError, UsageError
 from qa.ingest.text import normalize
 from qa.retrieve import answered, docfilter, rerank
 from qa.retrieve.fusion import DEFAULT_MODE, MODES
@@ -214,7 +214,7 @@ def require_numbers(ranking: Ranking, where: str) -> Ranking:
     if not (np.isfinite(ranking.scores).all() and np.isfinite(ranking.query).all()):
         raise IndexCorruptError(
             f"the search of {where} gave scores that are not numbers (a damaged index or model)",
-            "run `qa build` to rebuild the index",
+            REBUILD_HINT,
         )
     return ranking
 

@@ -25,7 +25,7 @@ import os
 import shutil
 from pathlib import Path
 
-from qa.errors import IndexCorruptError, IndexMissingError, QAError
+from qa.errors import REBUILD_HINT, IndexCorruptError, IndexMissingError, QAError
 from qa.store import manifest as manifests
 from qa.store.files import fsync_dir, reason
 
@@ -135,7 +135,7 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(
                 f"index manifest at {build} is unreadable ({reason(exc)})",
-                "run `qa build` to rebuild the index",
+                REBUILD_HINT,
             ) from None
     else:
         raise IndexCorruptError(
@@ -146,12 +146,12 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
         raise IndexCorruptError(
             f"index manifest at {build} is unreadable ({reason(exc)})",
-            "run `qa build` to rebuild the index",
+            REBUILD_HINT,
         ) from None
     manifests.check(manifest, str(index_dir))
     if "files" not in manifest:  # the checksums this store always writes
         raise IndexCorruptError(
-            f"index manifest at {build} is incomplete", "run `qa build` to rebuild the index"
+            f"index manifest at {build} is incomplete", REBUILD_HINT
         )
     return build, manifest
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from qa.errors import IndexCorruptError, QAError
+from qa.errors import REBUILD_HINT, IndexCorruptError, QAError
 from qa.store.folder import (
     READ_RETRIES,
     clean_up,
@@ -67,7 +67,7 @@ class LocalStore:
                     raise
                 raise IndexCorruptError(
                     f"index files under {build or self.path} are missing",
-                    "run `qa build` to rebuild the index",
+                    REBUILD_HINT,
                 ) from None
         raise IndexCorruptError(
             f"index at {self.path} kept changing while being read", "try again in a moment"

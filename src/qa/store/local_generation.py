@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.errors import IndexCorruptError
+from qa.errors import REBUILD_HINT, IndexCorruptError
 from qa.ingest import sentences
 from qa.ingest.chunking import Chunk
 from qa.ingest.terms import passage_text
@@ -91,7 +91,7 @@ class LocalGeneration:
         except (OSError, ValueError, TypeError, RuntimeError, MemoryError) as exc:
             raise IndexCorruptError(
                 f"index at {build} cannot be read ({reason(exc)})",
-                "run `qa build` to rebuild the index",
+                REBUILD_HINT,
             ) from None
         problem = _inconsistency(manifest, chunks, vectors, arrays)
         if problem is None and dense is None:
@@ -101,7 +101,7 @@ class LocalGeneration:
         if problem is not None:
             raise IndexCorruptError(
                 f"index at {build} is inconsistent ({problem})",
-                "run `qa build` to rebuild the index",
+                REBUILD_HINT,
             )
         # plain arrays over the same mapped memory: numpy's memmap subclass adds Python-level
         # work to every indexing (measured: +30% per question on the report)
@@ -207,7 +207,7 @@ def _array_names(manifest: dict) -> list[str]:
     if unknown or len(set(names)) != len(names):
         raise IndexCorruptError(
             f"index manifest lists unknown arrays ({', '.join(unknown)[:80] or 'repeated'})",
-            "run `qa build` to rebuild the index",
+            REBUILD_HINT,
         )
     return names
 
@@ -316,5 +316,5 @@ def _verify(build: Path, manifest: dict, names: list[str]) -> None:
         if name not in files or sha256_file(path) != files[name]:  # FileNotFoundError: retried
             raise IndexCorruptError(
                 f"index file {path} is damaged (checksum mismatch)",
-                "run `qa build` to rebuild the index",
+                REBUILD_HINT,
             )

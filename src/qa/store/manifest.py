@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from qa import config
-from qa.errors import IndexCorruptError
+from qa.errors import REBUILD_HINT, IndexCorruptError
 
 FORMAT_VERSION = 2  # 2: checksummed, checked against SCHEMA; 1: before (rebuild)
 CHECKSUM = "checksum"
@@ -209,7 +209,6 @@ def check(manifest: object, where: str) -> dict:
         IndexCorruptError: another format, a damaged or hand-edited manifest (the message
             names the first key at fault).
     """
-    rebuild = "run `qa build` to rebuild the index"
     version = manifest.get("format") if isinstance(manifest, dict) else None
     if version != FORMAT_VERSION:
         older = type(version) is int and 0 < version < FORMAT_VERSION
@@ -221,10 +220,11 @@ def check(manifest: object, where: str) -> dict:
     try:
         _check_fields(manifest)
     except Invalid as exc:
-        raise IndexCorruptError(f"index manifest at {where} is invalid: {exc}", rebuild) from None
+        raise IndexCorruptError(f"index manifest at {where} is invalid: {exc}",
+                                REBUILD_HINT) from None
     if checksum(manifest) != manifest[CHECKSUM]:
         raise IndexCorruptError(
-            f"index manifest at {where} is damaged (checksum mismatch)", rebuild
+            f"index manifest at {where} is damaged (checksum mismatch)", REBUILD_HINT
         )
     return manifest
 

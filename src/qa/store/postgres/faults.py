@@ -23,7 +23,6 @@ LOST = (
 )  # fmt: skip
 UNREACHABLE_HINT = ("check that the server is running and that host and port are right; "
                     "qa connects again on the next try")  # fmt: skip
-REBUILD_HINT = "run `qa build` to rebuild the index"
 VECTOR_HINT = ("install pgvector on the server and run `CREATE EXTENSION vector` in that "
                "database as a superuser (or a role allowed to create extensions)")  # fmt: skip
 

@@ -16,11 +16,11 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from psycopg import sql
 
-from qa.errors import IndexCorruptError, QAError
+from qa.errors import REBUILD_HINT, IndexCorruptError, QAError
 from qa.ingest.chunking import Chunk
 from qa.store.base import Docs, LexicalHits, Passages
 from qa.store.postgres import ann, tables
-from qa.store.postgres.faults import REBUILD_HINT, reason, translate
+from qa.store.postgres.faults import reason, translate
 
 POOLED = "pooled"  # as qa.store.local_generation: sentence vectors pooled from the passage
 _PASSAGES = ("select id, doc, section, start_offset, end_offset, text, page, source_start,"
@@ -150,10 +150,10 @@ class PostgresGeneration:
         rows = {r[0]: r for r in (self._run(work) if len(ids) else [])}
         if len(rows) != len(set(ids.tolist())):
             raise IndexCorruptError(f"the index at {self._pool.where} lacks passages it ranked",
-                                    "run `qa build` to rebuild the index")  # fmt: skip
+                                    REBUILD_HINT)  # fmt: skip
         picked = [rows[int(i)] for i in ids]
         spans = [np.asarray(r[11], dtype=np.int32).reshape(-1, 2) for r in picked]
-        fits = (len(r[12]) in (0, len(s) * self.dim * 4)  # (0: a build without them)
+        fits = (len(r[12]) in (0, tables.sentence_bytes(len(s), self.dim))  # (0: built without)
                 for r, s in zip(picked, spans, strict=True))
         if not all(fits):
             raise IndexCorruptError(f"the index at {self._pool.where} is damaged: sentence "
@@ -184,7 +184,7 @@ class PostgresGeneration:
         with conn.transaction(), conn.cursor(name="qa_reuse", binary=True) as cur:
             cur.itersize = 2000
             for key, vector, blob, sentences in cur.execute(statement):
-                if key in keys and len(blob) == sentences * dim * 4:  # else: embedded again
+                if key in keys and len(blob) == tables.sentence_bytes(sentences, dim):  # else: new
                     yield key, vector.to_numpy(), tables.sentence_vectors(blob, dim)
 
 

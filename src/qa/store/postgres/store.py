@@ -12,11 +12,11 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from qa.errors import IndexCorruptError, QAError
+from qa.errors import REBUILD_HINT, IndexCorruptError, QAError
 from qa.store import manifest as manifests
 from qa.store.postgres import ann, catalog
 from qa.store.postgres.connections import Pool, connect
-from qa.store.postgres.faults import REBUILD_HINT, translated
+from qa.store.postgres.faults import translated
 from qa.store.postgres.generation import PostgresGeneration
 from qa.store.postgres.url import parse
 from qa.store.postgres.writer import PostgresWriter

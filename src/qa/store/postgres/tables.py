@@ -108,6 +108,11 @@ def chunk_row(chunk, title: str, key: str, vector: np.ndarray, spans, sentence_v
             np.asarray(vector, np.float32), flat, blob)  # fmt: skip
 
 
+def sentence_bytes(sentences: int, dim: int) -> int:
+    """The size of the sentence-vector bytea of a passage with `sentences` sentences."""
+    return sentences * dim * SENTENCE_DTYPE.itemsize
+
+
 def sentence_vectors(blob: bytes, dim: int) -> np.ndarray:
     """The sentence vectors of a passage, from its bytea."""
     return np.frombuffer(blob, dtype=SENTENCE_DTYPE).reshape(-1, dim).astype(np.float32)
@@ -123,7 +128,7 @@ def problems(conn, schema: str, size: int, dim: int) -> list[str]:
     rows, low, high, sentences = conn.execute(sql.SQL(
         "select count(*), coalesce(min(id), 0), coalesce(max(id), -1), count(*) filter"
         " (where octet_length(sentence_vectors) not in (0, coalesce(array_length(spans, 1),"
-        " 0) / 2 * %s)) from {}.chunks").format(s), (dim * SENTENCE_DTYPE.itemsize,)).fetchone()
+        " 0) / 2 * %s)) from {}.chunks").format(s), (sentence_bytes(1, dim),)).fetchone()
     terms, postings, outside = conn.execute(sql.SQL(
         "select (select count(*) from {s}.terms), count(*), count(*) filter"
         " (where chunk_id < 0 or chunk_id >= %s) from {s}.postings").format(s=s), (size,)
