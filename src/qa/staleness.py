@@ -118,7 +118,7 @@ def _config_reasons(manifest: dict, model: str | None) -> list[str]:
     reasons = []
     wanted = model or os.environ.get("QA_MODEL")
     if wanted:
-        model_id, _ = config.resolve_model(wanted)
+        model_id = config.model_id(wanted)
         if model_id != manifest["model"]["id"]:
             reasons.append(f"built with model {manifest['model']['id']}, configured {model_id}")
     backend = os.environ.get("QA_BACKEND")

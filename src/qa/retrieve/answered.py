@@ -47,7 +47,7 @@ MODEL_FILE = Path(__file__).with_name("answered_model.json")
 PROBES_FILE = Path(__file__).with_name("probes.txt")
 FEATURES = ("cosine", "sentence", "known", "terms")
 HIT_FEATURES = ("cosine_gap", "sentence_gap")  # a further hit's, below the first passage's
-NULL_VERSION = 1  # of the probes; a manifest recording another version is not read
+NULL_VERSION = 2  # of the probes and the record; a manifest recording another is not read
 _PROBE_VECTORS: dict[str, np.ndarray] = {}  # vector space -> the probes' vectors
 
 
@@ -58,41 +58,53 @@ def probes() -> list[str]:
 
 
 class NullLevel:
-    """The best cosines of the probe questions over a corpus, gathered batch by batch while a
-    build writes it (no second pass over the vectors).
+    """The best cosines of the probe questions over a corpus, per model, gathered batch by batch
+    while a build writes it (no second pass over the vectors).
 
     Args:
-        embedder: the build's model (encodes the probes once).
+        embedder: the build's models (encodes the probes once; `Embedder.member_questions`).
     """
 
     def __init__(self, embedder) -> None:
         if embedder.vector_id not in _PROBE_VECTORS:  # once per process and vector space
-            _PROBE_VECTORS[embedder.vector_id] = embedder.encode(probes())
-        self.queries = _PROBE_VECTORS[embedder.vector_id]
-        self.cosine = np.full(len(self.queries), -1.0, dtype=np.float32)
-        self.sentence = np.full(len(self.queries), -1.0, dtype=np.float32)
+            _PROBE_VECTORS[embedder.vector_id] = embedder.member_questions(probes())
+        self.queries = _PROBE_VECTORS[embedder.vector_id]  # one (probes, dim_i) per model
+        bounds = np.cumsum([0, *(q.shape[1] for q in self.queries)])
+        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.scale = np.float32(np.sqrt(len(self.queries)))  # joined vectors are 1/sqrt(M)
+        shape = (len(self.queries), len(self.queries[0]))
+        self.cosine = np.full(shape, -1.0, dtype=np.float32)
+        self.sentence = np.full(shape, -1.0, dtype=np.float32)
+
+    def _best(self, vectors: np.ndarray) -> np.ndarray:
+        return np.stack([(q @ vectors[:, s].T).max(axis=1) * self.scale
+                         for q, s in zip(self.queries, self.slices, strict=True)])
 
     def update(self, vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
         """Take a batch of passage vectors and their sentence vectors into account."""
         if len(vectors):
-            self.cosine = np.maximum(self.cosine, (self.queries @ vectors.T).max(axis=1))
+            self.cosine = np.maximum(self.cosine, self._best(vectors))
         if len(sentence_vectors):
-            scores = (self.queries @ sentence_vectors.T).max(axis=1)
-            self.sentence = np.maximum(self.sentence, scores)
+            self.sentence = np.maximum(self.sentence, self._best(sentence_vectors))
 
     def to_dict(self) -> dict:
-        """What the manifest records ("answered")."""
-        return {"version": NULL_VERSION, "probes": len(self.queries),
-                "cosine": round(float(self.cosine.mean()), 6),
-                "sentence": round(float(self.sentence.mean()), 6)}  # fmt: skip
+        """What the manifest records ("answered"): each model's mean over the probes."""
+        return {"version": NULL_VERSION, "probes": int(self.cosine.shape[1]),
+                "cosine": [round(float(v), 6) for v in self.cosine.mean(axis=1)],
+                "sentence": [round(float(v), 6) for v in self.sentence.mean(axis=1)]}
 
 
-def null_level(manifest: dict) -> tuple[float, float]:
-    """(cosine, sentence) null levels recorded by the build, else the model's defaults."""
+def null_level(manifest: dict, weights: np.ndarray | None = None) -> tuple[float, float]:
+    """(cosine, sentence) null levels recorded by the build for a question with these model
+    weights (None: the first model alone), else the model's defaults."""
     recorded = manifest.get("answered")
     if isinstance(recorded, dict) and recorded.get("version") == NULL_VERSION:
         try:
-            return float(recorded["cosine"]), float(recorded["sentence"])
+            cosine = np.asarray(recorded["cosine"], dtype=np.float64)
+            sentence = np.asarray(recorded["sentence"], dtype=np.float64)
+            w = np.ones(1) if weights is None else np.asarray(weights, dtype=np.float64)
+            if cosine.shape == sentence.shape == w.shape:
+                return float(cosine @ w), float(sentence @ w)
         except (KeyError, TypeError, ValueError):
             pass
     return model().default_null
@@ -221,8 +233,9 @@ def gaps(passages: Passages, query: np.ndarray) -> list[np.ndarray]:
     return [np.array(scores(passages, i, query)) - first for i in range(1, len(passages))]
 
 
-def confidences(passages: Passages, query: np.ndarray, question: Question,
-                best_cosine: float, manifest: dict) -> tuple[float, list[float]]:  # fmt: skip
+def confidences(passages: Passages, query: np.ndarray, question: Question, best_cosine: float,
+                manifest: dict, weights: np.ndarray | None = None
+                ) -> tuple[float, list[float]]:  # fmt: skip
     """The answer's confidence and each passage's (in rank order; none above the answer's).
 
     Args:
@@ -231,11 +244,12 @@ def confidences(passages: Passages, query: np.ndarray, question: Question,
         question: its content words (`Question.of`).
         best_cosine: the best cosine of any allowed passage (the first passage's `cosine`).
         manifest: the generation's manifest (its null levels).
+        weights: each model's weight for the question (None: one model).
     """
     if not len(passages):
         return 0.0, []
-    answer = model().probability(evidence(passages, 0, query, question, null_level(manifest),
-                                          best_cosine))  # fmt: skip
+    answer = model().probability(evidence(passages, 0, query, question,
+                                          null_level(manifest, weights), best_cosine))
     further = hit_model()
     hits = [answer] + [answer * further.probability(gap) for gap in gaps(passages, query)]
     return answer, hits

@@ -3,8 +3,10 @@
     dense    the passages nearest to the question's vector
     lexical  the passages with the best BM25 score for its words
     hybrid   the union of both candidate lists (`CANDIDATES` each), scored by passage cosine,
-             best-sentence cosine (ordered by aspect within heading groups) and a bounded BM25
-             bonus (`qa.retrieve.fusion`)
+             best-sentence cosine and a bounded BM25 bonus (`qa.retrieve.fusion`)
+
+With a pair of models, a cosine is the weighted mean of the two models' cosines, with the
+question's weights (`qa.embed.embedder`).
 
 Everything is computed from the candidates and the data the store fetched for them
 (`Generation.passages`), never from whole-corpus arrays, so the top-N can happen inside a
@@ -19,7 +21,7 @@ import numpy as np
 
 from qa.embed.embedder import Embedder
 from qa.ingest.terms import tokenize
-from qa.retrieve import adapter, aspect, rerank
+from qa.retrieve import rerank
 from qa.retrieve.best_sentence import best_sentence
 from qa.retrieve.fusion import score_fusion
 from qa.store.base import Docs, Generation, Passages
@@ -38,6 +40,7 @@ class Ranking:
     scores: np.ndarray  # their scores (mode-dependent; higher is better)
     passages: Passages  # the ranked passages, in rank order
     query: np.ndarray  # the question's vector, shape (dim,)
+    weights: np.ndarray  # each model's weight for the question (`Embedder.question_weights`)
     terms: list[str]  # the question's lexical terms
     best_cosine: float  # the highest cosine of any allowed passage (-1 if none)
     truncated: bool
@@ -56,8 +59,8 @@ def rank(
 ) -> Ranking:
     """The n best passages for a cleaned question in a retrieval mode (see the module text)."""
     text, truncated = embedder.truncate(question)
-    vectors, hidden, offsets = embedder.encode_query(text)
-    query = adapter.adapt(vectors[0], embedder.model_id)
+    vectors, weights = embedder.encode_questions([text])
+    query = vectors[0]
     terms = tokenize(question)
     wanted = max(n, rerank.DEPTH) if reranker is not None else n
     pool = max(wanted, CANDIDATES)
@@ -76,8 +79,8 @@ def rank(
         bm25[np.searchsorted(ids, dense_ids)] = found.also
         bm25[np.searchsorted(ids, found.ids)] = found.scores
         candidates = generation.passages(ids)
-        scores = score_fusion(candidates.vectors @ query, bm25, found.best,
-                              _sentence_scores(candidates, query, text, hidden, offsets))
+        sentences = best_sentence(candidates, query) if len(candidates.sentence_vectors) else None
+        scores = score_fusion(candidates.vectors @ query, bm25, found.best, sentences)
     if mode != "dense":  # (FAISS ranked the dense ones already, ties as it found them)
         order = np.lexsort((ids, -scores))[:wanted]  # best first; ties by passage order
         ids, scores = ids[order], np.asarray(scores)[order]
@@ -88,8 +91,8 @@ def rank(
         candidates, order = None, None
     ids, scores = ids[:n].astype(np.int64), scores[:n].astype(np.float32)
     passages = candidates.take(order[:n]) if candidates is not None else generation.passages(ids)
-    return Ranking(generation, ids, scores, passages, query, terms, best_cosine, truncated, mode,
-                   docs)  # fmt: skip
+    return Ranking(generation, ids, scores, passages, query, weights[0], terms, best_cosine,
+                   truncated, mode, docs)  # fmt: skip
 
 
 def distinct(ranking: Ranking, k: int) -> Ranking:
@@ -107,17 +110,6 @@ def distinct(ranking: Ranking, k: int) -> Ranking:
     order = np.array(keep, dtype=np.int64)
     return replace(ranking, ids=ranking.ids[order], scores=ranking.scores[order],
                    passages=ranking.passages.take(order))  # fmt: skip
-
-
-def _sentence_scores(candidates: Passages, query: np.ndarray, text: str, hidden, offsets):
-    """Each candidate's best-sentence score, ordered by aspect within heading groups (None for
-    a generation stored without sentence vectors)."""
-    if not len(candidates.sentence_vectors):
-        return None
-    best = best_sentence(candidates, query)
-    if hidden is None:  # a tokenizer without offsets: no aspect scores
-        return best
-    return aspect.rescore(best, candidates, text, hidden, offsets)
 
 
 def _model_text(passages: Passages, i: int) -> str:

@@ -55,7 +55,8 @@ class Searcher:
         wanted = model or os.environ.get("QA_MODEL")
         if embedder is None:
             embedder = Embedder(wanted or manifest["model"]["id"],
-                                backend=manifest["model"].get("backend", "torch"))
+                                backend=manifest["model"].get("backend", "torch"),
+                                weights=manifest["model"].get("weights"))
         check_model(manifest, embedder, self.store.location)
         self.embedder = embedder
         self._local = threading.local()  # per thread: whether its last question was cut
@@ -126,7 +127,7 @@ class Searcher:
     def encode_question(self, question: str):
         """Embed a question (cut to the model window); shape (1, dim)."""
         text, self._local.truncated = self.embedder.truncate(question)
-        return self.embedder.encode([text])
+        return self.embedder.encode_questions([text])[0]
 
     def rank(self, question: str, n: int, mode: str | None = None,
              doc: docfilter.Patterns = None) -> Ranking:  # fmt: skip
@@ -163,7 +164,8 @@ class Searcher:
         asked = answered.question_of(cleaned, generation)
         words = list(asked.words)
         confidence, per_hit = answered.confidences(ranking.passages, ranking.query, asked,
-                                                   ranking.best_cosine, generation.manifest)
+                                                   ranking.best_cosine, generation.manifest,
+                                                   ranking.weights)
         found = hits(ranking, words, self.embedder, per_hit)
         return Answer(cleaned, found, answered.is_answered(confidence), ranking.mode,
                       ranking.truncated or len(question) > MAX_QUESTION_CHARS, confidence)
