@@ -18,6 +18,7 @@ import streamlit as st
 from qa import config
 from qa.errors import QAError, UsageError, as_qa_error
 from qa.present import documents, page
+from qa.present.wording import missing_line
 from qa.retrieve import searcher as searching
 from qa.retrieve.fusion import DEFAULT_MODE, MODES
 from qa.staleness import check as check_staleness  # light: file sizes and times, no model
@@ -421,6 +422,8 @@ key = page.answer_key(question, answer.mode, int(k), chosen)
 st.markdown(page.results_heading_md(question, len(answer.hits), answer.answered))
 if answer.truncated:
     st.caption("Your question is longer than the model reads; only its beginning was used.")
+if answer.missing_terms:
+    st.caption(page.escape_markdown(missing_line(answer.missing_terms)))
 if not answer.hits:
     st.info(page.NO_PASSAGES)
 elif answer.answered:

@@ -1,18 +1,18 @@
-"""How the hybrid ranking was chosen: fusion methods and weights on MedQuAD and on the report.
+"""How the ranking was chosen: each signal on the pair of models, on MedQuAD and on the report.
 
-Every configuration ranks all passages of a collection per question, from the same four score
-arrays the product computes (passage cosine, best-sentence cosine, best-sentence cosine ordered
-by aspect within heading groups - `qa.retrieve.aspect` - and BM25), so the comparison is cheap
-once the collections are indexed. `qa eval` remains the reference for the chosen mode
-(it ranks candidate pools, as `qa ask` does; the figures agree to within rounding here).
+Every configuration ranks all passages of a collection per question, from the same score arrays
+the product computes: the pair's passage cosine (with the question's model weights), the same
+with the MedQuAD query adapter applied to the MiniLM half, the best-sentence cosine and BM25.
+So the comparison is cheap once the collections are indexed; `qa eval` and
+`benchmarks/reader_questions.py` remain the reference for the chosen ranking.
 
 Usage (index medquad-small once with `qa eval ... --index DIR`, then):
 
-    python benchmarks/fusion.py --dataset ../shared/benchmarks/medquad-small \
+    python benchmarks/fusion.py --dataset ../shared/benchmarks/medquad-small \\
         --index /tmp/medquad-small-index
 
-Prints a Markdown table: nDCG@10 on the data set, hit@1 and hit@3 on the report's reader
-questions (tests/data) and on the separate report dev questions (benchmarks/data).
+Prints a Markdown table: nDCG@10 on the data set; hit@1, hit@3 and MRR on the report's reader
+questions (tuning half, locked half) and on the questions in other languages (both halves).
 """
 
 from __future__ import annotations
@@ -31,82 +31,71 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from qa.evaluate import load_dataset, score_run  # noqa: E402
 from qa.ingest.terms import tokenize  # noqa: E402
-from qa.retrieve import aspect, fusion  # noqa: E402
-from qa.retrieve.ranking import CANDIDATES  # noqa: E402
+from qa.ingest.text import normalize  # noqa: E402
 from qa.retrieve.searcher import Searcher  # noqa: E402
 
-Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-
-
-def minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = float(x.min(initial=0)), float(x.max(initial=0))
-    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-
-
-def ranks(x: np.ndarray) -> np.ndarray:
-    r = np.empty(len(x), dtype=np.float64)
-    r[np.argsort(-x, kind="stable")] = np.arange(1, len(x) + 1)
-    return r
+DATA = ROOT / "benchmarks" / "data"
+SETS = ("reader_questions_tune", "reader_questions_locked", "multilingual_questions_tune",
+        "multilingual_questions_locked")
+Arrays = dict[str, np.ndarray]
+Scorer = Callable[[Arrays], np.ndarray]
 
 
 def configurations() -> dict[str, Scorer]:
-    """name -> f(dense, best_sentence, aspect_sentence, bm25) giving one score per passage."""
-    configs: dict[str, Scorer] = {
-        "dense": lambda d, s, a, b: d,
-        "lexical (BM25)": lambda d, s, a, b: b,
-        "dense + best sentence (0.5)": lambda d, s, a, b: (d + 0.5 * s) / 1.5,
-    }
-    for w in (0.5, 0.7, 0.8):
-        configs[f"min-max fusion, dense weight {w}"] = (
-            lambda d, s, a, b, w=w: w * minmax(d) + (1 - w) * minmax(b)
-        )
-    for w in (0.5, 0.7):
-        configs[f"RRF k=60, dense weight {w}"] = (
-            lambda d, s, a, b, w=w: w / (60 + ranks(d)) + (1 - w) / (60 + ranks(b))
-        )
-    for lam in (0.0, 0.2, 0.5, 1.0):
-        for alpha in (0.1, 0.2, 0.3):
-            name = f"cosine{' + sentence ' + str(lam) if lam else ''} + BM25/max x {alpha}"
-            configs[name] = lambda d, s, a, b, lam=lam, alpha=alpha: fusion.score_fusion(
-                d, b, float(b.max(initial=0)), s if lam else None, alpha, lam
-            )
-    for lam in (0.5, 0.75, 1.0, 1.5):
-        for alpha in (0.1, 0.2, 0.3):
-            configs[f"cosine + aspect sentence {lam} + BM25/max x {alpha}"] = (
-                lambda d, s, a, b, lam=lam, alpha=alpha: fusion.score_fusion(
-                    d, b, float(b.max(initial=0)), a, alpha, lam
-                )
-            )
+    """name -> f(arrays) giving one score per passage. "adapted": the MiniLM half of the
+    question goes through the query adapter (in the sentence scores too)."""
+    configs: dict[str, Scorer] = {"dense": lambda a: a["dense"], "adapted": lambda a: a["adapted"]}
+    for lam in (0.25, 0.5, 1.0):
+        configs[f"dense + sentence {lam}"] = (
+            lambda a, lam=lam: (a["dense"] + lam * a["sentence"]) / (1 + lam))
+        configs[f"adapted + sentence {lam}"] = (
+            lambda a, lam=lam: (a["adapted"] + lam * a["sentence_adapted"]) / (1 + lam))
+        configs[f"adapted + aspect sentence {lam}"] = (
+            lambda a, lam=lam: (a["adapted"] + lam * a["aspect_adapted"]) / (1 + lam))
+    for alpha in (0.01, 0.02, 0.05):
+        configs[f"adapted + BM25/max x {alpha}"] = (
+            lambda a, alpha=alpha: a["adapted"] + alpha * a["bm25"])
+        configs[f"adapted + aspect sentence 0.25 + BM25/max x {alpha}"] = (
+            lambda a, alpha=alpha: (a["adapted"] + 0.25 * a["aspect_adapted"]) / 1.25
+            + alpha * a["bm25"])
     return configs
 
 
-def arrays(
-    searcher: Searcher, question: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Passage cosine, best-sentence cosine, the same ordered by aspect inside heading groups
-    (over the candidates hybrid search would score: the top 100 of each retriever) and BM25,
-    for every passage.
+def arrays(searcher: Searcher, question: str) -> Arrays:
+    """For every passage: the pair's cosine, with the adapter on MiniLM's half, best sentence,
+    BM25 over the best BM25 (a local-store benchmark: it reads the generation's whole arrays)."""
+    from qa.retrieve import adapter, aspect
+    from qa.retrieve.ranking import CANDIDATES
 
-    A local-store benchmark: it reads the local generation's whole arrays (all passage and
-    sentence vectors, the BM25 index) rather than the store's top-N candidate methods, so that
-    every configuration ranks every passage."""
-    generation = searcher.generation
-    query, hidden, offsets = searcher.embedder.encode_query(question)
-    query = query[0]
-    dense = generation.vectors @ query
+    generation, embedder = searcher.generation, searcher.embedder
+    text, _ = embedder.truncate(question)
+    parts, weights, tokens = embedder.encode_question(text)
+    query = embedder.join_question(parts, weights)
+    parts = [p[None, :] for p in parts]
+
+    adapted = embedder.join_question(
+        [adapter.adapt(p[0], m.model_id) for p, m in zip(parts, embedder.members, strict=True)],
+        weights)
     sentence = np.full(generation.size, -1.0, dtype=np.float32)
-    has_sentences = len(generation.sentence_vectors) > 0
-    if has_sentences:  # rows of generation.table: (chunk id, start, end)
+    sentence_adapted = sentence.copy()
+    if len(generation.sentence_vectors):  # rows of generation.table: (chunk id, start, end)
         np.maximum.at(sentence, generation.table[:, 0], generation.sentence_vectors @ query)
+        np.maximum.at(sentence_adapted, generation.table[:, 0],
+                      generation.sentence_vectors @ adapted)
     bm25 = generation.lexical_index().scores(tokenize(question))
-    aspect_sentence = sentence.copy()
-    if has_sentences and hidden is not None:
-        top = CANDIDATES
-        ids = np.union1d(np.argsort(-dense, kind="stable")[:top],
-                         np.flatnonzero(bm25 > 0)[np.argsort(-bm25[bm25 > 0], kind="stable")[:top]])
-        aspect_sentence[ids] = aspect.rescore(sentence[ids], generation.passages(ids), question,
-                                              hidden, offsets)
-    return dense, sentence, aspect_sentence, bm25
+    dense = generation.vectors @ query
+    ids = np.union1d(np.argsort(-dense, kind="stable")[:CANDIDATES],
+                     np.flatnonzero(bm25 > 0)[np.argsort(-bm25[bm25 > 0], kind="stable")
+                                              [:CANDIDATES]])  # (as hybrid ranking's candidates)
+    with_aspect, aspect_adapted = sentence.copy(), sentence_adapted.copy()
+    candidates = generation.passages(ids)
+    with_aspect[ids] = aspect.rescore(sentence[ids], candidates, text, tokens,
+                                      lambda p: embedder.join_question(p, weights))
+    aspect_adapted[ids] = aspect.rescore(sentence_adapted[ids], candidates, text, tokens,
+                                         lambda p: embedder.join_question(p, weights))
+    return {"dense": dense, "adapted": generation.vectors @ adapted, "sentence": sentence,
+            "sentence_adapted": sentence_adapted, "aspect": with_aspect,
+            "aspect_adapted": aspect_adapted, "bm25": bm25 / max(float(bm25.max()), 1e-12)}
 
 
 def dataset_ndcg(searcher: Searcher, dataset_dir: Path, configs: dict[str, Scorer]) -> dict:
@@ -115,31 +104,28 @@ def dataset_ndcg(searcher: Searcher, dataset_dir: Path, configs: dict[str, Score
     chunk_docs = np.array([corpus_ids.get(c.doc, c.doc) for c in searcher.generation.chunks])
     runs: dict[str, list[tuple[str, list[str]]]] = {name: [] for name in configs}
     for qid, text in dataset.queries:
-        if qid not in dataset.qrels:
+        if qid not in dataset.qrels or not text.strip():
             continue
-        d, s, a, b = arrays(searcher, text)
+        a = arrays(searcher, text)
         for name, f in configs.items():
-            order = np.argsort(-f(d, s, a, b), kind="stable")[:500]
+            order = np.argsort(-f(a), kind="stable")[:500]
             runs[name].append((qid, list(dict.fromkeys(chunk_docs[order]))[:100]))
     return {name: score_run(run, dataset.qrels, name).ndcg for name, run in runs.items()}
 
 
 def report_hits(searcher: Searcher, questions: list[dict], configs: dict[str, Scorer]) -> dict:
-    def matches(text: str, expected: str) -> bool:
-        return " ".join(text.split()).startswith(expected)
-
-    out = {name: [0, 0] for name in configs}
+    """hit@1, hit@3, MRR of each configuration on the answerable questions."""
+    out = {name: np.zeros(3) for name in configs}
     chunks = searcher.generation.chunks
-    answerable = [q for q in questions if q["expected"]]
+    answerable = [q for q in questions if q["kind"] == "answerable"]
     for q in answerable:
-        d, s, a, b = arrays(searcher, q["question"])
+        a = arrays(searcher, q["question"])
+        gold = [any(normalize(c.text).startswith(e) for e in q["expected"]) for c in chunks]
         for name, f in configs.items():
-            top = np.argsort(-f(d, s, a, b), kind="stable")[:3]
-            ok = [matches(chunks[int(i)].text, q["expected"]) for i in top]
-            out[name][0] += ok[0]
-            out[name][1] += any(ok)
-    n = len(answerable)
-    return {name: (h1 / n, h3 / n) for name, (h1, h3) in out.items()}
+            order = np.argsort(-f(a), kind="stable")
+            rank = next(r for r, i in enumerate(order, 1) if gold[int(i)])
+            out[name] += (rank == 1, rank <= 3, 1 / rank)
+    return {name: v / len(answerable) for name, v in out.items()}
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -160,15 +146,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         build_index(ROOT / "corpus", tmp, embedder=mq.embedder)
         report = Searcher(tmp, embedder=mq.embedder)
-        test = report_hits(report, read_jsonl(ROOT / "tests/data/report_questions.jsonl"), configs)
-        dev = report_hits(report, read_jsonl(ROOT / "benchmarks/data/report_dev_questions.jsonl"),
-                          configs)
-    print(f"| configuration | {args.dataset.name} nDCG@10 | report hit@1 | report hit@3 "
-          "| report dev hit@1 | report dev hit@3 |")
-    print("|---|---|---|---|---|---|")
+        sets = {name: report_hits(report, read_jsonl(DATA / f"{name}.jsonl"), configs)
+                for name in SETS}
+    names = " | ".join(f"{s.replace('_questions', '')} hit@1 / hit@3 / MRR" for s in SETS)
+    print(f"| configuration | {args.dataset.name} nDCG@10 | {names} |")
+    print("|---|---|" + "---|" * len(SETS))
     for name in configs:
-        print(f"| {name} | {ndcg[name]:.3f} | {test[name][0]:.3f} | {test[name][1]:.3f} "
-              f"| {dev[name][0]:.3f} | {dev[name][1]:.3f} |")
+        cells = " | ".join("{:.3f} / {:.3f} / {:.3f}".format(*sets[s][name]) for s in SETS)
+        print(f"| {name} | {ndcg[name]:.3f} | {cells} |")
 
 
 if __name__ == "__main__":

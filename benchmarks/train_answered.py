@@ -4,7 +4,8 @@ Features come from the product's own code path (`Searcher.rank` + `answered.evid
 is fitted is what runs. Labelled data, never the locked half of the reader questions:
 
     answerable      report: reader questions, tuning half (benchmarks/data); the older report
-                    questions (tests/data, benchmarks/data/report_dev_questions.jsonl)
+                    questions (tests/data, benchmarks/data/report_dev_questions.jsonl); the
+                    questions in other languages, tuning half
                     MedQuAD: questions of medquad-small against their own collection
     not answerable  report: near-domain and off-topic questions of the tuning half; off-topic
                     questions (benchmarks/data/offtopic_questions.txt); MedQuAD questions
@@ -17,6 +18,9 @@ answerable training questions flagged "not covered" (the target: at most one ans
 of a ~50-question set); off-topic recall at that threshold is printed. Usage:
 
     python benchmarks/train_answered.py [--mq-index DIR] [--write]
+
+Each passage's confidence is this model applied to its own features (`answered.confidences`),
+so one model serves the answer and its passages.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from qa.build import build_index  # noqa: E402
+from qa.embed.weights import english  # noqa: E402
 from qa.evaluate import evaluate  # noqa: E402
 from qa.retrieve import answered  # noqa: E402
 from qa.retrieve.searcher import Searcher, clean_question  # noqa: E402
@@ -50,17 +55,15 @@ def jsonl(path: Path) -> list[dict]:
 
 
 def features(searcher: Searcher, questions: list[str]) -> np.ndarray:
-    """The answer-level evidence of each question, as `Searcher.ask` computes it."""
+    """The evidence of each question's first passage, as `Searcher.ask` computes it."""
     rows = []
     for text in questions:
         question = clean_question(text)
         ranking = searcher.rank(question, 1, None)
         gen = ranking.generation
-        asked = answered.question_of(question, gen)
-        null = answered.null_level(gen.manifest)
-        ev = answered.evidence(ranking.passages, 0, ranking.query, asked, null,
-                               ranking.best_cosine)
-        rows.append(ev.vector())
+        asked = answered.question_of(question, gen, english(question))
+        null = answered.null_level(gen.manifest, ranking.weights)
+        rows.append(answered.evidence(ranking.passages, 0, ranking.query, asked, null).vector())
     return np.array(rows)
 
 
@@ -73,11 +76,13 @@ def labelled(report: Searcher, medquad: Searcher) -> list[tuple[str, np.ndarray,
     )
     offtopic = [line.strip() for line in (DATA / "offtopic_questions.txt").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]  # fmt: skip
+    other_languages = jsonl(DATA / "multilingual_questions_tune.jsonl")
     full = [q["text"] for q in jsonl(MEDQUAD / "medquad-full" / "queries.jsonl")]
     small = [q["text"] for q in jsonl(MEDQUAD / "medquad-small" / "queries.jsonl")]
     groups = [
         ("report answerable", report, [q["question"] for q in tune if q["kind"] == "answerable"]
-         + [q["question"] for q in older if q.get("expected")], 1),
+         + [q["question"] for q in older if q.get("expected")]
+         + [q["question"] for q in other_languages], 1),
         ("report not answerable", report, [q["question"] for q in tune if q["kind"] != "answerable"]
          + [q["question"] for q in older if not q.get("expected")] + offtopic, 0),
         ("medquad -> report", report, rng.sample(full, SAMPLE), 0),
@@ -85,59 +90,6 @@ def labelled(report: Searcher, medquad: Searcher) -> list[tuple[str, np.ndarray,
         ("off-topic -> medquad", medquad, offtopic, 0),
     ]  # fmt: skip
     return [(name, features(s, qs), np.full(len(qs), y)) for name, s, qs, y in groups]
-
-
-def hit_rows(searcher: Searcher, questions: list[tuple[str, object]], depth: int = 5):
-    """(gaps, labels) of the further hits of questions whose first hit answers them.
-
-    `questions`: (text, judge) pairs; judge(chunk) tells whether a passage answers."""
-    X, y = [], []
-    for text, judge in questions:
-        ranking = searcher.rank(clean_question(text), depth, None)
-        chunks = ranking.passages.chunks
-        if not chunks or not judge(chunks[0]):
-            continue
-        for i, gap in enumerate(answered.gaps(ranking.passages, ranking.query), start=1):
-            X.append(gap)
-            y.append(int(judge(chunks[i])))
-    return np.array(X), np.array(y)
-
-
-def fit_hits(report_rows, medquad_rows) -> answered.Model:
-    """The further-hit model, the report's hits weighted as much as MedQuAD's."""
-    from sklearn.linear_model import LogisticRegression
-
-    X = np.concatenate([report_rows[0], medquad_rows[0]])
-    y = np.concatenate([report_rows[1], medquad_rows[1]])
-    weight = np.r_[np.full(len(report_rows[1]), len(medquad_rows[1]) / len(report_rows[1])),
-                   np.ones(len(medquad_rows[1]))]  # fmt: skip
-    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
-    lr = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, y, sample_weight=weight)
-    return answered.Model(answered.HIT_FEATURES, mean, scale, lr.coef_[0],
-                          float(lr.intercept_[0]))  # fmt: skip
-
-
-def judged_questions(medquad: Path):
-    """(text, judge) pairs: the report's answerable training questions and medquad-small's."""
-    from qa.ingest.text import normalize
-
-    def paragraph_judge(expected):
-        prefixes = expected if isinstance(expected, list) else [expected]
-        return lambda chunk: any(normalize(chunk.text).startswith(p) for p in prefixes)
-
-    report = [q for q in jsonl(DATA / "reader_questions_tune.jsonl") if q["kind"] == "answerable"]
-    report += [q for q in jsonl(ROOT / "tests" / "data" / "report_questions.jsonl")
-               + jsonl(DATA / "report_dev_questions.jsonl") if q.get("expected")]  # fmt: skip
-    queries = {q["_id"]: q["text"] for q in jsonl(medquad / "queries.jsonl")}
-    qrels: dict[str, set[str]] = {}
-    for line in (medquad / "qrels.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        qid, doc, score = line.split("\t")
-        if int(score) > 0:
-            qrels.setdefault(qid, set()).add(doc)
-    picked = random.Random(SEED).sample(sorted(qrels), SAMPLE)
-    mq = [(queries[q], (lambda docs: lambda c: c.doc.split("#")[0] in docs)(qrels[q]))
-          for q in picked]  # fmt: skip
-    return [(q["question"], paragraph_judge(q["expected"])) for q in report], mq
 
 
 def fit(groups, null: tuple[float, float]) -> answered.Model:
@@ -173,12 +125,8 @@ def main() -> None:
         evaluate(MEDQUAD / "medquad-small", index_dir=mq_index, embedder=report.embedder)
         medquad = Searcher(mq_index, embedder=report.embedder)
         groups = labelled(report, medquad)
-        null = answered.null_level(report.manifest)
-        report_judged, medquad_judged = judged_questions(MEDQUAD / "medquad-small")
-        hits = fit_hits(hit_rows(report, report_judged), hit_rows(medquad, medquad_judged))
+        null = answered.null_level(report.manifest, np.asarray(report.embedder.weights))
     model = fit(groups, null)
-    print("further hits: coef", dict(zip(answered.HIT_FEATURES, np.round(hits.coef, 3),
-                                         strict=True)), "intercept", round(hits.intercept, 3))
     print("threshold", round(model.threshold, 4), "coef",
           dict(zip(answered.FEATURES, np.round(model.coef, 3), strict=True)))  # fmt: skip
     for name, X, y in groups:
@@ -186,7 +134,7 @@ def main() -> None:
         wrong = int(((p >= model.threshold) != (y == 1)).sum())
         print(f"  {name:24s} {len(y):4d} questions, {wrong} on the wrong side")
     if args.write:
-        payload = {"model": model.to_dict(), "hits": hits.to_dict(),
+        payload = {"model": model.to_dict(),
                    "fitted_by": "benchmarks/train_answered.py", "seed": SEED,
                    "groups": {g[0]: len(g[2]) for g in groups}}  # fmt: skip
         answered.MODEL_FILE.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

@@ -173,7 +173,7 @@ def test_a_not_covered_answer_never_shows_a_good_or_strong_match(number):
 @given(st.floats(-2, 2), st.floats(-2, 2), st.booleans())
 def test_relevance_is_monotonic_in_its_number(a, b, answered):
     low, high = sorted((a, b))
-    order = [name for _, name in page.RELEVANCE_LEVELS] + [page.WEAK, page.WEAKEST]
+    order = [name for _, name in answered.BANDS] + [page.WEAK, page.WEAKEST]
     rl, rh = page.relevance(low, answered), page.relevance(high, answered)
     assert rl.fraction <= rh.fraction
     assert order.index(rl.label) >= order.index(rh.label)

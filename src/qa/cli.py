@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from qa import __version__, config
 from qa.errors import QAError, UsageError, as_qa_error
@@ -246,15 +246,22 @@ def mark(text: str, spans, marks: tuple[str, str] = PLAIN_MARKS) -> str:
     return "".join(out)
 
 
-def format_hits(question: str, hits: list, answered: bool = True, bold: bool = False) -> str:
+def format_hits(question: str, hits: list, answered: bool = True, bold: bool = False,
+                missing: Sequence[str] = ()) -> str:  # fmt: skip
     """Plain-text rendering of hits for the terminal: rank, score, citation, file, passage.
 
     Highlighted sentences are set in «guillemets» (bold on a terminal); when the documents do
-    not seem to cover the question, a line says so above the closest passages.
+    not seem to cover the question, a line says so above the closest passages, and another
+    names the question's key words they lack (`missing`).
     """
     from qa.present.citation import cite
+    from qa.present.wording import missing_line
 
-    lines = [] if answered else [NOT_COVERED, ""]
+    lines = [] if answered else [NOT_COVERED]
+    if missing:
+        lines.append(terminal_safe(missing_line(missing)))
+    if lines:
+        lines.append("")
     for hit in hits:
         where = terminal_safe(cite(hit.title, hit.section, hit.page))
         lines.append(f"{hit.rank}. [{hit.score:.3f}] {where} ({terminal_safe(hit.doc)})")
@@ -303,7 +310,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             if args.question is None:
                 print(f"Q: {terminal_safe(question)[:200]}")
             bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-            sys.stdout.write(format_hits(question, answer.hits, answer.answered, bold))
+            sys.stdout.write(format_hits(question, answer.hits, answer.answered, bold,
+                                         answer.missing_terms))
             sys.stdout.flush()
     if not asked:
         raise UsageError("no question given",

@@ -93,6 +93,11 @@ def model_names(value: str | None = None) -> list[str]:
     return [part.strip() for part in model_name(value).split(PAIR_SEPARATOR) if part.strip()]
 
 
+def model_ids(recorded: str) -> list[str]:
+    """The models of an id as an index records it (`model_id`): one, or the two of a pair."""
+    return recorded.split(PAIR_SEPARATOR)
+
+
 def model_id(value: str | None = None) -> str:
     """The id an index records for a configured model or pair (`resolve_model` of each)."""
     return PAIR_SEPARATOR.join(resolve_model(name)[0] for name in model_names(value))

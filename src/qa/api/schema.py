@@ -83,7 +83,11 @@ class AnswerModel(_Strict):
     )
     confidence: float = Field(
         description="the calibrated probability that the documents answer the question; "
-        "`answered` is this probability over a threshold"
+        "`answered` is exactly `confidence >= threshold` (`qa info` states the threshold)"
+    )
+    missing_terms: list[str] = Field(
+        description="the question's key words that appear nowhere in the documents "
+        "(empty when none; looked for in English questions)"
     )
     mode: Mode
     truncated: bool = Field(description="whether the question was cut to the model's window")

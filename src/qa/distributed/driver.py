@@ -138,7 +138,7 @@ def _build(ray, request: Request, store, corpus_dir: Path, embedder: Embedder,
                                 request.index_type),
                      "ray": {"workers": len(workers)}},
             meter,
-            NullLevel(_Remote(ray, workers[0], embedder.vector_id)),
+            NullLevel(_Remote(ray, workers[0], embedder)),
         )  # fmt: skip
     finally:
         for worker in workers:
@@ -151,8 +151,9 @@ class _Remote:
     """A worker's models where a build step wants an embedder's `member_questions` (the probe
     questions of `NullLevel`): the driver loads no model."""
 
-    def __init__(self, ray, worker, vector_id: str) -> None:
-        self.ray, self.worker, self.vector_id = ray, worker, vector_id
+    def __init__(self, ray, worker, embedder: Embedder) -> None:
+        self.ray, self.worker = ray, worker
+        self.vector_id, self.model_id = embedder.vector_id, embedder.model_id
 
     def member_questions(self, texts: list[str]) -> list[np.ndarray]:
         return self.ray.get(self.worker.member_questions.remote(texts))

@@ -124,11 +124,30 @@ class Embedder:
         of each question shape (len(texts), models)."""
         w = np.array([self.question_weights(t) for t in texts], dtype=np.float32).reshape(
             len(texts), len(self.members))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), w
         parts = self.member_questions(texts)
+        return np.stack([self.join_question([p[j] for p in parts], w[j])
+                         for j in range(len(texts))]).reshape(len(texts), self.dim), w
+
+    def encode_question(self, text: str) -> tuple[list[np.ndarray], np.ndarray, list]:
+        """One question, each model's part of it, from one pass through each model: its unit
+        vectors (dim_i,) (`join_question` makes the question vector of them), its model weights,
+        and the token outputs with their character offsets in `text`, a list of (outputs
+        (tokens, dim_i), offsets (tokens, 2)), or None for a model whose tokenizer gives none."""
+        weights = np.asarray(self.question_weights(text), dtype=np.float32)
+        passes = [m.encode_query(text) for m in self.members]
+        tokens = [None if hidden is None else (hidden, offsets) for _, hidden, offsets in passes]
+        return [np.ravel(vector) for vector, _, _ in passes], weights, tokens
+
+    def join_question(self, parts: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """One question vector (dim,) from each model's unit vector of it (shape (1, dim_i) or
+        (dim_i,)) and its weights: the inner product with a passage vector is then the weighted
+        mean of the models' cosines (for one model: its vector as it is)."""
         if len(parts) == 1:
-            return parts[0], w
-        vectors = np.hstack([p * (w[:, [i]] * self._scale) for i, p in enumerate(parts)])
-        return np.ascontiguousarray(vectors, dtype=np.float32), w
+            return np.ravel(parts[0]).astype(np.float32)
+        return np.concatenate([np.ravel(p) * (w * self._scale)
+                               for p, w in zip(parts, weights, strict=True)]).astype(np.float32)
 
     def encode_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool = False

@@ -67,7 +67,7 @@ def vector_id(model_id: str, backend: str) -> str:
     if backend in ("torch", "onnx"):
         return model_id
     return config.PAIR_SEPARATOR.join(f"{part}|{backend}"
-                                      for part in model_id.split(config.PAIR_SEPARATOR))
+                                      for part in config.model_ids(model_id))
 
 
 def load_model(path: str, backend: str = "torch", model_id: str | None = None):

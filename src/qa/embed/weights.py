@@ -46,7 +46,7 @@ def check(weights: list[float] | tuple[float, ...] | None, models: int) -> tuple
 
 @lru_cache(maxsize=1)
 def _identifier():
-    from py3langid.langid import LanguageIdentifier, MODEL_FILE
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages(list(LANGUAGES))

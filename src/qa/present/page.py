@@ -168,21 +168,19 @@ def marked_md(
 
 # A card's label, its bar and whether its sentences are highlighted all come from ONE number per
 # passage, its calibrated probability of answering the question (`Hit.confidence`, see
-# `qa.retrieve.answered`), together with the answer's decision (`Answer.answered`), so they
-# cannot disagree: a passage the search does not take for an answer (below the decision's
-# threshold) is "hardly related" and unmarked, and under an answer the documents do not cover no
-# passage is ever a good or strong match.
-RELEVANCE_LEVELS = ((0.75, "strong match"), (0.5, "good match"))
+# `qa.retrieve.answered`): the labels are its bands (`answered.BANDS` above the decision's
+# threshold, "weak match" from the threshold up, "hardly related" below it). A passage of an
+# answer the documents do not cover is under the threshold, so it is never more than "hardly
+# related"; a question lacking key words keeps its numbers under "strong match".
 WEAK = "weak match"  # from the decision's threshold up: the search takes it for an answer
 WEAKEST = "hardly related"
-NOT_COVERED_MAX = 0.49  # under a not-covered answer a passage's number stays below "good match"
 
 
 def answers_from() -> float:
     """The number from which a passage counts as answering: the decision's threshold."""
     from qa.retrieve import answered
 
-    return answered.model().threshold
+    return answered.threshold()
 
 
 @dataclass(frozen=True)
@@ -216,14 +214,14 @@ def relevance(number: float, answered: bool) -> Relevance:
 
     Args:
         number: the passage's number in [0, 1] (see `strength`).
-        answered: the answer's decision (`Answer.answered`). When False, the number is held
-            below "good match", whatever it is, and nothing is highlighted.
+        answered: the answer's decision (`Answer.answered`). When False (its passages' numbers
+            are then all under the threshold), nothing is highlighted.
     """
+    from qa.retrieve.answered import BANDS
+
     number = min(1.0, max(0.0, number))
-    if not answered:
-        number = min(number, NOT_COVERED_MAX)
     answers = number >= answers_from()
-    label = next((name for floor, name in RELEVANCE_LEVELS if number >= floor),
+    label = next((name for floor, name in BANDS if number >= floor),
                  WEAK if answers else WEAKEST)  # fmt: skip
     return Relevance(label, number, answered and answers)
 

@@ -1,4 +1,4 @@
-"""Words for counts in what readers see: "1 document", "12 chunks" (CLI and build summary)."""
+"""Words for what readers see: counts ("1 document", "12 passages"), durations, notices."""
 
 from __future__ import annotations
 
@@ -21,3 +21,9 @@ def duration(seconds: float) -> str:
     if seconds < 90 * 60:
         return plural(round(seconds / 60), "minute")
     return f"{seconds / 3600:.1f} hours"
+
+
+def missing_line(words) -> str:
+    """The notice naming a question's key words the documents lack: "Not in the documents:
+    mattress, yoga"."""
+    return "Not in the documents: " + ", ".join(words)

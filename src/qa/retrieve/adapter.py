@@ -9,8 +9,10 @@ negatives (what a question about one aspect of a topic must not match: the passa
 answer), and blends it half and half with the identity (`BLEND`): the full map helped MedQuAD
 most but cost the report's older questions more (README, "Retrieval quality").
 
-The map belongs to one model: it applies only when the index was embedded with the model it was
-trained for (`query_adapter.json` names it), and is the identity otherwise.
+The map belongs to one model: it applies only to the vectors of the model it was trained for
+(`query_adapter.json` names it: all-MiniLM-L6-v2, alone or in the pair, where it maps MiniLM's
+part of the question), and is the identity otherwise. On the pair it lifts medquad-small's
+nDCG@10 by 0.035 and leaves the reader questions as they are (README, "Retrieval quality").
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ def _shipped() -> tuple[str, np.ndarray] | None:
 
 
 def adapt(query: np.ndarray, model_id: str) -> np.ndarray:
-    """The question vector (dim,) as the ranking compares it: mapped and normalised when the map
-    was trained for `model_id`, else unchanged."""
+    """A question vector (dim,), or several (n, dim), as the ranking compares them: mapped and
+    normalised when the map was trained for `model_id`, else unchanged."""
     shipped = _shipped()
-    if shipped is None or shipped[0] != model_id or shipped[1].shape[1] != len(query):
+    if shipped is None or shipped[0] != model_id or shipped[1].shape[1] != query.shape[-1]:
         return query
-    mapped = shipped[1] @ query
-    norm = float(np.linalg.norm(mapped))
-    return (mapped / norm).astype(np.float32) if norm > 0 else query
+    mapped = query @ shipped[1].T
+    norms = np.linalg.norm(mapped, axis=-1, keepdims=True)
+    return np.where(norms > 0, mapped / np.maximum(norms, 1e-12), query).astype(np.float32)

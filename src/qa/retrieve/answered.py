@@ -1,30 +1,34 @@
-"""Is the question covered? A calibrated probability from the evidence a ranking gathered.
+"""Is the question covered? One calibrated number, `confidence`, and the decision read from it.
 
 One logistic model over a few generic features of a passage and the question:
 
-    cosine     the passage's cosine with the question, above the corpus's null level
+    cosine     the passage's cosine with the question (the pair's weighted mean), above the
+               corpus's null level
     sentence   the best cosine of one of its sentences with the question, above the null level
-    known      the share of the question's content words found anywhere in the corpus
-    terms      log(1 + number of content words): a question with few topic words is vaguer
+    known      the share of the question's key words the documents hold (`qa.retrieve.missing`;
+               1 for a question whose words cannot be looked up: not English, or no key word)
+    terms      log(1 + number of key words): a question with few topic words is vaguer
 
 The null level is what a question about nothing in the corpus still scores: a build asks the
-questions of `probes.txt` (cooking, travel, programming...) and records the mean of their best
-cosines in the manifest. It grows with the corpus (the best of 40,000 passages is higher than the
-best of 12 for any question), so reading cosines above it lets one model serve a 12-passage
-report and a 40,000-passage collection alike.
+questions of `probes.txt` (cooking, travel, programming...) and records, for each model, the mean
+of their best cosines in the manifest; a question's null level is the weighted mean with its
+own model weights. It grows with the corpus (the best of 40,000 passages is higher than the best
+of 12 for any question), so reading cosines above it lets one model serve a 12-passage report and
+a 40,000-passage collection alike.
 
-The answer's confidence is the probability of its first passage, with `cosine` the best cosine
-of any allowed passage. Each further hit's confidence is the answer's times the probability that
-it answers too, given how far its cosine and best sentence fall below the first passage's (a
-second logistic model, `HIT_FEATURES`): never above the answer's, and lower the further a hit
-falls behind. The documents cover the question when the answer's confidence reaches the model's
-threshold, and the page's relevance labels read the same numbers, so they cannot contradict the
-decision.
+Each passage's confidence is the model's probability from that passage's own features, so the
+number of a question and a passage does not depend on which other passages rank beside it; no
+passage is above the first's, which is the answer's `confidence`. The documents cover the
+question exactly when `confidence >= threshold()` (the fitted threshold, `answered_model.json`),
+and the page's labels are bands of the same number (`BANDS`): a passage under the threshold is
+"hardly related", so no passage of an answer that is not covered is labelled above that. An
+answer whose question has key words the documents lack (`Answer.missing_terms`) has its numbers
+held under `STRONG`: it is never a strong match.
 
-The coefficients and the threshold (`answered_model.json`) are fitted by
-`benchmarks/train_answered.py` on labelled questions (the tuning half of the report's reader
-questions, the older report questions, off-topic questions, MedQuAD questions against their own
-collection and against the report), never on the locked half. The threshold keeps answerable
+The coefficients and the threshold are fitted by `benchmarks/train_answered.py` on labelled
+questions (the tuning halves of the report's reader questions and of the questions in other
+languages, the older report questions, off-topic questions, MedQuAD questions against their own
+collection and against the report), never on the locked halves. The threshold keeps answerable
 questions wrongly flagged at or under 2% of the report questions used (the target is at most
 one in a set of ~50, and a reader wrongly told "not covered" is the worst failure) - see the
 README, "Retrieval quality".
@@ -40,15 +44,18 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.ingest.terms import content_terms, words
+from qa.config import model_ids
+from qa.ingest.terms import words
+from qa.retrieve import adapter, missing
 from qa.store.base import Generation, Passages
 
 MODEL_FILE = Path(__file__).with_name("answered_model.json")
 PROBES_FILE = Path(__file__).with_name("probes.txt")
 FEATURES = ("cosine", "sentence", "known", "terms")
-HIT_FEATURES = ("cosine_gap", "sentence_gap")  # a further hit's, below the first passage's
 NULL_VERSION = 2  # of the probes and the record; a manifest recording another is not read
-_PROBE_VECTORS: dict[str, np.ndarray] = {}  # vector space -> the probes' vectors
+_PROBE_VECTORS: dict[str, list[np.ndarray]] = {}  # vector space -> the probes' vectors per model
+STRONG = 0.75  # the band of a strong match starts here; a question lacking key words stays below
+BANDS = ((STRONG, "strong match"), (0.5, "good match"))  # above the threshold: "weak match"
 
 
 def probes() -> list[str]:
@@ -67,10 +74,13 @@ class NullLevel:
 
     def __init__(self, embedder) -> None:
         if embedder.vector_id not in _PROBE_VECTORS:  # once per process and vector space
-            _PROBE_VECTORS[embedder.vector_id] = embedder.member_questions(probes())
+            _PROBE_VECTORS[embedder.vector_id] = [  # as the ranking reads questions
+                adapter.adapt(q, model) for q, model in zip(
+                    embedder.member_questions(probes()), model_ids(embedder.model_id),
+                    strict=True)]
         self.queries = _PROBE_VECTORS[embedder.vector_id]  # one (probes, dim_i) per model
         bounds = np.cumsum([0, *(q.shape[1] for q in self.queries)])
-        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self.scale = np.float32(np.sqrt(len(self.queries)))  # joined vectors are 1/sqrt(M)
         shape = (len(self.queries), len(self.queries[0]))
         self.cosine = np.full(shape, -1.0, dtype=np.float32)
@@ -125,35 +135,29 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Question:
-    """What the features need of the question: its content words and which the corpus knows.
+    """What the features need of the question: its key words, and which the documents lack.
 
-    (Each word counts alike: weighting by idf made the corpus's own common words count for
-    nothing on a 12-passage report, and measured worse.)
+    A question whose words cannot be looked up counts as known (1): one in another language
+    than English (the documents' words are English ones), or one without key words, asked in
+    function words and common words only ("what is this about?", "why?"): a vague question, asked
+    of documents that may well answer it, as the vague questions the model was fitted on. One
+    without any word at all (punctuation, emoji) counts as unknown (0): nothing in it says the
+    documents cover it, so its meaning alone (the cosines) must; counted as known, "???" was
+    "answered" with a confidence above most real answers'."""
 
-    A question without content words has no share to take. One of function words only ("what
-    is this about?", "why?") counts as known (1): a vague question, asked of documents that may
-    well answer it, as the vague questions the model was fitted on. One without any word the
-    search can read (punctuation, emoji, a script other than Latin's) counts as unknown (0):
-    nothing in it says the documents cover it, so its meaning alone (the cosines) must; counted
-    as known, "???" was "answered" with a confidence above most real answers'."""
-
-    words: tuple[str, ...]
-    known: float  # share of the words found in the corpus (see above when there are none)
-
-    @classmethod
-    def of(cls, words: list[str], frequencies: np.ndarray, readable: bool = True) -> Question:
-        """`frequencies`: in how many of the generation's passages each word occurs;
-        `readable`: whether the question has any word at all (`qa.ingest.terms.words`)."""
-        if not len(words):
-            return cls((), 1.0 if readable else 0.0)
-        return cls(tuple(words), float((np.asarray(frequencies) > 0).mean()))
+    words: tuple[str, ...]  # the key words
+    missing: tuple[str, ...]  # those the documents lack
+    known: float  # the share of the key words they hold (see above when there are none)
 
 
-def question_of(text: str, generation: Generation) -> Question:
-    """The question's content words and which of them the generation holds."""
-    terms = content_terms(text)
-    return Question.of(terms, generation.term_frequencies(terms),
-                       readable=bool(terms or words(text)))  # fmt: skip
+def question_of(text: str, generation: Generation, english: float) -> Question:
+    """The question's key words and which of them the generation lacks (`english`: the
+    probability that the question is English, `qa.embed.weights.english`)."""
+    keys = missing.key_words(text) if english >= missing.ENGLISH else []
+    if not keys:
+        return Question((), (), 1.0 if words(text) else 0.0)
+    lacking = tuple(missing.missing_terms(text, generation.vocabulary(), english))
+    return Question(tuple(keys), lacking, 1.0 - len(lacking) / len(keys))
 
 
 def scores(passages: Passages, i: int, query: np.ndarray) -> tuple[float, float]:
@@ -165,12 +169,12 @@ def scores(passages: Passages, i: int, query: np.ndarray) -> tuple[float, float]
 
 
 def evidence(passages: Passages, i: int, query: np.ndarray, question: Question,
-             null: tuple[float, float], cosine: float | None = None) -> Evidence:  # fmt: skip
-    """The features of passage i of `passages` (`null`: the corpus's null levels, see
-    `null_level`; `cosine`: use this instead of the passage's own)."""
+             null: tuple[float, float]) -> Evidence:  # fmt: skip
+    """The features of passage i of `passages` (`null`: the corpus's null levels for the
+    question, see `null_level`)."""
     own, best_sentence = scores(passages, i, query)
     return Evidence(
-        cosine=(own if cosine is None else cosine) - null[0],
+        cosine=own - null[0],
         sentence=best_sentence - null[1],
         known=question.known,
         terms=math.log1p(len(question.words)),
@@ -201,60 +205,46 @@ class Model:
                 "default_null": list(self.default_null)}  # fmt: skip
 
     @classmethod
-    def from_dict(cls, d: dict, features: tuple[str, ...]) -> Model:
-        if d.get("features") != list(features):
+    def from_dict(cls, d: dict) -> Model:
+        if d.get("features") != list(FEATURES):
             raise ValueError("the answered model was fitted on other features")
-        return cls(features, np.array(d["mean"], float), np.array(d["scale"], float),
+        return cls(FEATURES, np.array(d["mean"], float), np.array(d["scale"], float),
                    np.array(d["coef"], float), float(d["intercept"]), float(d["threshold"]),
                    tuple(d.get("default_null", (0.0, 0.0))))
 
 
 @lru_cache(maxsize=1)
-def _models() -> tuple[Model, Model]:
-    shipped = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
-    return (Model.from_dict(shipped["model"], FEATURES),
-            Model.from_dict(shipped["hits"], HIT_FEATURES))  # fmt: skip
-
-
 def model() -> Model:
     """The shipped answer model (`answered_model.json`)."""
-    return _models()[0]
+    return Model.from_dict(json.loads(MODEL_FILE.read_text(encoding="utf-8"))["model"])
 
 
-def hit_model() -> Model:
-    """The shipped model of whether a further hit answers too (`answered_model.json`)."""
-    return _models()[1]
+def threshold() -> float:
+    """The confidence from which the documents cover a question (and a passage answers it)."""
+    return model().threshold
 
 
-def gaps(passages: Passages, query: np.ndarray) -> list[np.ndarray]:
-    """For each passage after the first, how far its cosine and best sentence fall below the
-    first passage's."""
-    first = np.array(scores(passages, 0, query))
-    return [np.array(scores(passages, i, query)) - first for i in range(1, len(passages))]
-
-
-def confidences(passages: Passages, query: np.ndarray, question: Question, best_cosine: float,
-                manifest: dict, weights: np.ndarray | None = None
-                ) -> tuple[float, list[float]]:  # fmt: skip
+def confidences(passages: Passages, query: np.ndarray, question: Question, manifest: dict,
+                weights: np.ndarray | None = None) -> tuple[float, list[float]]:  # fmt: skip
     """The answer's confidence and each passage's (in rank order; none above the answer's).
 
     Args:
         passages: the ranked passages.
         query: the question's vector.
-        question: its content words (`Question.of`).
-        best_cosine: the best cosine of any allowed passage (the first passage's `cosine`).
+        question: its key words (`question_of`).
         manifest: the generation's manifest (its null levels).
         weights: each model's weight for the question (None: one model).
     """
     if not len(passages):
         return 0.0, []
-    answer = model().probability(evidence(passages, 0, query, question,
-                                          null_level(manifest, weights), best_cosine))
-    further = hit_model()
-    hits = [answer] + [answer * further.probability(gap) for gap in gaps(passages, query)]
-    return answer, hits
+    null = null_level(manifest, weights)
+    ceiling = np.nextafter(STRONG, 0.0) if question.missing else 1.0
+    own = [min(model().probability(evidence(passages, i, query, question, null)), ceiling)
+           for i in range(len(passages))]
+    answer = max(own)  # (the first passage's, unless a reranker or the lexical mode put
+    return answer, [min(p, answer) for p in own]  # a weaker one first)
 
 
 def is_answered(confidence: float) -> bool:
     """The decision: the documents cover the question."""
-    return confidence >= model().threshold
+    return confidence >= threshold()

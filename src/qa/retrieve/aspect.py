@@ -24,7 +24,7 @@ report's questions unchanged.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -90,8 +90,8 @@ def rescore(
     best: np.ndarray,
     passages: Passages,
     question: str,
-    hidden: np.ndarray,
-    offsets: np.ndarray,
+    tokens: list[tuple[np.ndarray, np.ndarray]],
+    join: Callable[[list[np.ndarray]], np.ndarray],
 ) -> np.ndarray:
     """The best-sentence scores of candidate passages, ordered inside each heading group by the
     aspect score (see the module text).
@@ -99,8 +99,10 @@ def rescore(
     Args:
         best: each candidate's best sentence cosine with the whole question.
         passages: the candidates, with their sentence vectors.
-        question: the question as embedded; `hidden` and `offsets` are its token outputs and
-            their character offsets (`Embedder.encode_query`).
+        question: the question as embedded; `tokens` holds each model's token outputs of it and
+            their character offsets (`Embedder.encode_question`).
+        join: makes one question vector of each model's aspect vector (with the question's
+            model weights: `Embedder.join_question`).
     """
     out = np.asarray(best, dtype=np.float32).copy()
     ids: dict[str, int] = {}
@@ -109,18 +111,20 @@ def rescore(
     if counts.max(initial=0) < 2:  # a passage alone under its heading keeps its score
         return out
     names = list(ids)
-    words = token_words(question, offsets)
-    asked = {w[1] for w in words if w is not None}
+    words = [token_words(question, offsets) for _, offsets in tokens]  # per model
+    asked = {w[1] for w in words[0] if w is not None}
     vectors: list[np.ndarray] = []
     by_removed: dict[frozenset[str], int] = {}  # headings that take the same words away
     which = np.full(len(names), -1)
     for k in np.flatnonzero(counts > 1):
         removed = frozenset(asked & heading_stems(names[k]))
         if removed not in by_removed:
-            vector = aspect_vector(hidden, words, removed)
-            by_removed[removed] = -1 if vector is None else len(vectors)
-            if vector is not None:
-                vectors.append(vector.astype(np.float32))
+            parts = [aspect_vector(hidden, w, removed)
+                     for (hidden, _), w in zip(tokens, words, strict=True)]
+            ok = all(v is not None for v in parts)
+            by_removed[removed] = len(vectors) if ok else -1
+            if ok:
+                vectors.append(join(parts).astype(np.float32))
         which[k] = by_removed[removed]
     members = np.flatnonzero(which[inverse] >= 0)
     if not len(members):

@@ -2,11 +2,13 @@
 
     dense    the passages nearest to the question's vector
     lexical  the passages with the best BM25 score for its words
-    hybrid   the union of both candidate lists (`CANDIDATES` each), scored by passage cosine,
-             best-sentence cosine and a bounded BM25 bonus (`qa.retrieve.fusion`)
+    hybrid   the union of both candidate lists (`CANDIDATES` each), scored by passage cosine
+             and best-sentence cosine, ordered by aspect within heading groups
+             (`qa.retrieve.fusion`, `qa.retrieve.aspect`)
 
 With a pair of models, a cosine is the weighted mean of the two models' cosines, with the
-question's weights (`qa.embed.embedder`).
+question's weights (`qa.embed.embedder`). The question's MiniLM vector goes through the query
+adapter first (`qa.retrieve.adapter`), in every mode.
 
 Everything is computed from the candidates and the data the store fetched for them
 (`Generation.passages`), never from whole-corpus arrays, so the top-N can happen inside a
@@ -21,7 +23,7 @@ import numpy as np
 
 from qa.embed.embedder import Embedder
 from qa.ingest.terms import tokenize
-from qa.retrieve import rerank
+from qa.retrieve import adapter, aspect, rerank
 from qa.retrieve.best_sentence import best_sentence
 from qa.retrieve.fusion import score_fusion
 from qa.store.base import Docs, Generation, Passages
@@ -42,7 +44,6 @@ class Ranking:
     query: np.ndarray  # the question's vector, shape (dim,)
     weights: np.ndarray  # each model's weight for the question (`Embedder.question_weights`)
     terms: list[str]  # the question's lexical terms
-    best_cosine: float  # the highest cosine of any allowed passage (-1 if none)
     truncated: bool
     mode: str
     docs: Docs = None  # the documents the search was limited to (None: all)
@@ -59,13 +60,14 @@ def rank(
 ) -> Ranking:
     """The n best passages for a cleaned question in a retrieval mode (see the module text)."""
     text, truncated = embedder.truncate(question)
-    vectors, weights = embedder.encode_questions([text])
-    query = vectors[0]
+    parts, weights, tokens = embedder.encode_question(text)
+    query = embedder.join_question(
+        [adapter.adapt(p, m.model_id) for p, m in zip(parts, embedder.members, strict=True)],
+        weights)  # fmt: skip
     terms = tokenize(question)
     wanted = max(n, rerank.DEPTH) if reranker is not None else n
     pool = max(wanted, CANDIDATES)
     dense_ids, dense_scores = generation.dense(query, wanted if mode == "dense" else pool, docs)
-    best_cosine = float(dense_scores[0]) if len(dense_scores) else -1.0
     candidates = None
     if mode == "dense":
         ids, scores = dense_ids, dense_scores
@@ -73,14 +75,11 @@ def rank(
         found = generation.lexical(terms, pool, docs)
         ids, scores = found.ids, found.scores
     else:
-        found = generation.lexical(terms, pool, docs, also=dense_ids)
-        ids = np.union1d(dense_ids, found.ids)
-        bm25 = np.zeros(len(ids), dtype=np.float32)
-        bm25[np.searchsorted(ids, dense_ids)] = found.also
-        bm25[np.searchsorted(ids, found.ids)] = found.scores
+        ids = np.union1d(dense_ids, generation.lexical(terms, pool, docs).ids)
         candidates = generation.passages(ids)
-        sentences = best_sentence(candidates, query) if len(candidates.sentence_vectors) else None
-        scores = score_fusion(candidates.vectors @ query, bm25, found.best, sentences)
+        sentences = _sentence_scores(candidates, query, text, tokens,
+                                     lambda parts: embedder.join_question(parts, weights))
+        scores = score_fusion(candidates.vectors @ query, sentences)
     if mode != "dense":  # (FAISS ranked the dense ones already, ties as it found them)
         order = np.lexsort((ids, -scores))[:wanted]  # best first; ties by passage order
         ids, scores = ids[order], np.asarray(scores)[order]
@@ -91,8 +90,8 @@ def rank(
         candidates, order = None, None
     ids, scores = ids[:n].astype(np.int64), scores[:n].astype(np.float32)
     passages = candidates.take(order[:n]) if candidates is not None else generation.passages(ids)
-    return Ranking(generation, ids, scores, passages, query, weights[0], terms, best_cosine,
-                   truncated, mode, docs)  # fmt: skip
+    return Ranking(generation, ids, scores, passages, query, weights, terms, truncated, mode,
+                   docs)  # fmt: skip
 
 
 def distinct(ranking: Ranking, k: int) -> Ranking:
@@ -110,6 +109,18 @@ def distinct(ranking: Ranking, k: int) -> Ranking:
     order = np.array(keep, dtype=np.int64)
     return replace(ranking, ids=ranking.ids[order], scores=ranking.scores[order],
                    passages=ranking.passages.take(order))  # fmt: skip
+
+
+def _sentence_scores(candidates: Passages, query: np.ndarray, text: str, tokens: list,
+                     join) -> np.ndarray | None:  # fmt: skip
+    """Each candidate's best-sentence score, ordered by aspect within heading groups (None for
+    a generation stored without sentence vectors)."""
+    if not len(candidates.sentence_vectors):
+        return None
+    best = best_sentence(candidates, query)
+    if any(t is None for t in tokens):  # a tokenizer without offsets: no aspect scores
+        return best
+    return aspect.rescore(best, candidates, text, tokens, join)
 
 
 def _model_text(passages: Passages, i: int) -> str:

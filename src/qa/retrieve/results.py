@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -83,7 +83,10 @@ class Answer:
         truncated: whether the question was cut: to `searcher.MAX_QUESTION_CHARS` characters,
             or to the model's window.
         confidence: the calibrated probability that the documents answer the question;
-            `answered` is `confidence >= answered.THRESHOLD` (see `qa.retrieve.answered`).
+            `answered` is exactly `confidence >= answered.threshold()` (see
+            `qa.retrieve.answered`).
+        missing_terms: the question's key words that appear nowhere in the documents
+            (`qa.retrieve.missing`); empty when none.
     """
 
     question: str
@@ -92,6 +95,7 @@ class Answer:
     mode: str
     truncated: bool
     confidence: float = 0.0
+    missing_terms: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -100,6 +104,7 @@ class Answer:
             "mode": self.mode,
             "truncated": self.truncated,
             "confidence": self.confidence,
+            "missing_terms": list(self.missing_terms),
             "hits": [h.to_dict() for h in self.hits],
         }
 
@@ -107,9 +112,10 @@ class Answer:
         """The JSON object of this answer: what `qa ask --json` prints and `POST /ask` returns.
 
         One schema for both (`qa.api.schema.AnswerModel` describes it): `question`, `answered`,
-        `confidence`, `mode`, `truncated`, and `hits`, each with `rank`, `score`, `doc`, `title`,
-        `section`, `page`, `start`, `end`, `source_start`, `source_end`, `text`, `highlights` (a
-        list of [start, end] offsets into `text`) and `confidence`.
+        `confidence`, `missing_terms`, `mode`, `truncated`, and `hits`, each with `rank`,
+        `score`, `doc`, `title`, `section`, `page`, `start`, `end`, `source_start`,
+        `source_end`, `text`, `highlights` (a list of [start, end] offsets into `text`) and
+        `confidence`.
 
         Args:
             asked: the question as the caller asked it, reported as `question` (default: the
@@ -119,6 +125,7 @@ class Answer:
             "question": self.question if asked is None else asked,
             "answered": self.answered,
             "confidence": self.confidence,
+            "missing_terms": list(self.missing_terms),
             "mode": self.mode,
             "truncated": self.truncated,
             "hits": [h.to_json() for h in self.hits],

@@ -13,7 +13,9 @@ import numpy as np
 from qa import config
 from qa.embed.embedder import Embedder
 from qa.embed.models import vector_id
+from qa.embed.weights import english
 from qa.errors import REBUILD_HINT, IndexCorruptError, QAError, UsageError
+from qa.ingest.terms import content_terms
 from qa.ingest.text import normalize
 from qa.retrieve import answered, docfilter, rerank
 from qa.retrieve.fusion import DEFAULT_MODE, MODES
@@ -161,14 +163,13 @@ class Searcher:
         ranked = self.rank(cleaned, k + DUPLICATES, mode, doc)  # (spares for copies)
         ranking = distinct(require_numbers(ranked, self.store.location), k)
         generation = ranking.generation
-        asked = answered.question_of(cleaned, generation)
-        words = list(asked.words)
+        asked = answered.question_of(cleaned, generation, english(cleaned))
         confidence, per_hit = answered.confidences(ranking.passages, ranking.query, asked,
-                                                   ranking.best_cosine, generation.manifest,
-                                                   ranking.weights)
-        found = hits(ranking, words, self.embedder, per_hit)
+                                                   generation.manifest, ranking.weights)
+        found = hits(ranking, content_terms(cleaned), self.embedder, per_hit)
         return Answer(cleaned, found, answered.is_answered(confidence), ranking.mode,
-                      ranking.truncated or len(question) > MAX_QUESTION_CHARS, confidence)
+                      ranking.truncated or len(question) > MAX_QUESTION_CHARS, confidence,
+                      list(asked.missing))
 
     def search(self, question: str, k: int = 5, mode: str | None = None,
                doc: docfilter.Patterns = None) -> list[Hit]:  # fmt: skip

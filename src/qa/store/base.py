@@ -7,8 +7,9 @@ the build lock. Ranking talks to a `Generation` only through its candidate metho
 that searches inside a database does the top-N there and never ships whole-corpus arrays:
 
     dense(query, n, docs)            top-N passages by vector, best first
-    lexical(terms, n, docs, also)    top-N passages by BM25, plus the BM25 of other candidates
+    lexical(terms, n, docs)          top-N passages by BM25
     term_frequencies(terms)          in how many passages each term occurs
+    vocabulary()                     every term of the passages
     passages(ids)                    texts, metadata and sentence vectors of given passages
 
 `docs` is None (every document) or a list of document paths the search may answer from.
@@ -17,7 +18,7 @@ Chunk ids are positions in the generation's chunk table (0 .. size-1), in corpus
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -89,17 +90,10 @@ class LexicalHits:
 
     Attributes:
         ids, scores: the top passages by BM25 (score > 0), best first, ties by chunk id.
-        also: the BM25 scores of the passages asked for in `also` (0 where no term matches).
     """
 
     ids: np.ndarray
     scores: np.ndarray
-    also: np.ndarray
-
-    @property
-    def best(self) -> float:
-        """The highest BM25 score any allowed passage gets (0 when nothing matched)."""
-        return float(self.scores[0]) if len(self.scores) else 0.0
 
 
 class Generation(Protocol):
@@ -112,11 +106,13 @@ class Generation(Protocol):
     def dense(self, query: np.ndarray, n: int, docs: Docs = None) -> tuple[np.ndarray, np.ndarray]:
         """The n passages nearest to `query` (shape (dim,)): (chunk ids, cosines), best first."""
 
-    def lexical(
-        self, terms: Sequence[str], n: int, docs: Docs = None, also: np.ndarray | None = None
-    ) -> LexicalHits:
+    def lexical(self, terms: Sequence[str], n: int, docs: Docs = None) -> LexicalHits:
         """The n best passages by BM25 for `terms` (a term repeated counts as often as it
-        occurs), and the BM25 scores of the chunk ids in `also`."""
+        occurs)."""
+
+    def vocabulary(self) -> Collection[str]:
+        """Every BM25 term of the generation (stemmed words; `qa.retrieve.missing`)."""
+        ...
 
     def term_frequencies(self, terms: Sequence[str]) -> np.ndarray:
         """In how many passages of the generation each term occurs (0: unknown to it)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -146,16 +146,17 @@ class LocalGeneration:
                     ])  # fmt: skip
             return self._bm25
 
-    def lexical(self, terms: Sequence[str], n: int, docs: Docs = None,
-                also: np.ndarray | None = None) -> LexicalHits:  # fmt: skip
+    def lexical(self, terms: Sequence[str], n: int, docs: Docs = None) -> LexicalHits:
         scores = self.lexical_index().scores(terms)
         mask = self.mask(docs)
         if mask is not None:
             scores[~mask] = 0.0
         matched = np.flatnonzero(scores > 0)
         top = matched[top_k(scores[matched], n)]
-        extra = scores[np.asarray(also, dtype=np.int64)] if also is not None else scores[:0]
-        return LexicalHits(top, scores[top], extra)
+        return LexicalHits(top, scores[top])
+
+    def vocabulary(self) -> Collection[str]:
+        return self.lexical_index().vocab.keys()
 
     def term_frequencies(self, terms: Sequence[str]) -> np.ndarray:
         return self.lexical_index().frequencies(terms)

@@ -56,6 +56,15 @@ class Num:
 
 
 @dataclass(frozen=True)
+class Bool:
+    """true or false."""
+
+    def check(self, value: object, where: str) -> None:
+        if type(value) is not bool:
+            raise Invalid(f"{where} must be true or false")
+
+
+@dataclass(frozen=True)
 class Text:
     """A string, optionally one of `choices` or matching `pattern` in full."""
 
@@ -140,13 +149,17 @@ _DOCUMENT = Obj(
 _SKIPPED = Obj(required={"path": Text(), "reason": Text()},
                optional={"size": Int(), "mtime_ns": Int()})  # fmt: skip
 _INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
+_MEMBER = Obj(required={"id": Text(), "dim": Int(1)},
+              optional={"query_prefix": Text(), "passage_prefix": Text(),
+                        "multilingual": Bool()})  # fmt: skip
 
 SCHEMA = Obj(
     required={
         "format": Int(),
         CHECKSUM: Text(pattern=_SHA256),
         "model": Obj(required={"id": Text(), "dim": Int(1)},
-                     optional={"backend": Text(config.BACKENDS)}),  # fmt: skip
+                     optional={"backend": Text(config.BACKENDS), "models": ListOf(_MEMBER),
+                               "weights": ListOf(Num())}),  # fmt: skip
         "chunking": Obj(required={"version": Int(), "max_tokens": Int(1), "overlap": Int()},
                         optional={}),  # fmt: skip
         "documents": ListOf(_DOCUMENT),
@@ -163,8 +176,8 @@ SCHEMA = Obj(
         "sentence_vectors": Text(),
         "keys": ListOf(Text()),
         "lexical": Obj(required={"version": Int(), "k1": Num(), "b": Num()}, optional={}),
-        "answered": Obj(required={"version": Int(), "probes": Int(), "cosine": Num(),
-                                  "sentence": Num()}, optional={}),  # fmt: skip
+        "answered": Obj(required={"version": Int(), "probes": Int(), "cosine": ListOf(Num()),
+                                  "sentence": ListOf(Num())}, optional={}),  # fmt: skip
         "ray": Obj(required={"workers": Int(1)}, optional={}),  # a `qa build --ray`
         "ann": Obj(required={"kind": Text(("flat", "hnsw"))},  # a PostgreSQL store's search
                    optional={"m": Int(1), "ef_construction": Int(1), "ef_search": Int(1),

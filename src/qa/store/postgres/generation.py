@@ -11,7 +11,7 @@ exactly (an HNSW scan filters after it searched and could return fewer rows than
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 import numpy as np
 from psycopg import sql
@@ -35,9 +35,6 @@ _LEXICAL = (
     " on p.term_id = q.id{where} group by p.chunk_id)"
 )
 _TOP = " select chunk_id, score from s where score > 0 order by score desc, chunk_id limit %(n)s"
-_ALSO = (" (select chunk_id, score, 0 from s where score > 0 order by score desc, chunk_id"
-         " limit %(n)s) union all"
-         " (select chunk_id, score, 1 from s where chunk_id = any(%(also)s))")
 _TERMS = "select term, df from {s}.terms where term = any(%s)"
 _IN_DOCS = " where p.chunk_id in (select id from {s}.chunks where doc = any(%(docs)s))"
 
@@ -61,6 +58,7 @@ class PostgresGeneration:
         self._pool = pool
         self._sql = {"passages": sql.SQL(_PASSAGES), "terms": sql.SQL(_TERMS)}
         self._s = sql.Identifier(schema)
+        self._vocabulary: frozenset[str] | None = None
         weakref.finalize(self, pin.close)
 
     def _run(self, work):
@@ -99,24 +97,25 @@ class PostgresGeneration:
         order = np.lexsort((-ids if first else ids, -scores))  # ties as FAISS orders them
         return ids[order], scores[order]
 
-    def lexical(self, terms: Sequence[str], n: int, docs: Docs = None,
-                also: np.ndarray | None = None) -> LexicalHits:  # fmt: skip
-        also = np.asarray(also if also is not None else [], dtype=np.int64)
+    def lexical(self, terms: Sequence[str], n: int, docs: Docs = None) -> LexicalHits:
         if not terms or n <= 0 or (docs is not None and not docs):
-            return LexicalHits(np.zeros(0, np.int64), np.zeros(0, np.float32),
-                               np.zeros(len(also), np.float32))  # fmt: skip
+            return LexicalHits(np.zeros(0, np.int64), np.zeros(0, np.float32))
         where = _IN_DOCS if docs is not None else ""
-        text = _LEXICAL.format(s="{s}", where=where) + (_ALSO if len(also) else _TOP)
-        params = {"terms": list(terms), "n": n, "docs": list(docs or []), "also": also.tolist()}
+        text = _LEXICAL.format(s="{s}", where=where) + _TOP
+        params = {"terms": list(terms), "n": n, "docs": list(docs or [])}
         statement = sql.SQL(text).format(s=self._s)
         rows = self._run(lambda conn: conn.execute(statement, params).fetchall())
-        top = [r for r in rows if len(r) == 2 or r[2] == 0]
-        ids = np.array([r[0] for r in top], dtype=np.int64)
-        scores = np.array([r[1] for r in top], dtype=np.float32)
-        found = {r[0]: r[1] for r in rows if len(r) == 3 and r[2] == 1}
-        extra = np.array([found.get(int(i), 0.0) for i in also], dtype=np.float32)
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        scores = np.array([r[1] for r in rows], dtype=np.float32)
         order = np.lexsort((ids, -scores))  # (already so ordered; kept explicit)
-        return LexicalHits(ids[order], scores[order], extra)
+        return LexicalHits(ids[order], scores[order])
+
+    def vocabulary(self) -> Collection[str]:
+        if self._vocabulary is None:  # once per generation (read only when a word is not found)
+            statement = sql.SQL("select term from {s}.terms").format(s=self._s)
+            rows = self._run(lambda conn: conn.execute(statement).fetchall())
+            self._vocabulary = frozenset(r[0] for r in rows)
+        return self._vocabulary
 
     def term_frequencies(self, terms: Sequence[str]) -> np.ndarray:
         if not terms:
