@@ -281,8 +281,11 @@ def document_view() -> None:
         st.download_button(download.label, download.read, download.file_name, download.mime,
                            key="download", on_click="ignore")  # fmt: skip
     text = document_text(searcher.generation.id, request.doc, searcher.manifest)
-    if text is None or request.end > len(text):
+    if text is None:
         st.warning(page.DOCUMENT_CHANGED)
+        return
+    if request.end > len(text):  # the text is the one indexed: the offsets are not its own
+        st.error(page.BROKEN_LINK)
         return
     before, passage, after = page.document_parts(text, request.start, request.end)
     if before:

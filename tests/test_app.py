@@ -482,14 +482,17 @@ def test_the_document_view_marks_the_passage(monkeypatch, report_index, report_c
 
 @pytest.mark.parametrize("params", [{"doc": "../../etc/passwd", "start": "0", "end": "9"},
                                     {"doc": "chronic-middle-back-pain.txt", "start": "x"},
-                                    {"doc": "gone.txt", "start": "0", "end": "5"}])  # fmt: skip
+                                    {"doc": "gone.txt", "start": "0", "end": "5"},
+                                    {"doc": "chronic-middle-back-pain.txt", "start": "10",
+                                     "end": "99999999999999999999"}])  # fmt: skip
 def test_a_broken_document_link_says_so(monkeypatch, report_index, report_corpus, params):
+    """(An `end` past the document said "the document changed", which it had not.)"""
     monkeypatch.setenv("QA_INDEX", str(report_index))
     monkeypatch.setenv("QA_CORPUS", str(report_corpus))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params.update(params)
     at.run()
-    assert not at.exception
+    assert not at.exception and not at.warning
     assert at.error[0].value == page.BROKEN_LINK
 
 
@@ -521,6 +524,19 @@ def test_upload_rebuilds_and_answers_from_the_new_document(monkeypatch, tmp_path
     ask(at, "Which mattress helps back pain?")
     assert passages(at)[0].startswith("A firm mattress and sleeping on your side")
     assert not at.success  # the confirmation goes when the next question is asked
+
+
+def test_an_upload_builds_would_skip_is_refused_with_the_reason(monkeypatch, tmp_path, embedder):
+    """With QA_MAX_FILE_MB=1 a 2 MB upload was saved, then skipped by every build, while the
+    notice said to rebuild the index."""
+    monkeypatch.setenv("QA_MAX_FILE_MB", "1")
+    corpus, at = app_on_own_report_index(monkeypatch, tmp_path, embedder)
+    upload(at, ("big.txt", b"Back pain and sleep.\n" * 100_000))
+    assert not at.exception and not at.success and not at.warning
+    assert at.error[0].value.startswith(page.escape_markdown(
+        "big.txt is 2.0 MB, over the 1.0 MB limit of a file the index reads"))  # fmt: skip
+    assert page.escape_markdown("raise QA_MAX_FILE_MB") in at.error[0].value
+    assert sorted(p.name for p in corpus.iterdir()) == [REPORT.name]
 
 
 def test_an_upload_never_overwrites_a_document(monkeypatch, tmp_path, embedder):

@@ -59,7 +59,20 @@ def test_a_cleaned_name_never_escapes_the_corpus_or_hides(name):
     assert "/" not in clean and "\\" not in clean and clean not in (".", "..")
     assert not clean.startswith((".", " ")) and clean.lower().endswith(".txt")
     assert len(clean) <= documents.MAX_NAME_CHARS
+    assert len(clean.encode()) <= documents.MAX_NAME_BYTES
     assert all(ch.isprintable() for ch in clean)
+
+
+def test_a_long_name_in_a_script_of_wide_characters_is_cut_by_bytes(tmp_path):
+    """86 CJK characters are 258 bytes of UTF-8, over the 255 a file name may have: the upload
+    was refused with "File name too long" and a hint about folder permissions."""
+    name = "慢性中背部疼痛的原因与治疗" * 8 + ".txt"  # 104 characters, 308 bytes
+    saved = documents.save_upload(tmp_path, name, NOTE)
+    assert saved.path.endswith(".txt") and saved.path.startswith("慢性中背部疼痛")
+    assert len(saved.path.encode()) <= documents.MAX_NAME_BYTES
+    other = documents.save_upload(tmp_path, name, b"Another note about sleep.\n")
+    assert other.path == saved.path.removesuffix(".txt") + "-2.txt"  # the numbered name fits
+    assert files(tmp_path) == {saved.path: NOTE, other.path: b"Another note about sleep.\n"}
 
 
 def test_save_upload_saves_under_the_clean_name(tmp_path):
@@ -108,6 +121,30 @@ def test_the_size_limit_comes_from_the_environment(tmp_path, monkeypatch):
         documents.save_upload(tmp_path, "a.txt", b"word " * 400)
     monkeypatch.setenv("QA_UPLOAD_MAX_MB", "nonsense")  # falls back to the default
     assert documents.save_upload(tmp_path, "a.txt", b"word " * 400).path == "a.txt"
+
+
+def test_a_file_builds_would_skip_is_refused_at_upload(tmp_path, monkeypatch):
+    """With QA_MAX_FILE_MB=1 a 2 MB upload (under the page's 20 MB) was saved, then skipped by
+    every build while the page said to rebuild."""
+    monkeypatch.setenv("QA_MAX_FILE_MB", "1")
+    with pytest.raises(QAError) as info:
+        documents.save_upload(tmp_path, "big.txt", b"word " * 400_000)
+    assert info.value.message == ("big.txt is 1.9 MB, over the 1.0 MB limit of a file the index "
+                                  "reads")  # fmt: skip
+    assert info.value.hint == "split it into smaller files, or raise QA_MAX_FILE_MB"
+    assert files(tmp_path) == {}
+    monkeypatch.setenv("QA_MAX_FILE_MB", "0")  # no limit for builds: the page's holds
+    with pytest.raises(QAError, match="limit for adding a file") as info:
+        documents.save_upload(tmp_path, "big.txt", b"word " * 400_000, max_bytes=1_000_000)
+    assert "QA_UPLOAD_MAX_MB" in info.value.hint
+
+
+@pytest.mark.parametrize("name", ["empty.txt", "blank.md", "bare.html"])
+def test_an_empty_file_gets_a_hint_that_fits_it(tmp_path, name):
+    """An empty .txt was told that a scanned PDF holds images of text only."""
+    with pytest.raises(QAError, match="has no text to index") as info:
+        documents.save_upload(tmp_path, name, b"  \n\n")
+    assert info.value.hint == "add a file with some text in it"
 
 
 def test_a_latin1_upload_is_accepted(tmp_path):

@@ -9,8 +9,9 @@ Guarantees:
     files, no path escapes), is written aside and linked into place in one step, and never
     replaces another file: a different file of the same name is kept and the upload is saved
     under a numbered name ("notes-2.md");
-  * a file that is too large, of a type `qa` does not read, unreadable or without any text is
-    refused with a message, and nothing is written;
+  * a file that is too large (for the page, $QA_UPLOAD_MAX_MB, or for a build,
+    $QA_MAX_FILE_MB: the smaller limit holds), of a type `qa` does not read, unreadable or
+    without any text is refused with a message, and nothing is written;
   * adding and removing are off when configured off ($QA_PAGE_UPLOADS=0), when the index lives
     in a store the page may not write (anything but a local index folder: a shared database),
     or when the corpus folder cannot be written.
@@ -31,6 +32,7 @@ from qa.errors import QAError
 from qa.ingest.loaders import LOADERS, SUPPORTED_SUFFIXES
 
 MAX_NAME_CHARS = 120
+MAX_NAME_BYTES = 240  # in UTF-8: file systems allow 255 bytes, and "-999" may be added
 _UNSAFE = re.compile(r"[^\w .,()+=@&'-]")  # anything else in a name becomes "_"
 KINDS = ", ".join(sorted(SUPPORTED_SUFFIXES))
 
@@ -78,7 +80,8 @@ def another_build_running(store) -> bool:
 
 def clean_name(name: str) -> str:
     """A safe file name for an upload: its last path part, NFC, no control or odd characters,
-    no leading dots or spaces, at most `MAX_NAME_CHARS` characters, the suffix kept.
+    no leading dots or spaces, at most `MAX_NAME_CHARS` characters and `MAX_NAME_BYTES` bytes
+    of UTF-8, the suffix kept.
 
     Raises:
         QAError: nothing usable is left, or the type is not one `qa` reads.
@@ -93,8 +96,10 @@ def clean_name(name: str) -> str:
             "cannot be read",
             f"add files of these types: {KINDS}",
         )
-    stem = stem.strip(" .") or "document"
-    return stem[: MAX_NAME_CHARS - len(suffix)].rstrip(" .") + suffix
+    stem = (stem.strip(" .") or "document")[: MAX_NAME_CHARS - len(suffix)]
+    budget = MAX_NAME_BYTES - len(suffix.encode())
+    stem = stem.encode()[:budget].decode("utf-8", "ignore")  # (a character cut in two goes)
+    return (stem.rstrip(" .") or "document") + suffix
 
 
 @dataclass(frozen=True)
@@ -123,11 +128,16 @@ def check_upload(name: str, data: bytes, max_bytes: int | None = None) -> str:
         QAError: too large, a type `qa` does not read, unreadable, or without text.
     """
     limit = config.upload_max_bytes() if max_bytes is None else max_bytes
+    what, setting = "for adding a file", config.UPLOAD_MAX_MB
+    try:
+        build_limit = config.max_file_bytes()  # (0: none)
+    except ValueError:  # a bad $QA_MAX_FILE_MB: the build says so
+        build_limit = 0
+    if build_limit and build_limit < limit:  # the build would skip it: never save it
+        limit, what, setting = build_limit, "of a file the index reads", "QA_MAX_FILE_MB"
     if len(data) > limit:
-        raise QAError(
-            f"{name} is {_megabytes(len(data))}, over the {_megabytes(limit)} limit",
-            f"split it into smaller files, or raise {config.UPLOAD_MAX_MB}",
-        )
+        raise QAError(f"{name} is {_megabytes(len(data))}, over the {_megabytes(limit)} limit "
+                      f"{what}", f"split it into smaller files, or raise {setting}")
     safe = clean_name(name)
     try:
         document = LOADERS[os.path.splitext(safe)[1].lower()][1](safe, data)
@@ -140,7 +150,8 @@ def check_upload(name: str, data: bytes, max_bytes: int | None = None) -> str:
     if not document.text.strip():
         raise QAError(
             f"{name} has no text to index",
-            "a scanned PDF holds images of text only: add a text version of it",
+            "a scanned PDF holds images of text only: add a text version of it"
+            if safe.lower().endswith(".pdf") else "add a file with some text in it",
         )
     return safe
 
