@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 from conftest import REPORT, ROOT
@@ -635,3 +642,49 @@ def test_an_upload_waits_for_another_build_then_goes_in(monkeypatch, tmp_path, e
         holder.join()
     assert not at.exception and not at.error
     assert at.success[0].value == "Added sleep\\.md: 1 passage."
+
+
+# --- the served page: which Host names it answers -----------------------------------------------
+
+
+def websocket_handshake(port: int, host: str) -> bytes:
+    """The status line Streamlit answers a WebSocket handshake for its page stream with, from a
+    page at http://HOST (the Host and Origin a browser sends there)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n"
+                     f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())  # fmt: skip
+        return sock.makefile("rb").readline().rstrip()
+
+
+def test_the_shipped_config_refuses_other_host_names(tmp_path):
+    """DNS rebinding: a web page whose domain an attacker points at 127.0.0.1 opened the page's
+    WebSocket (Streamlit accepts any Host by default; its CORS and XSRF checks compare the
+    Origin with that same Host) and could ask, read and remove documents. Streamlit as `make
+    run` starts it, with the project's .streamlit/config.toml (server.allowedHosts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, QA_INDEX=str(tmp_path / "index"), QA_CORPUS=str(tmp_path / "none"))
+    log = tmp_path / "streamlit.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
+                                 "--server.port", str(port)], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+            assert websocket_handshake(port, host) == b"HTTP/1.1 101 Switching Protocols", host
+        for host in (f"rebind.attacker.example:{port}", f"localhost.attacker.example:{port}"):
+            assert websocket_handshake(port, host) == b"HTTP/1.1 403 Forbidden", host
+    finally:
+        proc.terminate()
+        proc.wait(30)
