@@ -7,7 +7,6 @@ need them, so `qa --help` and `qa info` start fast.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -18,7 +17,7 @@ from collections.abc import Iterable
 from qa import __version__, config
 from qa.errors import QAError, UsageError, as_qa_error
 from qa.present.wording import plural
-from qa.terminal import UNSAFE, configure_logging, terminal_safe
+from qa.terminal import UNSAFE, configure_logging, json_text, terminal_safe
 
 log = logging.getLogger("qa")
 
@@ -41,6 +40,12 @@ EPILOG = f"""environment:
   QA_CACHE    cache folder for ONNX exports (default: ~/.cache/qa)
   QA_API_TOKEN  bearer token `qa serve` requires of clients (needed off localhost)
   QA_API_CORS   origins allowed to call `qa serve` from a browser, comma-separated
+  QA_API_ALLOWED_HOSTS  host names `qa serve` answers for besides localhost and IP
+              addresses, comma-separated (as --allowed-host)
+  QA_API_REQUEST_TIMEOUT  seconds `qa serve` waits for a whole request (default: 10)
+  QA_API_MAX_CONNECTIONS  connections open at once per `qa serve` process (default: the
+              file limit less 128, at most 4096)
+  QA_API_HEALTH_MAX_AGE   seconds old /health's staleness check may be (default: 5)
   QA_DEBUG    set to 1 to show tracebacks
   HF_HUB_OFFLINE  qa sets it to 1 unless you set it yourself
 
@@ -182,6 +187,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="let web pages from ORIGIN (e.g. https://chat.example.org) call the API; "
                    "repeat for several (default: $QA_API_CORS, else none)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for host NAME (the Host header; without a token "
+                   "only localhost, 127.0.0.1, [::1], IP addresses and --host are answered, "
+                   "against DNS rebinding); repeat for several, '*' for any (default: "
+                   "$QA_API_ALLOWED_HOSTS)")
     p.add_argument("--access-log", action="store_true", help="log every request (uvicorn's log)")
     for command in sub.choices.values():  # `qa ask x --debug` works as well as `qa --debug ask x`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -218,17 +228,6 @@ def _questions(args: argparse.Namespace) -> Iterable[str]:
     for line in sys.stdin:
         if line.strip():
             yield line.rstrip("\n")
-
-
-# JSON escapes C0 controls itself; these it would print raw (C1 controls, bidi overrides)
-_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in UNSAFE if c >= 0x7F}
-
-
-def json_text(value: object, **options) -> str:
-    """`value` as JSON that is always valid (no NaN or Infinity: ValueError) and safe on a
-    terminal: no raw control character or bidi override, each written as its \\u escape."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, **options).translate(
-        _JSON_ESCAPES)
 
 
 NOT_COVERED = "The documents do not seem to cover this question. The closest passages:"
@@ -430,7 +429,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from qa.api.server import serve
 
     return serve(args.index, args.host, args.port, args.workers, args.no_auth, args.cors_origin,
-                 args.access_log)
+                 args.access_log, args.allowed_host)
 
 
 COMMANDS = {"build": cmd_build, "ask": cmd_ask, "eval": cmd_eval, "info": cmd_info,
