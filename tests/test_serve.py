@@ -732,7 +732,7 @@ def test_serve_refuses_bad_host_names_and_settings(capsys, monkeypatch, report_i
     monkeypatch.delenv("QA_API_TOKEN", raising=False)
     code = main(["serve", "--index", str(report_index), "--allowed-host", "http://x.example/"])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("qa: error: --allowed-host 'http://x.example/' is not")
+    assert code == 2 and err.startswith("qa: error: allowed host 'http://x.example/' is not")
     for variable, value in (("QA_API_REQUEST_TIMEOUT", "soon"), ("QA_API_MAX_CONNECTIONS", "0"),
                             ("QA_API_HEALTH_MAX_AGE", "-1")):  # fmt: skip
         monkeypatch.setenv(variable, value)

@@ -136,7 +136,8 @@ def allowed_hosts(token: str | None, configured: list[str] | tuple[str, ...] = (
     for given in configured:
         name = host_name(given)
         if name != ANY_HOST and not (name and all(c.isalnum() or c in "-._:[]" for c in given)):
-            raise UsageError(f"--allowed-host {given!r} is not a host name",
+            raise UsageError(f"allowed host {given!r} is not a host name (--allowed-host, "
+                             f"${HOSTS_VARIABLE})",
                              "give the name clients use, e.g. --allowed-host qa.example.org")
         names.append(name)
     if ANY_HOST in names or (token and not names):
