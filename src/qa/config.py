@@ -32,9 +32,18 @@ def ensure_offline() -> None:
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
+CORPUS = "QA_CORPUS"
+
+
 def corpus_dir(value: str | os.PathLike | None = None) -> Path:
     """The corpus folder: the argument, else $QA_CORPUS, else ./corpus."""
-    return Path(value or os.environ.get("QA_CORPUS") or DEFAULT_CORPUS)
+    return Path(value or os.environ.get(CORPUS) or DEFAULT_CORPUS)
+
+
+def corpus_setting() -> Path | None:
+    """The corpus folder the user named with $QA_CORPUS, or None when it is not set."""
+    value = os.environ.get(CORPUS)
+    return Path(value) if value else None
 
 
 def index_dir(value: str | os.PathLike | None = None) -> Path:
