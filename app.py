@@ -306,15 +306,20 @@ def document_view() -> None:
 # --- the page ------------------------------------------------------------------------------------
 
 index_dir = config.index_location()  # a folder or a postgresql:// URL
-store = open_store(index_dir)
-allowed = documents.access(store, config.corpus_setting())
-corpus = allowed.corpus  # the folder the index was built from: the page acts on no other
-
 viewing = "doc" in st.query_params  # a link to a passage in its document
 if not viewing:
     st.title("Ask the documents")
 
-if store.current() is None:  # a fresh clone, or an index folder that was emptied
+try:  # a malformed PostgreSQL URL, a database that cannot be reached: said, never a traceback
+    store = open_store(index_dir)
+    allowed = documents.access(store, config.corpus_setting())
+    live = store.current()
+except QAError as exc:
+    show_error(exc)
+    st.stop()
+corpus = allowed.corpus  # the folder the index was built from: the page acts on no other
+
+if live is None:  # a fresh clone, or an index folder that was emptied
     if "build_error" not in st.session_state and allowed.rebuild:
         build("Building the index (first start only)…")
     if store.current() is None:
