@@ -118,6 +118,7 @@ def build_index(
     max_file_mb: float | None = None,
     without: Collection[str] = (),
     locked: bool = False,
+    follow_symlinks: bool | None = None,
 ) -> BuildSummary:
     """Build the index for a corpus folder and switch to it atomically.
 
@@ -141,6 +142,8 @@ def build_index(
             the page deletes once the index without it is live.
         locked: the caller holds the index's build lock already (`index_dir` is then that
             `Store`), so that it can decide what to build and change the corpus under it.
+        follow_symlinks: read symbolic links that lead outside the corpus folder and walk
+            linked folders (default: $QA_FOLLOW_SYMLINKS, else no: they are skipped, named).
 
     Raises:
         QAError: missing corpus, no text in it, another build running, model not loadable;
@@ -162,7 +165,7 @@ def build_index(
                          f"use one of: {', '.join(kinds)}")  # before anything is embedded
     with nullcontext() if locked else store.lock(wait):
         loaded_at_ns = time.time_ns()  # files changed after this are re-hashed by staleness checks
-        loaded = leave_out(load_corpus(corpus_dir, max_bytes), without)
+        loaded = leave_out(load_corpus(corpus_dir, max_bytes, follow_symlinks), without)
         log.debug(
             "loaded %d documents from %s (%d skipped)",
             len(loaded.documents),

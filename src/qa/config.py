@@ -78,6 +78,18 @@ def page_uploads() -> bool:
     return os.environ.get(PAGE_UPLOADS, "1").strip().lower() not in _OFF
 
 
+FOLLOW_SYMLINKS = "QA_FOLLOW_SYMLINKS"
+
+
+def follow_symlinks(value: bool | None = None) -> bool:
+    """Whether a build reads symbolic links that lead outside the corpus folder (and follows
+    linked folders): the argument (`qa build --follow-symlinks`), else $QA_FOLLOW_SYMLINKS
+    ("1", "true", "yes" or "on"), else no."""
+    if value is not None:
+        return value
+    return os.environ.get(FOLLOW_SYMLINKS, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def upload_max_bytes() -> int:
     """The largest file the page accepts: $QA_UPLOAD_MAX_MB megabytes, default 20."""
     value = os.environ.get(UPLOAD_MAX_MB, "").strip()

@@ -227,8 +227,8 @@ def _link_free_name(corpus: Path, safe: str, name: str, temp: Path, data: bytes)
     for n in range(1, 1000):
         candidate = safe if n == 1 else f"{stem}-{n}{suffix}"
         target = corpus / candidate
-        if target.is_file() and _same(target, data):
-            return Saved(name, candidate, existed=True)
+        if target.is_file() and not target.is_symlink() and _same(target, data):
+            return Saved(name, candidate, existed=True)  # (a link's target is never compared)
         try:
             os.link(temp, target)  # fails when the name exists: never overwrites
         except FileExistsError:
