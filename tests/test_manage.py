@@ -130,6 +130,14 @@ def test_a_corpus_setting_that_differs_from_the_index_turns_changes_off(two_fold
     assert indexed(two_folders / "index") == ["notes.md", "other.md"]
 
 
+def test_nothing_is_added_when_the_folder_the_index_was_built_from_is_gone(two_folders):
+    (two_folders / "mydocs").rename(two_folders / "moved")
+    at = page()
+    assert not manage_controls(at)
+    assert any("was built from is missing" in c.value for c in at.sidebar.caption)
+    assert not (two_folders / "mydocs").exists()
+
+
 # --- 2. only what can finish ---------------------------------------------------------------
 
 

@@ -78,13 +78,16 @@ def access(store, configured: Path | None = None) -> Access:
             return Access(False, False, f"the index was built from {built_from}, not from "
                           f"{configured} ({config.CORPUS})", built_from)  # fmt: skip
         corpus = built_from
+        if not corpus.is_dir():  # moved or deleted: an upload would start an index afresh
+            return Access(True, False, f"the documents folder {corpus} the index was built "
+                          "from is missing", corpus)  # fmt: skip
     if not config.page_uploads():
         return Access(True, False, f"adding and removing documents is turned off "
                                    f"({config.PAGE_UPLOADS}=0)", corpus)  # fmt: skip
     if not can_write(corpus):
         return Access(True, False, f"the documents folder {corpus} is read-only", corpus)
-    if store.read_only():
-        return Access(True, False, store.read_only(), corpus)
+    if reason := store.read_only():
+        return Access(True, False, reason, corpus)
     return Access(True, True, "", corpus)
 
 
