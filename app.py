@@ -55,10 +55,26 @@ def corpus_sections(generation: str, _generation, limit: int = 2000) -> list:
 def build(heading: str) -> bool:
     """Build the index with a visible progress bar; True when it worked. A failure is kept in
     the session (`build_error`), for the caller to show in plain view (`show_error`)."""
+    try:
+        build_shown(heading)
+    except QAError as exc:
+        st.session_state.build_error = exc
+        return False
+    st.session_state.pop("build_error", None)
+    return True  # a loaded Searcher switches to the new build itself (Searcher.refresh)
+
+
+def build_shown(heading: str, **options) -> None:
+    """Build the index from the page's documents folder with a visible progress bar
+    (`options` go to `build_index`).
+
+    Raises:
+        QAError: the build failed (an OSError too: an index folder it cannot create or write).
+    """
     from qa.build import build_index
 
     with st.status(heading, expanded=True) as status:
-        busy = allowed.rebuild and documents.another_build_running(store)
+        busy = not options.get("locked") and documents.another_build_running(store)
         bar = st.progress(0.0, text="Waiting for another build of this index to finish…" if busy
                           else "Reading the documents and loading the language model…")  # fmt: skip
 
@@ -69,15 +85,12 @@ def build(heading: str) -> bool:
                 bar.progress(done / total, text=f"Embedding passages: {done:,} of {total:,}")
 
         try:
-            summary = build_index(corpus, index_dir, on_progress=report, wait=True)
-        except (QAError, OSError) as exc:  # OSError: an index folder it cannot create or write
+            summary = build_index(corpus, store, on_progress=report, wait=True, **options)
+        except (QAError, OSError) as exc:
             bar.empty()  # no progress line is left behind
             status.update(label="The index could not be built", state="error", expanded=False)
-            st.session_state.build_error = as_qa_error(exc)
-            return False
+            raise as_qa_error(exc) from None
         status.update(label=page.escape_markdown(summary.line()), state="complete", expanded=False)
-    st.session_state.pop("build_error", None)
-    return True  # a loaded Searcher switches to the new build itself (Searcher.refresh)
 
 
 def show_error(exc: QAError) -> None:
@@ -178,31 +191,27 @@ def handle_pending() -> None:
     if pending is None or not allowed.manage:  # turned off since the files were picked
         return
     action, payload = pending
+    st.session_state.pop("build_error", None)  # an earlier build's failure: this one is news
     notices: list[tuple[str, str]] = []
     if action == "add":
         st.session_state.upload_round = st.session_state.get("upload_round", 0) + 1
-        saved = []
-        for name, data in payload:
-            try:
-                saved.append(documents.save_upload(corpus, name, data))
-            except QAError as exc:
-                notices.append(("error", error_md(exc)))
-        if any(not s.existed for s in saved) and not build("Adding to the index…"):
-            notices.append(("error", error_md(st.session_state.pop("build_error"))))
-        manifest = live_manifest() if saved else {}
-        for s in saved:
+        added = documents.add(store, corpus, payload,
+                              lambda: build_shown("Adding to the index…", locked=True))  # fmt: skip
+        notices.extend(("error", error_md(exc)) for exc in added.refused)
+        if added.error is not None:
+            notices.append(("error", error_md(added.error)))
+        manifest = live_manifest() if added.saved else {}
+        for s in added.saved:
             count = documents.passages_of(manifest, s.path)
             notices.append(("success", page.added_md(s.name, s.path, count, s.existed)))
     else:
         try:
-            documents.remove(corpus, payload)
+            documents.remove(store, corpus, payload, lambda without: build_shown(
+                "Removing from the index…", without=without, locked=True))  # fmt: skip
         except QAError as exc:
             notices.append(("error", error_md(exc)))
         else:
-            if build("Removing from the index…"):
-                notices.append(("success", page.removed_md(payload)))
-            else:
-                notices.append(("error", error_md(st.session_state.pop("build_error"))))
+            notices.append(("success", page.removed_md(payload)))
     st.session_state.notices = notices
     st.rerun()
 
@@ -300,15 +309,20 @@ def document_view() -> None:
 # --- the page ------------------------------------------------------------------------------------
 
 index_dir = config.index_location()  # a folder or a postgresql:// URL
-corpus = config.corpus_dir()
-store = open_store(index_dir)
-allowed = documents.access(store, corpus)
-
 viewing = "doc" in st.query_params  # a link to a passage in its document
 if not viewing:
     st.title("Ask the documents")
 
-if store.current() is None:  # a fresh clone, or an index folder that was emptied
+try:  # a malformed PostgreSQL URL, a database that cannot be reached: said, never a traceback
+    store = open_store(index_dir)
+    allowed = documents.access(store, config.corpus_setting())
+    live = store.current()
+except QAError as exc:
+    show_error(exc)
+    st.stop()
+corpus = allowed.corpus  # the folder the index was built from: the page acts on no other
+
+if live is None:  # a fresh clone, or an index folder that was emptied
     if "build_error" not in st.session_state and allowed.rebuild:
         build("Building the index (first start only)…")
     if store.current() is None:
@@ -347,6 +361,8 @@ if staleness.stale:
         if allowed.rebuild and st.button("Rebuild the index", key="rebuild"):
             if build("Rebuilding…"):
                 st.rerun()
+        elif not allowed.rebuild:
+            st.caption(page.escape_markdown(f"Rebuilding here is off: {allowed.reason}."))
 
 with st.sidebar:
     st.subheader("Search")

@@ -17,7 +17,8 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -115,6 +116,9 @@ def build_index(
     backend: str | None = None,
     index_type: str | None = None,
     max_file_mb: float | None = None,
+    without: Collection[str] = (),
+    locked: bool = False,
+    follow_symlinks: bool | None = None,
 ) -> BuildSummary:
     """Build the index for a corpus folder and switch to it atomically.
 
@@ -134,6 +138,12 @@ def build_index(
             size; PostgreSQL offers auto, flat and hnsw).
         max_file_mb: skip files larger than this many megabytes, 0 for no limit (default:
             $QA_MAX_FILE_MB, else `config.DEFAULT_MAX_FILE_MB`).
+        without: documents (paths relative to the corpus) to leave out of this build, e.g. one
+            the page deletes once the index without it is live.
+        locked: the caller holds the index's build lock already (`index_dir` is then that
+            `Store`), so that it can decide what to build and change the corpus under it.
+        follow_symlinks: read symbolic links that lead outside the corpus folder and walk
+            linked folders (default: $QA_FOLLOW_SYMLINKS, else no: they are skipped, named).
 
     Raises:
         QAError: missing corpus, no text in it, another build running, model not loadable;
@@ -153,9 +163,9 @@ def build_index(
     if index_type and kinds and index_type not in kinds:
         raise UsageError(f"index type {index_type!r} is not available at {store.location}",
                          f"use one of: {', '.join(kinds)}")  # before anything is embedded
-    with store.lock(wait):
+    with nullcontext() if locked else store.lock(wait):
         loaded_at_ns = time.time_ns()  # files changed after this are re-hashed by staleness checks
-        loaded = load_corpus(corpus_dir, max_bytes)
+        loaded = leave_out(load_corpus(corpus_dir, max_bytes, follow_symlinks), without)
         log.debug(
             "loaded %d documents from %s (%d skipped)",
             len(loaded.documents),
@@ -169,6 +179,15 @@ def build_index(
         )  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def leave_out(loaded: LoadResult, paths: Collection[str]) -> LoadResult:
+    """`loaded` without the documents (and skipped files) at these paths."""
+    if not paths:
+        return loaded
+    stats = {p: s for p, s in loaded.skipped_stats.items() if p not in paths}
+    return LoadResult([d for d in loaded.documents if d.path not in paths],
+                      [s for s in loaded.skipped if s[0] not in paths], stats)  # fmt: skip
 
 
 def max_file_bytes(max_file_mb: float | None) -> int | None:

@@ -115,6 +115,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-file-mb", type=float, metavar="MB",
                    help="skip (and name) files larger than this; 0 for no limit (default: "
                    f"$QA_MAX_FILE_MB or {config.DEFAULT_MAX_FILE_MB})")
+    p.add_argument("--follow-symlinks", action="store_true", default=None,
+                   help="read symbolic links that lead outside the corpus folder, and walk "
+                   "linked folders (default: $QA_FOLLOW_SYMLINKS, else they are skipped)")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="chunk and embed on Ray workers (needs qa[ray]): without ADDRESS on a "
                    "Ray started on this machine; 'auto', HOST:6379 or ray://HOST:10001 join a "
@@ -211,7 +214,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         build_index = partial(distributed.build_index, address=address)
     summary = build_index(args.corpus, args.index, args.model, progress=progress, wait=args.wait,
                           backend=args.backend, index_type=args.index_type,
-                          max_file_mb=args.max_file_mb)  # fmt: skip
+                          max_file_mb=args.max_file_mb,
+                          follow_symlinks=args.follow_symlinks)  # fmt: skip
     for path, reason in summary.skipped:
         print(f"qa: warning: skipped {terminal_safe(path)}: {terminal_safe(reason)}",
               file=sys.stderr)
@@ -416,6 +420,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                      f"(sentences of {ann['queries']} passages reached recall@10 "
                      f"{ann['recall@10']:.3f} at "
                      f"{ann.get('calibrated_ef_search', ann['ef_search'])})")  # fmt: skip
+    lines.extend(f"skipped:    {safe(s['path'])}: {safe(s['reason'])}" for s in info["skipped"])
     for d in info["files"]:
         pages = f", {plural(d['pages'], 'page')}" if d.get("pages") else ""
         pages += f", read as {d['encoding']}" if d.get("encoding") not in (None, "utf-8") else ""

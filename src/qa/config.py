@@ -32,9 +32,18 @@ def ensure_offline() -> None:
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
+CORPUS = "QA_CORPUS"
+
+
 def corpus_dir(value: str | os.PathLike | None = None) -> Path:
     """The corpus folder: the argument, else $QA_CORPUS, else ./corpus."""
-    return Path(value or os.environ.get("QA_CORPUS") or DEFAULT_CORPUS)
+    return Path(value or os.environ.get(CORPUS) or DEFAULT_CORPUS)
+
+
+def corpus_setting() -> Path | None:
+    """The corpus folder the user named with $QA_CORPUS, or None when it is not set."""
+    value = os.environ.get(CORPUS)
+    return Path(value) if value else None
 
 
 def index_dir(value: str | os.PathLike | None = None) -> Path:
@@ -67,6 +76,18 @@ def page_uploads() -> bool:
     """Whether readers may add and remove documents on the page: $QA_PAGE_UPLOADS, default on
     ("0", "false", "no" or "off" turns it off, e.g. for a read-only deployment)."""
     return os.environ.get(PAGE_UPLOADS, "1").strip().lower() not in _OFF
+
+
+FOLLOW_SYMLINKS = "QA_FOLLOW_SYMLINKS"
+
+
+def follow_symlinks(value: bool | None = None) -> bool:
+    """Whether a build reads symbolic links that lead outside the corpus folder (and follows
+    linked folders): the argument (`qa build --follow-symlinks`), else $QA_FOLLOW_SYMLINKS
+    ("1", "true", "yes" or "on"), else no."""
+    if value is not None:
+        return value
+    return os.environ.get(FOLLOW_SYMLINKS, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def upload_max_bytes() -> int:

@@ -1,10 +1,18 @@
 """Documents added and removed from the page: who may, safe file names, saving, removing.
 
-The page stays a thin shell: it hands uploaded bytes to `save_upload`, a document path to
-`remove`, and rebuilds the index with `qa.build.build_index` afterwards (incrementally, under
-the build lock). Nothing here imports Streamlit.
+The page stays a thin shell: it hands uploaded files to `add` and a document path to `remove`,
+with a callback that rebuilds the index (`qa.build.build_index(..., locked=True)`). Nothing
+here imports Streamlit.
 
 Guarantees:
+  * the page acts only on the documents folder the live index was built from (recorded in its
+    manifest; ./corpus or $QA_CORPUS before the first build); when $QA_CORPUS names another
+    folder, the page neither builds nor adds nor removes, and says why;
+  * adding and removing hold the index's build lock from the decision to the end, so that
+    pages in any number of sessions and processes (and `qa build`) take turns: a removal is
+    decided on the index as it is then (the last document is never removed), the index without
+    the document goes live before its file is deleted, and an upload is deleted again when the
+    index cannot be built with it: an operation that cannot finish changes nothing on disk;
   * a saved file lands inside the corpus folder under a cleaned name (no folders, no hidden
     files, no path escapes), is written aside and linked into place in one step, and never
     replaces another file: a different file of the same name is kept and the upload is saved
@@ -14,7 +22,7 @@ Guarantees:
     without any text is refused with a message, and nothing is written;
   * adding and removing are off when configured off ($QA_PAGE_UPLOADS=0), when the index lives
     in a store the page may not write (anything but a local index folder: a shared database),
-    or when the corpus folder cannot be written.
+    or when the corpus folder or the index folder cannot be written.
 """
 
 from __future__ import annotations
@@ -23,13 +31,16 @@ import os
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from qa import config
-from qa.errors import QAError
+from qa.errors import QAError, as_qa_error
 from qa.ingest.loaders import LOADERS, SUPPORTED_SUFFIXES
+from qa.store.files import can_write
 
 MAX_NAME_CHARS = 120
 MAX_NAME_BYTES = 240  # in UTF-8: file systems allow 255 bytes, and "-999" may be added
@@ -39,32 +50,61 @@ KINDS = ", ".join(sorted(SUPPORTED_SUFFIXES))
 
 @dataclass(frozen=True)
 class Access:
-    """What the page may do to the documents and the index.
+    """What the page may do to the documents and the index, and where.
 
     Attributes:
-        rebuild: the page may build the index (a local index folder).
+        rebuild: the page may build the index (a local index folder, from `corpus`).
         manage: readers may also add and remove documents.
         reason: why `manage` is off, in words ("" when on).
+        corpus: the documents folder the page builds from, adds to and removes from.
     """
 
     rebuild: bool
     manage: bool
     reason: str = ""
+    corpus: Path = field(default_factory=config.corpus_dir)
 
 
-def access(store, corpus: Path) -> Access:
-    """What the page may do with this store and corpus folder (see the module text)."""
+def access(store, configured: Path | None = None) -> Access:
+    """What the page may do with this store, and in which documents folder (see the module
+    text). `configured`: the folder the user named ($QA_CORPUS), None when none was named."""
     from qa.store.local import LocalStore
 
+    corpus = configured or config.corpus_dir()
     if not isinstance(store, LocalStore):
-        return Access(False, False, "the index is shared; documents are added where it is built")
+        return Access(False, False, "the index is shared; documents are added where it is built",
+                      corpus)  # fmt: skip
+    built_from = built_from_folder(store)
+    if built_from is not None:
+        if configured is not None and not same_folder(configured, built_from):
+            return Access(False, False, f"the index was built from {built_from}, not from "
+                          f"{configured} ({config.CORPUS})", built_from)  # fmt: skip
+        corpus = built_from
+        if not corpus.is_dir():  # moved or deleted: an upload would start an index afresh
+            return Access(True, False, f"the documents folder {corpus} the index was built "
+                          "from is missing", corpus)  # fmt: skip
     if not config.page_uploads():
         return Access(True, False, f"adding and removing documents is turned off "
-                                   f"({config.PAGE_UPLOADS}=0)")  # fmt: skip
-    folder = corpus if corpus.exists() else corpus.parent
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return Access(True, False, "the documents folder is read-only")
-    return Access(True, True)
+                                   f"({config.PAGE_UPLOADS}=0)", corpus)  # fmt: skip
+    if not can_write(corpus):
+        return Access(True, False, f"the documents folder {corpus} is read-only", corpus)
+    if reason := store.read_only():
+        return Access(True, False, reason, corpus)
+    return Access(True, True, "", corpus)
+
+
+def built_from_folder(store) -> Path | None:
+    """The documents folder the live index was built from (None: no readable index)."""
+    try:
+        corpus = store.manifest().get("corpus")
+    except QAError:
+        return None
+    return Path(corpus) if corpus else None
+
+
+def same_folder(a: Path, b: Path) -> bool:
+    """Whether two paths name the same folder (links and relative paths resolved)."""
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def another_build_running(store) -> bool:
@@ -201,8 +241,8 @@ def _link_free_name(corpus: Path, safe: str, name: str, temp: Path, data: bytes)
     for n in range(1, 1000):
         candidate = safe if n == 1 else f"{stem}-{n}{suffix}"
         target = corpus / candidate
-        if target.is_file() and _same(target, data):
-            return Saved(name, candidate, existed=True)
+        if target.is_file() and not target.is_symlink() and _same(target, data):
+            return Saved(name, candidate, existed=True)  # (a link's target is never compared)
         try:
             os.link(temp, target)  # fails when the name exists: never overwrites
         except FileExistsError:
@@ -218,11 +258,12 @@ def _same(path: Path, data: bytes) -> bool:
         return False
 
 
-def remove(corpus: Path, doc: str) -> None:
-    """Delete an indexed document's file from the corpus folder.
+def document_file(corpus: Path, doc: str) -> Path:
+    """The file of an indexed document, inside the corpus folder (not resolved: a symbolic
+    link stays the link).
 
     Raises:
-        QAError: the path leads outside the corpus folder, or the file cannot be deleted.
+        QAError: the path leads outside the corpus folder.
     """
     root = corpus.resolve()
     relative = PurePosixPath(doc)
@@ -233,14 +274,114 @@ def remove(corpus: Path, doc: str) -> None:
     folder = root.joinpath(*parts[:-1]).resolve()
     if folder != root and root not in folder.parents:  # through a linked folder
         raise QAError(f"{doc} is not a document in {corpus}", "pick one from the list")
-    path = folder / parts[-1]
+    return folder / parts[-1]
+
+
+@contextmanager
+def build_lock(store, corpus: Path) -> Iterator[dict]:
+    """Hold the index's build lock (after other builds), and yield the live manifest ({} before
+    the first build), once sure that the index is still built from `corpus`.
+
+    Raises:
+        QAError: the lock cannot be taken, or the index is now built from another folder.
+    """
+    with ExitStack() as held:
+        try:
+            held.enter_context(store.lock(wait=True))
+        except OSError as exc:
+            raise as_qa_error(exc) from None
+        built_from = built_from_folder(store)
+        if built_from is not None and not same_folder(built_from, corpus):
+            raise QAError(f"the index is now built from {built_from}, not from {corpus}",
+                          "reload the page")  # fmt: skip
+        yield live_manifest(store)
+
+
+def live_manifest(store) -> dict:
+    """The live build's manifest, or {} when there is none."""
     try:
-        path.unlink()  # a symbolic link is removed itself, never what it points to
-    except FileNotFoundError:
-        return  # already gone: the rebuild drops it from the index
-    except OSError as exc:
-        raise QAError(f"cannot remove {doc}: {exc.strerror or exc}",
-                      "check that the documents folder may be written") from None  # fmt: skip
+        return store.manifest()
+    except QAError:
+        return {}
+
+
+def remove(store, corpus: Path, doc: str, rebuild: Callable[[Collection[str]], object]) -> None:
+    """Remove an indexed document: under the build lock, build the index without it, then
+    delete its file (a symbolic link is removed itself, never what it points to).
+
+    Args:
+        store: the index (a `LocalStore`).
+        corpus: the folder the index is built from (`Access.corpus`).
+        doc: the document's path, as the index lists it.
+        rebuild: builds the index leaving out the paths it is given, while this holds the lock
+            (`build_index(..., without=paths, locked=True)`); raises QAError when it fails,
+            and then nothing is deleted.
+
+    Raises:
+        QAError: refused (not a document in the index, its last document, a path outside the
+            corpus), the build failed, or the file cannot be deleted (the index no longer
+            holds it).
+    """
+    path = document_file(corpus, doc)
+    with build_lock(store, corpus) as manifest:
+        indexed = [d["path"] for d in manifest.get("documents", [])]
+        if doc not in indexed:
+            raise QAError(f"{doc} is not in the index any more", "pick one from the list")
+        if len(indexed) == 1:
+            raise QAError(f"{doc} is the last document in the index",
+                          "add another document before removing this one")  # fmt: skip
+        rebuild({doc})
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise QAError(f"{doc} left the index, but its file cannot be deleted: "
+                          f"{exc.strerror or exc}",
+                          "check that the documents folder may be written") from None
+
+
+@dataclass
+class Added:
+    """What adding uploads came to.
+
+    Attributes:
+        saved: the uploads saved and indexed.
+        refused: the uploads refused, as errors to show.
+        error: why none was added (the build failed: those saved were deleted again), or None.
+    """
+
+    saved: list[Saved] = field(default_factory=list)
+    refused: list[QAError] = field(default_factory=list)
+    error: QAError | None = None
+
+
+def add(store, corpus: Path, uploads: list[tuple[str, bytes]],
+        rebuild: Callable[[], object]) -> Added:  # fmt: skip
+    """Save uploaded files (name, bytes) into the corpus folder and index them, under the
+    build lock (see `save_upload` for names and refusals).
+
+    `rebuild` builds the index while this holds the lock (`build_index(..., locked=True)`);
+    it raises QAError when it fails, and then the files saved here are deleted again.
+    """
+    added = Added()
+    try:
+        with build_lock(store, corpus):
+            for name, data in uploads:
+                try:
+                    added.saved.append(save_upload(corpus, name, data))
+                except QAError as exc:
+                    added.refused.append(exc)
+            new = [s for s in added.saved if not s.existed]
+            try:
+                if new:
+                    rebuild()
+            except BaseException:
+                for s in new:
+                    (corpus / s.path).unlink(missing_ok=True)
+                added.saved = [s for s in added.saved if s.existed]
+                raise
+    except QAError as exc:
+        added.error = exc
+    return added
 
 
 @dataclass(frozen=True)

@@ -356,8 +356,9 @@ def built_when(manifest: dict, now: datetime | None = None) -> str:
     return f"{then.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC ({_age(then, now)})"
 
 
-def index_status_md(manifest: dict, now: datetime | None = None) -> str:
-    """What the index was built from, when, and with which model (safe Markdown)."""
+def index_status_md(manifest: dict, now: datetime | None = None, shown: int = 3) -> str:
+    """What the index was built from, when, with which model, and the first `shown` files it
+    skipped, with the reason (safe Markdown)."""
     docs = manifest.get("documents", [])
     corpus = escape_markdown(str(manifest.get("corpus") or "an unknown folder"))
     model = escape_markdown(str(manifest.get("model", {}).get("id", "an unknown model")))
@@ -369,7 +370,10 @@ def index_status_md(manifest: dict, now: datetime | None = None) -> str:
     ]
     skipped = manifest.get("skipped") or []
     if skipped:
-        lines.append(f"**Skipped** {_plural(len(skipped), 'file')} it cannot read")
+        named = "; ".join(f"{escape_markdown(s['path'])} ({escape_markdown(s['reason'])})"
+                          for s in skipped[:shown])  # fmt: skip
+        more = f" and {len(skipped) - shown:,} more" if len(skipped) > shown else ""
+        lines.append(f"**Skipped** {_plural(len(skipped), 'file')}: {named}{more}")
     return "  \n".join(lines)
 
 

@@ -8,9 +8,11 @@ text a reader reads, without markup. Chunk offsets index into it. Formats:
     html.py      .html, .htm   the main content only; boilerplate never indexed
     pdf.py       .pdf          text in reading order, page by page, headings from the layout
 
-Unsupported, unreadable or undecodable files, broken symbolic links, anything that is not a
-regular file (a named pipe) and files over the size limit (`config.max_file_bytes`) are skipped
-and listed with a reason.
+Unsupported, unreadable or undecodable files, anything that is not a regular file (a named
+pipe), files over the size limit (`config.max_file_bytes`) and symbolic links that are broken,
+loop, lead outside the corpus folder or to a folder (unless `config.follow_symlinks`: then only
+broken links and loops) are skipped and listed with a reason: a link never publishes a file
+from outside the corpus folder unless asked to.
 """
 
 from __future__ import annotations
@@ -125,21 +127,54 @@ def is_index_folder(path: Path) -> bool:
         return False
 
 
-def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
+LINK_LOOP = "symbolic link loop"
+BROKEN_LINK = "broken symbolic link"
+LINK_OUTSIDE = ("symbolic link leading outside the corpus folder (not followed; "
+                "--follow-symlinks or QA_FOLLOW_SYMLINKS=1 follows it)")  # fmt: skip
+LINKED_FOLDER = ("symbolic link to a folder in the corpus folder (its files are read there; "
+                 "--follow-symlinks or QA_FOLLOW_SYMLINKS=1 follows it)")  # fmt: skip
+
+
+def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None,
+               follow_links: bool | None = None) -> list[Path]:  # fmt: skip
     """Every file under `root`, recursively, sorted by relative path (hidden entries and index
     folders skipped).
+
+    Symbolic links: a link to a file inside `root` is listed (under its own path); a link that
+    leads outside `root`, a linked folder, a broken link and a loop are not, and are added to
+    `skipped` with the reason. With `follow_links` (default: `config.follow_symlinks()`), links
+    outside are listed and linked folders walked too; loops and broken links never are.
 
     Sub-folders that cannot be read are left out and added to `skipped` as (path, reason).
 
     Raises:
         QAError: `root` itself cannot be read.
     """
+    follow = config.follow_symlinks(follow_links)
+    real_root = root.resolve()
     found: list[Path] = []
     errors: list[OSError] = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
-        dirnames[:] = sorted(d for d in dirnames
-                             if not d.startswith(".") and not is_index_folder(Path(dirpath, d)))
-        found.extend(Path(dirpath, f) for f in filenames if not f.startswith("."))
+    links: list[tuple[str, str]] = []  # (path as skipped: a folder ends in "/", reason)
+    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append, followlinks=follow):
+        here = Path(dirpath)
+        kept = []
+        for d in sorted(dirnames):
+            path = here / d
+            if d.startswith(".") or is_index_folder(path):
+                continue
+            reason = _link_reason(path, root, real_root, follow, folder=True)
+            if reason:
+                links.append((path.relative_to(root).as_posix() + "/", reason))
+            else:
+                kept.append(d)
+        dirnames[:] = kept
+        for f in filenames:
+            if not f.startswith("."):
+                reason = _link_reason(here / f, root, real_root, follow)
+                if reason:
+                    links.append(((here / f).relative_to(root).as_posix(), reason))
+                else:
+                    found.append(here / f)
     for exc in errors:
         folder = Path(exc.filename) if exc.filename else root
         if folder == root:
@@ -151,7 +186,33 @@ def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list
         log.debug("cannot read folder %s: %s", folder, exc.strerror)
         if skipped is not None:
             skipped.append((rel, f"folder not readable: {exc.strerror or exc}"))
+    for rel, reason in links:
+        log.debug("skipped %s: %s", rel, reason)
+        if skipped is not None:
+            skipped.append((rel, reason))
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _link_reason(path: Path, root: Path, real_root: Path, follow: bool,
+                 folder: bool = False) -> str | None:  # fmt: skip
+    """Why a walk does not take `path` (None: it does): a symbolic link that is broken, a loop,
+    leads outside the corpus folder, or (not followed) to a folder; see `iter_files`."""
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return BROKEN_LINK
+    except (OSError, RuntimeError):  # ELOOP; RuntimeError: a loop, as Python < 3.13 says it
+        return LINK_LOOP
+    if folder:
+        rel = path.parent.relative_to(root).parts  # the folders walked to get here, by name
+        walked = {root.joinpath(*rel[:i]).resolve() for i in range(len(rel) + 1)}
+        if target in walked:  # a folder it lies in: walking it would never end
+            return LINK_LOOP
+    if not follow and target != real_root and real_root not in target.parents:
+        return LINK_OUTSIDE
+    return LINKED_FOLDER if folder and not follow else None
 
 
 def file_stat(path: Path) -> dict:
@@ -172,13 +233,14 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
 
 
-def read_corpus(root: Path, result: LoadResult,
-                max_bytes: int | None = None) -> Iterator[tuple[str, bytes, dict]]:  # fmt: skip
+def read_corpus(root: Path, result: LoadResult, max_bytes: int | None = None,
+                follow_links: bool | None = None) -> Iterator[tuple[str, bytes, dict]]:  # fmt: skip
     """Every file under `root` read with `read_file`, lazily, in a stable (sorted) order.
 
-    Files that cannot be read (unsupported, unreadable, a broken link, not a regular file, over
-    `max_bytes`: None means `config.max_file_bytes()`, 0 no limit) and sub-folders that cannot
-    be read are added to `result.skipped` (unsorted) with a reason, and for files of a
+    Files that cannot be read (unsupported, unreadable, not a regular file, over `max_bytes`:
+    None means `config.max_file_bytes()`, 0 no limit), symbolic links that are not followed
+    (see `iter_files`, which `follow_links` goes to) and sub-folders that cannot be read are
+    added to `result.skipped` (unsorted) with a reason, and for files of a
     supported type their size and mtime in `result.skipped_stats`, until they are parsed (see
     `LoadResult`).
 
@@ -186,13 +248,13 @@ def read_corpus(root: Path, result: LoadResult,
         QAError: the folder cannot be read.
     """
     limit = config.max_file_bytes() if max_bytes is None else max_bytes
-    for path in iter_files(root, result.skipped):
+    for path in iter_files(root, result.skipped, follow_links):
         rel = path.relative_to(root).as_posix()
         try:
             if is_supported(path):
                 result.skipped_stats[rel] = file_stat(path)
-                if not path.exists():
-                    raise ValueError("broken symbolic link")
+                if not path.exists():  # (broken since the walk)
+                    raise ValueError(BROKEN_LINK)
                 if not path.is_file():  # a named pipe would block the read for ever
                     raise ValueError("not a regular file")
                 size = result.skipped_stats[rel]["size"]
@@ -229,24 +291,28 @@ def require_corpus(root: Path) -> Path:
                   "create it and put .txt, .md, .html or .pdf files in it")  # fmt: skip
 
 
-def load_corpus(root: str | os.PathLike, max_bytes: int | None = None) -> LoadResult:
+def load_corpus(root: str | os.PathLike, max_bytes: int | None = None,
+                follow_links: bool | None = None) -> LoadResult:  # fmt: skip
     """Load every supported document under `root`, in a stable (sorted) order.
 
-    Unsupported, unreadable, binary or undecodable files, broken symbolic links, files larger
-    than `max_bytes`, and sub-folders that cannot be read, are skipped and listed in
-    `LoadResult.skipped` (sorted by path) with a reason; they never stop the load.
+    Unsupported, unreadable, binary or undecodable files, symbolic links that are broken, loop
+    or lead outside `root` (see `iter_files`), files larger than `max_bytes`, and sub-folders
+    that cannot be read, are skipped and listed in `LoadResult.skipped` (sorted by path) with a
+    reason; they never stop the load.
 
     Args:
         root: the corpus folder.
         max_bytes: the largest file to read; None means `config.max_file_bytes()` ($QA_MAX_FILE_MB
             or the default), 0 means no limit.
+        follow_links: read links leading outside `root`, and walk linked folders (default:
+            `config.follow_symlinks()`).
 
     Raises:
         QAError: the folder does not exist or cannot be read.
     """
     root = require_corpus(Path(root))
     result = LoadResult([], [])
-    for rel, data, stat in read_corpus(root, result, max_bytes):
+    for rel, data, stat in read_corpus(root, result, max_bytes, follow_links):
         try:
             result.documents.append(parse_file(rel, data, stat))
             result.skipped_stats.pop(rel, None)
