@@ -6,6 +6,11 @@ import contextlib
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -146,3 +151,103 @@ def pg_tcp(pg_server):
 def pg_url(pg_server, request) -> str:
     """The URL of an index of its own for this test, in the session's database."""
     return pg_server.index_url(request.node.name)
+
+
+# --- the page in a real browser (tests/test_browser.py, tests/test_page_browser.py) ------------
+
+FIRST_VIEW_S = 240  # server start, model load and index build on a busy machine
+STEP_S = 30
+
+HOSTILE_DOC = """Hostile <b>markup</b> test
+
+Spinal <script>window.__pwned = 1</script> injection and <img src=x onerror="window.__pwned=2">
+images are discussed here; also **bold** [link](javascript:alert(1)) :red[red] $x^2$ :smile:
+and a -> b.
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def page_server(tmp_path_factory):
+    """The page served by `streamlit run app.py` over the report and a hostile document, one
+    for the test session, on a fresh index folder: (url, index folder)."""
+    work = tmp_path_factory.mktemp("browser")
+    corpus = work / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    (corpus / "hostile.txt").write_text(HOSTILE_DOC, encoding="utf-8")
+    port = free_port()
+    env = dict(os.environ, QA_INDEX=str(work / "index"), QA_CORPUS=str(corpus), HF_HUB_OFFLINE="1")
+    log_path = work / "streamlit.log"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited ({proc.returncode}):\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer on {url}:\n{log_path.read_text()}")
+            time.sleep(0.3)
+        yield url, work / "index"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium under Playwright, for the session (`chromium_browser`)."""
+    with chromium_browser() as chromium:
+        yield chromium
+
+
+def shown_text(page) -> str:
+    """What the page shows, as text (word joiners, which are invisible, dropped)."""
+    return page.inner_text("body").replace("\u2060", "")
+
+
+def wait_for_text(page, text: str, timeout_s: float = STEP_S) -> None:
+    page.wait_for_function(
+        "(t) => document.body.innerText.replaceAll('\\u2060', '').includes(t)",
+        arg=text, polling="raf", timeout=timeout_s * 1000,
+    )  # fmt: skip
+
+
+def ask(page, question: str, expect: str) -> float:
+    """Type a question, press Enter; seconds until `expect` and the results heading show."""
+    box = page.get_by_label("Your question")
+    box.fill(question)
+    started = time.perf_counter()
+    box.press("Enter")
+    page.wait_for_function(
+        """([heading, expect]) => {
+            const text = document.body.innerText.replaceAll('\\u2060', '');
+            return text.includes(heading) && text.includes(expect);
+        }""",
+        arg=[f"for: {question}", expect],
+        polling="raf",
+        timeout=STEP_S * 1000,
+    )
+    return time.perf_counter() - started
