@@ -6,19 +6,16 @@ import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "corpus" / "chronic-middle-back-pain.txt"
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's (Playwright cannot download browsers here)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+sys.path.insert(0, str(ROOT / "scripts"))  # scripts/screenshot.py: how the page is started
+from screenshot import CHROMIUM, CHROMIUM_ARGS, free_port, serve  # noqa: E402, F401
 
 
 @contextlib.contextmanager
@@ -166,12 +163,6 @@ and a -> b.
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def page_server(tmp_path_factory):
     """The page served by `streamlit run app.py` over the report and a hostile document, one
@@ -181,39 +172,11 @@ def page_server(tmp_path_factory):
     corpus.mkdir()
     shutil.copy(REPORT, corpus / REPORT.name)
     (corpus / "hostile.txt").write_text(HOSTILE_DOC, encoding="utf-8")
-    port = free_port()
-    env = dict(os.environ, QA_INDEX=str(work / "index"), QA_CORPUS=str(corpus), HF_HUB_OFFLINE="1")
-    log_path = work / "streamlit.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited ({proc.returncode}):\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer on {url}:\n{log_path.read_text()}")
-            time.sleep(0.3)
-        yield url, work / "index"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with serve(corpus, work / "index", work / "streamlit.log") as url:
+            yield url, work / "index"
+    except RuntimeError as exc:  # it did not start: say why
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
