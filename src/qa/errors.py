@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shlex
 
 REBUILD_HINT = "run `qa build` to rebuild the index"  # for an index that is damaged or incomplete
 NOTE = 25  # logging level of notes (between INFO and WARNING): no error, but worth saying
@@ -34,6 +36,17 @@ class QAError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+def build_hint(location: str | os.PathLike) -> str:
+    """The hint for a missing index: the `qa build` command that builds the index at `location`
+    (with `--index` unless it is where a plain `qa build` builds: $QA_INDEX, else `index`)."""
+    from qa import config
+
+    command = "qa build"
+    if os.fspath(location) != config.index_location():
+        command += f" --index {shlex.quote(os.fspath(location))}"
+    return f"run `{command}` to create it"
 
 
 def as_qa_error(exc: QAError | OSError) -> QAError:

@@ -25,7 +25,7 @@ import os
 import shutil
 from pathlib import Path
 
-from qa.errors import REBUILD_HINT, IndexCorruptError, IndexMissingError, QAError
+from qa.errors import REBUILD_HINT, IndexCorruptError, IndexMissingError, QAError, build_hint
 from qa.store import manifest as manifests
 from qa.store.files import fsync_dir, reason
 
@@ -126,7 +126,7 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
     for _attempt in range(READ_RETRIES):
         build = current_build(index_dir)
         if build is None or not (build / MANIFEST).is_file():
-            raise IndexMissingError(f"no index at {index_dir}", "run `qa build` to create it")
+            raise IndexMissingError(f"no index at {index_dir}", build_hint(index_dir))
         try:
             text = (build / MANIFEST).read_text(encoding="utf-8")
             break

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from qa.errors import IndexCorruptError, IndexMissingError
+from qa.errors import IndexCorruptError, IndexMissingError, build_hint
 
 STORE_FORMAT = "1"  # of the catalogue and generation tables; another one is refused
 SCHEMA = "qa"
@@ -80,7 +80,7 @@ def live(conn, index: str, where: str) -> str | None:
 
 
 def missing(where: str) -> IndexMissingError:
-    return IndexMissingError(f"no index at {where}", "run `qa build` to create it")
+    return IndexMissingError(f"no index at {where}", build_hint(where))
 
 
 def ensure(conn, where: str) -> None:
