@@ -10,6 +10,7 @@ import io
 import json
 import os
 import random
+import shlex
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPORT, chromium_browser, report_questions
+from conftest import REPORT, ROOT, chromium_browser, report_questions
 from test_concurrency import two_hundred_questions
 
 from qa.api import guard
@@ -827,3 +828,24 @@ def test_a_killed_worker_is_replaced_and_no_request_fails(report_index, tmp_path
         proc.terminate()
         proc.wait(timeout=30)
     assert "Traceback" not in log.read_text()
+
+
+def test_without_the_api_extra_the_hint_installs_it_from_this_checkout():
+    """The hint is a command that works here: this Python's pip, this checkout's extra (a plain
+    `pip install 'qa[api]'` would look up another package named qa on PyPI)."""
+    code = ("import sys; sys.modules['uvicorn'] = None; from qa.cli import main; "
+            "sys.exit(main(['serve']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 1
+    command = f"{shlex.quote(sys.executable)} -m pip install -e {shlex.quote(f'{ROOT}[api]')}"
+    assert f"(hint: install the extra `api`: `{command}`)" in proc.stderr
+    assert "api = [" in (ROOT / "pyproject.toml").read_text()  # the extra the command names
+
+
+def test_make_run_installs_what_qa_serve_needs(tmp_path):
+    """`qa serve` works after `make run`: its setup installs qa with the API extra."""
+    dry = subprocess.run(["make", "-n", "-B", "run", f"VENV={tmp_path / 'venv'}"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    installs = [line for line in dry.stdout.splitlines() if "pip install" in line and "-e" in line]
+    assert installs and all('-e ".[api]"' in line for line in installs), dry.stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 
 REBUILD_HINT = "run `qa build` to rebuild the index"  # for an index that is damaged or incomplete
@@ -38,15 +37,16 @@ class QAError(Exception):
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 
-def build_hint(location: str | os.PathLike) -> str:
-    """The hint for a missing index: the `qa build` command that builds the index at `location`
-    (with `--index` unless it is where a plain `qa build` builds: $QA_INDEX, else `index`)."""
-    from qa import config
+def install_hint(extra: str) -> str:
+    """The hint for a missing optional extra (api, postgres, ray): the command that installs it
+    into the Python running qa, from the checkout qa runs from (qa is not on PyPI)."""
+    import sys
+    from pathlib import Path
 
-    command = "qa build"
-    if os.fspath(location) != config.index_location():
-        command += f" --index {shlex.quote(os.fspath(location))}"
-    return f"run `{command}` to create it"
+    root = Path(__file__).resolve().parents[2]  # src/qa/errors.py -> the checkout
+    where = f"{root}[{extra}]" if (root / "pyproject.toml").is_file() else f".[{extra}]"
+    return (f"install the extra `{extra}`: `{shlex.quote(sys.executable)} -m pip install -e "
+            f"{shlex.quote(where)}`")
 
 
 def as_qa_error(exc: QAError | OSError) -> QAError:
