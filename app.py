@@ -3,8 +3,8 @@
 A thin shell: search lives in `qa.retrieve.searcher`, presentation in `qa.present.page`, adding
 and removing documents in `qa.present.documents`, building in `qa.build`. Every piece of question
 or document text goes through `qa.present.page`'s escaping before it reaches `st.markdown`;
-nothing here allows HTML (the one `st.html` is the page's own constant CSS, `page.STYLE`). The model and the index load once per server process
-(`st.cache_resource`).
+nothing here allows HTML (the one `st.html` is the page's own constant CSS, `page.STYLE`). The
+model and the index load once per server process (`st.cache_resource`).
 
 Two views: the questions (the default) and, for a link `?doc=PATH&start=N&end=M`, a passage in
 its document. The question, the passage count, the mode and the chosen documents live in the URL

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -164,9 +165,13 @@ and a -> b.
 
 
 @pytest.fixture(scope="session")
-def page_server(tmp_path_factory):
+def page_server(tmp_path_factory, browser):
     """The page served by `streamlit run app.py` over the report and a hostile document, one
-    for the test session, on a fresh index folder: (url, index folder)."""
+    for the test session, on a fresh index folder: (url, index folder).
+
+    Its first view is checked here, whichever test asks first: a fresh clone's page builds the
+    index, says so in its own words ("passages", not "chunks"), then offers the question box.
+    """
     work = tmp_path_factory.mktemp("browser")
     corpus = work / "corpus"
     corpus.mkdir()
@@ -174,6 +179,14 @@ def page_server(tmp_path_factory):
     (corpus / "hostile.txt").write_text(HOSTILE_DOC, encoding="utf-8")
     try:
         with serve(corpus, work / "index", work / "streamlit.log") as url:
+            page = browser.new_page()
+            page.goto(url)
+            page.get_by_label("Your question").wait_for(timeout=FIRST_VIEW_S * 1000)
+            first = shown_text(page)
+            page.close()
+            assert re.search(r"Indexed 2 documents, \d+ passages in ", first), first
+            assert "chunk" not in first  # the page's word is "passage"
+            assert first.count("Ask the documents") == 1  # the title, once, above the build
             yield url, work / "index"
     except RuntimeError as exc:  # it did not start: say why
         pytest.fail(str(exc))
