@@ -3,8 +3,8 @@
 A thin shell: search lives in `qa.retrieve.searcher`, presentation in `qa.present.page`, adding
 and removing documents in `qa.present.documents`, building in `qa.build`. Every piece of question
 or document text goes through `qa.present.page`'s escaping before it reaches `st.markdown`;
-nothing here allows HTML. The model and the index load once per server process
-(`st.cache_resource`).
+nothing here allows HTML (the one `st.html` is the page's own constant CSS, `page.STYLE`). The
+model and the index load once per server process (`st.cache_resource`).
 
 Two views: the questions (the default) and, for a link `?doc=PATH&start=N&end=M`, a passage in
 its document. The question, the passage count, the mode and the chosen documents live in the URL
@@ -23,7 +23,9 @@ from qa.retrieve.fusion import DEFAULT_MODE, MODES
 from qa.staleness import check as check_staleness  # light: file sizes and times, no model
 from qa.store import open_store
 
-st.set_page_config(page_title="qa: ask the documents", page_icon="🔎")
+st.set_page_config(page_title="qa: ask the documents", page_icon="🔎",
+                   menu_items={"About": page.ABOUT_MD})  # the menu, with its light/dark choice
+st.html(page.STYLE)  # the page's own CSS (a constant): compact top, copy buttons for touch
 
 MAX_QUESTION_CHARS = searching.MAX_QUESTION_CHARS
 
@@ -90,7 +92,8 @@ def build_shown(heading: str, **options) -> None:
             bar.empty()  # no progress line is left behind
             status.update(label="The index could not be built", state="error", expanded=False)
             raise as_qa_error(exc) from None
-        status.update(label=page.escape_markdown(summary.line()), state="complete", expanded=False)
+        status.update(label=page.escape_markdown(summary.line("passage")), state="complete",
+                      expanded=False)  # fmt: skip
 
 
 def show_error(exc: QAError) -> None:
@@ -124,7 +127,7 @@ def show_notices() -> None:
         return
     for kind, body in notices:
         (st.success if kind == "success" else st.error)(body)
-    st.button("Dismiss", key="dismiss", type="tertiary", on_click=clear_notices)
+    st.button("Dismiss", key="dismiss", on_click=clear_notices)
 
 
 def clear_notices() -> None:
@@ -219,24 +222,21 @@ def handle_pending() -> None:
 # --- answers -------------------------------------------------------------------------------------
 
 
-def card(hit, answer, key: str, in_context: bool) -> None:
-    """One result: rank and citation, relevance bar, the passage with its highlights marked,
-    links to the passage in its document and to copy it, and (optionally) its context."""
+def card(hit, answer, key: str) -> None:
+    """One result: rank and citation, relevance bar, the passage with its highlights marked, a
+    link to the passage in its document, its text to copy, and its context."""
     rel = page.relevance(page.strength(hit, answer), answer.answered)
     with st.container(border=True):
         st.markdown(page.card_header_md(hit.rank, hit.section, hit.doc, hit.title, hit.page))
         st.progress(rel.fraction, text=rel.text)
         st.markdown(page.marked_md(hit.text, hit.highlights if rel.highlight else ()))
-        with st.container(horizontal=True):
-            st.link_button("Open in the document", page.passage_url(hit.doc, hit.start, hit.end),
-                           icon=":material/open_in_new:", type="tertiary")  # fmt: skip
-            with st.popover("Copy text", icon=":material/content_copy:", type="tertiary",
-                            key=f"copy-{key}-{hit.rank}"):  # fmt: skip
-                st.caption("Copy with the button at the top right:")
-                text = page.copy_text(hit.text, hit.title, hit.section, hit.doc, hit.page)
-                st.code(text, language=None, wrap_lines=True)
-        if not in_context:
-            return
+        st.link_button("Open in the document", page.passage_url(hit.doc, hit.start, hit.end),
+                       icon=":material/open_in_new:", type="tertiary")  # fmt: skip
+        with st.expander("Copy text", icon=":material/content_copy:",
+                         key=f"copy-{key}-{hit.rank}"):  # fmt: skip
+            st.caption(page.COPY_HINT)
+            text = page.copy_text(hit.text, hit.title, hit.section, hit.doc, hit.page)
+            st.code(text, language=None, wrap_lines=True)
         with st.expander("Show in context", key=f"context-{key}-{hit.rank}"):
             text = document_text(searcher.generation.id, hit.doc, searcher.manifest)
             if text is None:
@@ -248,22 +248,34 @@ def card(hit, answer, key: str, in_context: bool) -> None:
 def ask(question: str) -> None:
     """Put an example question in the box (a button callback)."""
     st.session_state.q = question
+    asked()
+
+
+def asked() -> None:
+    """A new question: the notices and the note on the link are done with."""
     clear_notices()
+    st.session_state.pop("link_note", None)
 
 
-def from_url(key: str, options: list[str], many: bool = False) -> None:
-    """Seed a choice from the link the session was opened with (`?mode=dense`, `?docs=a.md`).
+def from_link(choices: dict[str, str]) -> None:
+    """On the session's first run, seed the passage count, mode and documents from the link it
+    was opened with (`?k=5&mode=dense&docs=a.md`), clamped or left out where they make no sense
+    (`page.link_choices`); what was not used as it stood is kept for one quiet note.
 
-    The mode and document choices show labels, not the values a link holds, so they are kept
-    in the URL here rather than bound to it (values a link holds that are no option are
-    ignored).
-    """
-    if st.session_state.get("seeded-" + key):
+    These choices show labels, not the values a link holds, so they are kept in the URL here
+    (`to_url`) rather than bound to it."""
+    if st.session_state.get("seeded"):
         return
-    st.session_state["seeded-" + key] = True
-    picked = [v for v in st.query_params.get_all(key) if v in options]
-    if picked:
-        st.session_state[key] = picked if many else picked[0]
+    st.session_state.seeded = True
+    params = {name: st.query_params.get_all(name) for name in ("k", "mode", "docs")}
+    link = page.link_choices(params, list(MODES), list(choices), DEFAULT_MODE)
+    if link.k is not None:
+        st.session_state.k = link.k
+    if link.mode is not None:
+        st.session_state.mode = link.mode
+    if link.docs:
+        st.session_state.docs = link.docs
+    st.session_state.link_note = page.link_note_md(link.ignored)
 
 
 def to_url(key: str, value, default) -> None:
@@ -364,10 +376,12 @@ if staleness.stale:
         elif not allowed.rebuild:
             st.caption(page.escape_markdown(f"Rebuilding here is off: {allowed.reason}."))
 
+choices = page.document_choices(searcher.documents())
+from_link(choices)
+
 with st.sidebar:
     st.subheader("Search")
     modes = [DEFAULT_MODE] + [m for m in MODES if m != DEFAULT_MODE]  # the default first
-    from_url("mode", modes)
     mode = st.radio(
         "Mode",
         modes,
@@ -376,6 +390,11 @@ with st.sidebar:
         help="How passages are found: by meaning, by keywords, or both (the default).",
     )
     to_url("mode", mode, DEFAULT_MODE)
+    low, high = page.K_RANGE
+    st.session_state.setdefault("k", page.DEFAULT_K)
+    k = int(st.number_input("Passages", min_value=low, max_value=high, step=1, key="k"))
+    to_url("k", str(k), str(page.DEFAULT_K))
+    st.caption(page.THEME_HINT)
     st.subheader("Documents")
     uploader(allowed)
     documents_panel(manifest, allowed)
@@ -392,22 +411,16 @@ with activity:
 
 examples = page.example_questions(manifest, corpus_sections(searcher.generation.id,
                                                             searcher.generation))  # fmt: skip
-box, count = st.columns([4, 1], vertical_alignment="bottom")
-box.text_input(
+st.text_input(
     "Your question",
     key="q",
     bind="query-params",
     max_chars=MAX_QUESTION_CHARS,
-    on_change=clear_notices,
+    on_change=asked,
     placeholder=f"e.g. {examples[0]}" if examples else "Type a question",
 )
-k = count.number_input(
-    "Passages", min_value=1, max_value=20, value=3, step=1, key="k", bind="query-params"
-)
-choices = page.document_choices(searcher.documents())
 chosen = []
 if len(choices) > 1:
-    from_url("docs", list(choices), many=True)
     chosen = st.multiselect(
         "Search in",
         options=list(choices),
@@ -415,28 +428,38 @@ if len(choices) > 1:
         placeholder="All documents",
         key="docs",
     )
-    to_url("docs", chosen, [])
+to_url("docs", chosen, [])  # (a link's documents that are not indexed leave the URL)
+if st.session_state.get("link_note"):
+    st.caption(st.session_state.link_note)
 
-if examples:
-    st.caption("Try one of these (from the documents):")
+
+def show_examples(lead: str) -> None:
+    """The example questions, as buttons that ask them."""
+    if not examples:
+        return
+    st.caption(lead)
     with st.container(horizontal=True):
         for i, example in enumerate(examples):
             label = page.escape_markdown(example)
             st.button(label, key=f"example-{i}", on_click=ask, args=(example,))
 
+
 question = st.session_state.get("q") or ""
 try:
     searching.clean_question(question)
 except UsageError:  # an empty question: say what to do, not what went wrong
+    show_examples("Try one of these (from the documents):")
     st.info(page.EMPTY_HINT)
     st.stop()
 try:
-    answer = searcher.ask(question, int(k), mode=mode, doc=page.doc_patterns(chosen, choices))
+    answer = searcher.ask(question, k, mode=mode, doc=page.doc_patterns(chosen, choices))
 except QAError as exc:
     show_error(exc)
     st.stop()
 
-key = page.answer_key(question, answer.mode, int(k), chosen)
+# The answer comes straight under the question, and the examples after it: on a phone the first
+# passage is on screen as soon as it is asked (tests/test_browser.py measures it).
+key = page.answer_key(question, answer.mode, k, chosen)
 st.markdown(page.results_heading_md(question, len(answer.hits), answer.answered))
 if answer.truncated:
     st.caption("Your question is longer than the model reads; only its beginning was used.")
@@ -444,9 +467,11 @@ if not answer.hits:
     st.info(page.NO_PASSAGES)
 elif answer.answered:
     for hit in answer.hits:
-        card(hit, answer, key, in_context=True)
+        card(hit, answer, key)
 else:
     st.warning(page.NOT_COVERED)
-    with st.expander(f"The closest passages ({len(answer.hits)})", key=f"closest-{key}"):
+    label = f"Show the closest passages ({len(answer.hits)})"
+    if st.toggle(label, key=f"closest-{key}"):  # not an expander: the cards hold expanders
         for hit in answer.hits:
-            card(hit, answer, key, in_context=False)  # expanders do not nest
+            card(hit, answer, key)
+show_examples("More questions from the documents:")

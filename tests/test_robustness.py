@@ -110,7 +110,7 @@ def test_missing_index(capsys, tmp_path):
         code, _, err = run(capsys, *argv, "--index", str(tmp_path / "nope"))
         assert code == 1
         assert_one_line_error(err, f"no index at {tmp_path / 'nope'}")
-        assert "run `qa build`" in err
+        assert f"run `qa build --index {tmp_path / 'nope'}` to create it" in err
 
 
 def test_every_damaged_index_file_is_caught(capsys, report_index, tmp_path):

@@ -58,10 +58,10 @@ class BuildSummary:
     generation: str  # the id of the generation that went live
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    def line(self) -> str:
-        """The one-line summary the CLI prints."""
+    def line(self, unit: str = "chunk") -> str:
+        """The one-line summary the CLI prints (the page calls a chunk a "passage")."""
         text = (
-            f"Indexed {plural(self.documents, 'document')}, {plural(self.chunks, 'chunk')} in "
+            f"Indexed {plural(self.documents, 'document')}, {plural(self.chunks, unit)} in "
             f"{self.seconds:.1f}s ({self.embedded} embedded, {self.chunks - self.embedded} reused)"
         )
         if self.skipped:

@@ -64,10 +64,34 @@ exit status:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line with a hint (exit status 2)."""
+    """argparse that reports usage errors as one line with a hint (exit status 2); an option it
+    does not know is named with the closest one the command has, and the command's help."""
+
+    commands: dict[str, argparse.ArgumentParser] = {}  # the subcommands' parsers, by name
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message, f"see `{self.prog} --help`")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = self.commands.get(getattr(parsed, "command", None) or "", self)
+            guesses = [close_option(arg, command) for arg in unknown]
+            said = "; ".join(f"did you mean {g}?" for g in guesses if g)
+            raise UsageError(f"unrecognized arguments: {' '.join(unknown)}"
+                             + (f" ({said})" if said else ""), f"see `{command.prog} --help`")
+        return parsed
+
+
+def close_option(arg: str, parser: argparse.ArgumentParser) -> str | None:
+    """The option of `parser` closest to a mistyped one ("--josn" -> "--json"), if any is close."""
+    import difflib
+
+    if not arg.startswith("-"):
+        return None
+    options = [o for action in parser._actions for o in action.option_strings]
+    found = difflib.get_close_matches(arg.split("=", 1)[0], options, n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 def _add_index(p: argparse.ArgumentParser) -> None:
@@ -199,6 +223,7 @@ def make_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():  # `qa ask x --debug` works as well as `qa --debug ask x`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks on errors")
+    parser.commands = dict(sub.choices)
     return parser
 
 

@@ -54,7 +54,7 @@ WORKERS_VARIABLE = "QA_API_WORKERS"  # set by `qa serve` for its worker processe
 HEALTH_VARIABLE = "QA_API_HEALTH_MAX_AGE"
 HEALTH_MAX_AGE_S = 5.0  # /health's staleness is at most this old
 FIELD_HINTS = {
-    "question": f"send a question of 1 to {MAX_QUESTION_CHARS} characters",
+    "question": "send a question in plain words, e.g. \"What causes back pain?\"",
     "k": f"k is how many passages to return: a whole number from 1 to {MAX_K}",
     "mode": "mode is one of: dense, lexical, hybrid (the default)",
     "doc": 'doc is a glob such as "*.pdf", a list of globs, or null',
@@ -195,7 +195,7 @@ def create_app(
         """The answer as JSON: built once, as the CLI prints it (AnswerModel documents it; the
         tests hold it to it)."""
         answer = service.fresh().ask(request.question, request.k, request.mode, request.doc)
-        return json_bytes(answer.to_json(request.question))
+        return json_bytes(answer.to_json(request.question[:MAX_QUESTION_CHARS]))  # as qa ask
 
     @app.get(
         "/documents",

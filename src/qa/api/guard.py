@@ -25,7 +25,7 @@ from email.message import Message
 
 from qa.errors import UsageError
 
-MAX_BODY_BYTES = 64 * 1024  # a question of 4,000 characters is at most 16 KiB of UTF-8
+MAX_BODY_BYTES = 64 * 1024  # a question of 2,000 characters is at most 8 KiB of UTF-8
 TOKEN_VARIABLE = "QA_API_TOKEN"
 HOSTS_VARIABLE = "QA_API_ALLOWED_HOSTS"
 LOOPBACK_NAMES = ("localhost",)

@@ -15,7 +15,7 @@ import socket
 import sys
 
 from qa.api import guard
-from qa.errors import QAError, UsageError
+from qa.errors import QAError, UsageError, install_hint
 
 MAX_WORKERS = 64
 
@@ -55,7 +55,7 @@ def serve(
     except ImportError as exc:
         raise QAError(
             f"`qa serve` needs FastAPI and uvicorn ({exc})",
-            "install the extra: pip install 'qa[api]'",
+            install_hint("api"),
         ) from exc
     from qa.retrieve.searcher import Searcher
 

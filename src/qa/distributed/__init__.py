@@ -37,7 +37,7 @@ from pathlib import Path
 from qa import config
 from qa.build import BuildSummary, Meter, max_file_bytes
 from qa.distributed import cluster
-from qa.errors import QAError, UsageError
+from qa.errors import QAError, UsageError, install_hint
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def build_index(
     """
     started = time.perf_counter()
     if importlib.util.find_spec("ray") is None:
-        raise QAError("Ray is not installed", "pip install 'qa[ray]' (on every node)")
+        raise QAError("Ray is not installed", install_hint("ray") + " (on every node)")
     if index_dir is not None and not isinstance(index_dir, (str, os.PathLike)):
         raise UsageError("a Ray build takes the index as a location, not a Store object",
                          "give the index folder or location")  # fmt: skip

@@ -25,8 +25,9 @@ import os
 import shutil
 from pathlib import Path
 
-from qa.errors import REBUILD_HINT, IndexCorruptError, IndexMissingError, QAError
+from qa.errors import REBUILD_HINT, IndexCorruptError, QAError
 from qa.store import manifest as manifests
+from qa.store.base import missing_index
 from qa.store.files import can_write, fsync_dir, reason
 
 CURRENT = "current"
@@ -126,7 +127,7 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
     for _attempt in range(READ_RETRIES):
         build = current_build(index_dir)
         if build is None or not (build / MANIFEST).is_file():
-            raise IndexMissingError(f"no index at {index_dir}", "run `qa build` to create it")
+            raise missing_index(index_dir)
         try:
             text = (build / MANIFEST).read_text(encoding="utf-8")
             break
