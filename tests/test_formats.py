@@ -305,7 +305,7 @@ def test_html_boilerplate_never_becomes_a_passage(tmp_path: Path):
         ("Thoracic pain", "The thoracic spine is the middle part of the back, between the neck "
                           "and the lower back."),
         ("Café remedies", "Heat packs and gentle movement help most muscular pain.\nRest briefly."),
-        ("Exercises", "Shoulder rolls\nChest opener"),
+        ("Exercises", "1. Shoulder rolls\n2. Chest opener"),  # items: sentences of their own
     ]  # fmt: skip
     for c in chunks:
         assert doc.text[c.start : c.end] == c.text
