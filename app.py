@@ -69,7 +69,8 @@ def build(heading: str) -> bool:
                 bar.progress(done / total, text=f"Embedding passages: {done:,} of {total:,}")
 
         try:
-            summary = build_index(corpus, index_dir, on_progress=report, wait=True)
+            summary = build_index(corpus, index_dir, on_progress=report, wait=True,
+                                  on_reading=reading_bar(bar))  # fmt: skip
         except (QAError, OSError) as exc:  # OSError: an index folder it cannot create or write
             bar.empty()  # no progress line is left behind
             status.update(label="The index could not be built", state="error", expanded=False)
@@ -78,6 +79,16 @@ def build(heading: str) -> bool:
         status.update(label=page.escape_markdown(summary.line()), state="complete", expanded=False)
     st.session_state.pop("build_error", None)
     return True  # a loaded Searcher switches to the new build itself (Searcher.refresh)
+
+
+def reading_bar(bar):
+    """A callback that shows the pages of a scan being recognised on `bar`."""
+
+    def report(name: str, done: int, total: int) -> None:
+        bar.progress(done / total, text=page.escape_markdown(
+            f"Recognising the text of {name} (OCR): page {done:,} of {total:,}"))
+
+    return report
 
 
 def show_error(exc: QAError) -> None:
@@ -183,10 +194,12 @@ def handle_pending() -> None:
         st.session_state.upload_round = st.session_state.get("upload_round", 0) + 1
         saved = []
         for name, data in payload:
+            bar = st.progress(0.0, text=page.escape_markdown(f"Reading {name}…"))
             try:
-                saved.append(documents.save_upload(corpus, name, data))
+                saved.append(documents.save_upload(corpus, name, data, on_page=reading_bar(bar)))
             except QAError as exc:
                 notices.append(("error", error_md(exc)))
+            bar.empty()
         if any(not s.existed for s in saved) and not build("Adding to the index…"):
             notices.append(("error", error_md(st.session_state.pop("build_error"))))
         manifest = live_manifest() if saved else {}

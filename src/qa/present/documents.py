@@ -9,8 +9,9 @@ Guarantees:
     files, no path escapes), is written aside and linked into place in one step, and never
     replaces another file: a different file of the same name is kept and the upload is saved
     under a numbered name ("notes-2.md");
-  * a file that is too large, of a type `qa` does not read, unreadable or without any text is
-    refused with a message, and nothing is written;
+  * a file that is too large, of a type `qa` does not read, unreadable (past the reading
+    limits too) or without any text is refused with a message, and nothing is written; a file
+    accepted was read once, and the build that follows takes its text from that read;
   * adding and removing are off when configured off ($QA_PAGE_UPLOADS=0), when the index lives
     in a store the page may not write (anything but a local index folder: a shared database),
     or when the corpus folder cannot be written.
@@ -28,7 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from qa import config
 from qa.errors import QAError
-from qa.ingest.loaders import LOADERS, SUPPORTED_SUFFIXES
+from qa.ingest.loaders import SUPPORTED_SUFFIXES, OnPage, parse_file
 
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r"[^\w .,()+=@&'-]")  # anything else in a name becomes "_"
@@ -116,8 +117,13 @@ class Saved:
         return not self.existed and self.path != clean_name(self.name)
 
 
-def check_upload(name: str, data: bytes, max_bytes: int | None = None) -> str:
-    """The cleaned name of an upload that may be saved.
+def check_upload(name: str, data: bytes, max_bytes: int | None = None,
+                 on_page: OnPage | None = None) -> str:  # fmt: skip
+    """The cleaned name of an upload that may be saved. It is read once, within the reading
+    limits (`qa.ingest.loaders.sandbox`), and its text kept for the build that follows.
+
+    Args:
+        on_page: called with (name, done, total) as the pages of a scan are recognised.
 
     Raises:
         QAError: too large, a type `qa` does not read, unreadable, or without text.
@@ -130,28 +136,24 @@ def check_upload(name: str, data: bytes, max_bytes: int | None = None) -> str:
         )
     safe = clean_name(name)
     try:
-        document = LOADERS[os.path.splitext(safe)[1].lower()][1](safe, data)
+        document = parse_file(safe, data, {}, on_page, remember=True)
     except ValueError as exc:
         raise QAError(f"cannot read {name}: {exc}", "check that the file opens in its own "
                       "program, or save it as text") from None  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - a damaged file must never break the page
-        raise QAError(f"cannot read {name}: {type(exc).__name__}",
-                      "the file may be damaged; save it again and retry") from None  # fmt: skip
     if not document.text.strip():
-        raise QAError(
-            f"{name} has no text to index",
-            "a scanned PDF holds images of text only: add a text version of it",
-        )
+        raise QAError(f"{name} has no text to index", "add a file with text in it")
     return safe
 
 
-def save_upload(corpus: Path, name: str, data: bytes, max_bytes: int | None = None) -> Saved:
-    """Save an uploaded file into the corpus folder (see the module text).
+def save_upload(corpus: Path, name: str, data: bytes, max_bytes: int | None = None,
+                on_page: OnPage | None = None) -> Saved:  # fmt: skip
+    """Save an uploaded file into the corpus folder (see the module text; `on_page` as for
+    `check_upload`).
 
     Raises:
         QAError: refused (see `check_upload`), or the folder cannot be written.
     """
-    safe = check_upload(name, data, max_bytes)
+    safe = check_upload(name, data, max_bytes, on_page)
     try:
         corpus.mkdir(parents=True, exist_ok=True)
         _remove_stale_uploads(corpus)

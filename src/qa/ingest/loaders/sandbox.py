@@ -1,0 +1,299 @@
+"""Every file is read in a child process, with a memory limit and a time limit.
+
+One mechanism bounds every loader, whatever the file: an HTML page of a million unclosed tags,
+a PDF whose pages all share one huge content stream, a zip bomb, an image that decodes to
+gigabytes, a scan of 500 pages. The reading process is a child of the build (or of the page):
+
+* memory: its address space is capped (`setrlimit(RLIMIT_AS)`, $QA_PARSE_MB, default
+  2,000 MB); an allocation past it fails (MemoryError, or a crash of a C library), the file is
+  refused with that reason, and a fresh child reads the next file;
+* time: a watchdog in the parent kills the child's process group (OCR included) when a file
+  takes longer than $QA_PARSE_SECONDS (default 60 s); each page recognised by OCR restarts the
+  clock, so a long scan is read page by page with progress, never cut for its length.
+
+The child is started once (`python -c "...; serve(MB)"`) and reads file after file
+until it is stopped, is killed, or has grown past half its limit. It runs in a session of its
+own, so a Ctrl-C at the terminal reaches the build only, which kills it; it also dies with its
+parent (Linux: PR_SET_PDEATHSIG), so a killed build leaves no reader running.
+
+Messages on the pipes are pickles, each after its length: the request (path, bytes); from the
+child, ("page", done, total) as OCR goes on, then ("done", Document, retire) or
+("refused", reason, retire).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa import config
+from qa.ingest.loaders.base import Document
+
+log = logging.getLogger(__name__)
+
+OnPage = Callable[[int, int], None]  # (pages recognised, pages to recognise) of the file
+_HEADER = struct.Struct(">Q")
+KEEP_IDLE = 2  # idle readers kept for the next file (the page may read uploads of two sessions)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What reading one file may take.
+
+    Attributes:
+        seconds: wall-clock seconds, restarted by each page recognised (OCR).
+        megabytes: the reading process's address space.
+    """
+
+    seconds: float
+    megabytes: int
+
+    @classmethod
+    def configured(cls) -> Limits:
+        """$QA_PARSE_SECONDS and $QA_PARSE_MB, or their defaults.
+
+        Raises:
+            ValueError: a value that is not a positive number.
+        """
+        return cls(config.parse_seconds(), config.parse_megabytes())
+
+
+def parse(rel: str, data: bytes, on_page: OnPage | None = None,
+          limits: Limits | None = None) -> Document:  # fmt: skip
+    """The `Document` of a file's bytes, read in a child process within `limits`.
+
+    Args:
+        rel: the file's path (its suffix picks the loader).
+        data: its bytes.
+        on_page: called with (done, total) as pages are recognised.
+        limits: default `Limits.configured()`.
+
+    Raises:
+        ValueError: the file cannot be read; the reason says why (the loader's reason, or the
+            limit it went past).
+    """
+    limits = limits or Limits.configured()
+    reader = _take(limits.megabytes)
+    try:
+        return reader.parse(rel, data, limits.seconds, on_page)
+    finally:  # (a Ctrl-C, or a callback's error, stops a reader in the middle of a file)
+        if reader.alive and not reader.busy:
+            _give_back(reader)
+        else:
+            reader.stop()
+
+
+_idle: list[_Reader] = []
+_lock = threading.Lock()
+atexit.register(lambda: stop_idle())
+
+
+def _take(megabytes: int) -> _Reader:
+    with _lock:
+        for n, reader in enumerate(_idle):
+            if reader.megabytes == megabytes and reader.process.poll() is None:
+                return _idle.pop(n)
+    return _Reader(megabytes)
+
+
+def _give_back(reader: _Reader) -> None:
+    with _lock:
+        if len(_idle) < KEEP_IDLE:
+            _idle.append(reader)
+            return
+    reader.stop()
+
+
+def stop_idle() -> None:
+    """Stop the idle readers (they also stop when this process ends)."""
+    with _lock:
+        readers, _idle[:] = list(_idle), []
+    for reader in readers:
+        reader.stop()
+
+
+class _Reader:
+    """One child process that reads files (see the module text)."""
+
+    def __init__(self, megabytes: int) -> None:
+        self.megabytes = megabytes
+        self.alive = True
+        source = str(Path(__file__).resolve().parents[3])  # the folder that holds `qa`
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": source + (os.pathsep + path if path else ""),
+               "OMP_THREAD_LIMIT": "1", "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", f"from {__name__} import serve; serve({int(megabytes)})"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None if config.debug() else subprocess.DEVNULL,
+            start_new_session=True, env=env,
+        )  # fmt: skip
+        self.timed_out = False
+        self.busy = False  # a file was handed over and its answer has not come back
+
+    def parse(self, rel: str, data: bytes, seconds: float, on_page: OnPage | None) -> Document:
+        """Read one file (see `parse`)."""
+        watchdog = _Watchdog(seconds, self._time_up)
+        self.busy = True
+        try:
+            try:
+                _send(self.process.stdin, (rel, data))
+            except OSError:  # it died before it read the request: say why below
+                pass
+            while True:
+                message = _receive(self.process.stdout)
+                if message is None:
+                    self.alive = False
+                    raise ValueError(self._why_stopped(seconds))
+                if message[0] == "page":
+                    watchdog.restart()
+                    if on_page is not None and message[2]:
+                        on_page(message[1], message[2])
+                    continue
+                self.busy = False
+                self.alive = self.alive and not message[2]
+                if message[0] == "refused":
+                    raise ValueError(message[1])
+                return message[1]
+        finally:
+            watchdog.cancel()
+
+    def _time_up(self) -> None:
+        """The watchdog's call (another thread): kill the child; the reading side sees the end
+        of its answers."""
+        self.timed_out = True
+        self._kill()
+
+    def _kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _why_stopped(self, seconds: float) -> str:
+        code = self.process.wait()
+        if self.timed_out:
+            return (f"took longer than {seconds:g} s to read (the limit per file, and per page "
+                    "recognised, set by QA_PARSE_SECONDS)")  # fmt: skip
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        return (f"the reader stopped ({how}), most likely out of memory: reading a file may "
+                f"take {self.megabytes:,} MB (QA_PARSE_MB)")  # fmt: skip
+
+    def stop(self) -> None:
+        """Kill the child and everything it started (OCR), and reap it."""
+        self.alive = False
+        self._kill()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.process.wait()
+
+
+class _Watchdog:
+    """Calls `expire` once `seconds` pass without a `restart`."""
+
+    def __init__(self, seconds: float, expire: Callable[[], None]) -> None:
+        self.seconds, self.expire = seconds, expire
+        self.timer: threading.Timer | None = None
+        self.restart()
+
+    def restart(self) -> None:
+        self.cancel()
+        self.timer = threading.Timer(self.seconds, self.expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def _send(stream, message: object) -> None:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _receive(stream) -> object | None:
+    """The next message, or None at the end of the stream (the other side is gone)."""
+    try:
+        header = stream.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return None
+        payload = stream.read(_HEADER.unpack(header)[0])
+    except (OSError, ValueError):  # closed by `stop`, from the watchdog's thread
+        return None
+    return pickle.loads(payload)  # noqa: S301 - our own child, over our own pipe
+
+
+# --- the child ---------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (elsewhere: nothing)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _memory_in_use() -> int:
+    """This process's address space in bytes (0 where /proc cannot tell)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def serve(megabytes: int) -> None:
+    """The child's loop: read requests from stdin, answer on stdout, until stdin ends."""
+    import resource
+
+    limit = megabytes * 1_000_000
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills this process
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print never corrupts the answers
+    from qa.ingest.loaders import ocr
+    from qa.ingest.loaders.formats import parse_bytes
+
+    while (request := _receive(requests)) is not None:
+        rel, data = request
+        ocr.progress = lambda done, total: _send(answers, ("page", done, total))
+        retire = False
+        try:
+            answer: tuple = ("done", parse_bytes(rel, data))
+        except ValueError as exc:
+            answer = ("refused", str(exc))
+        except MemoryError:
+            answer, retire = ("refused", f"needs more memory than the {megabytes:,} MB a file "
+                              "may take (QA_PARSE_MB)"), True  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - a library's error on a damaged file
+            answer = ("refused", f"unreadable ({exc.__class__.__name__})")
+        del request, data
+        retire = retire or _memory_in_use() > limit // 2
+        try:
+            _send(answers, (*answer, retire))
+        except MemoryError:
+            _send(answers, ("refused", "its text is too large to hand over", True))
+            retire = True
+        if retire:
+            return
+
