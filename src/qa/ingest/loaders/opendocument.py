@@ -46,13 +46,14 @@ def load(path: str, data: bytes) -> Document:
     from odf.opendocument import load as load_odf
 
     archive = open_zip(data, "an OpenDocument text (.odt)", "content.xml")
-    if _member(archive, "mimetype")[:100].strip() != MIMETYPE.encode():
-        from qa.ingest.loaders.sniff import not_a
-
-        raise not_a("an OpenDocument text (.odt)", data)
-    if b"encryption-data" in _member(archive, "META-INF/manifest.xml"):
-        raise ValueError("password-protected (encrypted) document: save it without a password")
     try:
+        if _member(archive, "mimetype")[:100].strip() != MIMETYPE.encode():
+            from qa.ingest.loaders.sniff import not_a
+
+            raise not_a("an OpenDocument text (.odt)", data)
+        if b"encryption-data" in _member(archive, "META-INF/manifest.xml"):
+            raise ValueError("password-protected (encrypted) document: save it without a "
+                             "password")  # fmt: skip
         body = load_odf(archive.fp).text
         markup = to_html(body)
     except ValueError:
