@@ -500,16 +500,21 @@ class Meter:
             self.on_progress(self.done, self.total)
 
     def note(self, message: str, *args) -> None:
-        """Log a note on a line of its own (the bar is taken down and drawn again below it)."""
-        if self.bar is None:
-            log.log(NOTE, message, *args)
-            return
-        with self.bar.external_write_mode():
-            log.log(NOTE, message, *args)
+        note_above(self.bar, message, *args)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def note_above(bar, message: str, *args) -> None:
+    """Log a note on a line of its own (a progress bar, when shown, is taken down and drawn
+    again below it)."""
+    if bar is None:
+        log.log(NOTE, message, *args)
+        return
+    with bar.external_write_mode():
+        log.log(NOTE, message, *args)
 
 
 class PageMeter:
@@ -539,8 +544,8 @@ class PageMeter:
             seconds = time.perf_counter() - self.started
             left = seconds * (total - 1)
             if left >= LONG_BUILD_S:
-                self._note("recognising the text of %s in %s (OCR); about %s left at %.1f "
-                           "pages/s (Ctrl-C stops it, and the current index stays)",
+                note_above(self.bar, "recognising the text of %s in %s (OCR); about %s left "
+                           "at %.1f pages/s (Ctrl-C stops it, and the current index stays)",
                            plural(total, "scanned page"), rel, duration(left),
                            1 / max(seconds, 1e-9))  # fmt: skip
         if self.bar is not None:
@@ -549,13 +554,6 @@ class PageMeter:
             self.on_reading(rel, done, total)
         if done >= total:
             self.close()
-
-    def _note(self, message: str, *args) -> None:
-        if self.bar is None:
-            log.log(NOTE, message, *args)
-            return
-        with self.bar.external_write_mode():
-            log.log(NOTE, message, *args)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -18,7 +18,7 @@ parent (Linux: PR_SET_PDEATHSIG), so a killed build leaves no reader running.
 
 Messages on the pipes are pickles, each after its length: the request (path, bytes); from the
 child, ("page", done, total) as OCR goes on, then ("done", Document, retire) or
-("refused", reason, retire).
+("refused", reason, retire); retire: the child exits after it, to give its memory back.
 """
 
 from __future__ import annotations
@@ -99,11 +99,18 @@ atexit.register(lambda: stop_idle())
 
 
 def _take(megabytes: int) -> _Reader:
+    """An idle reader with this limit, started by this thread (Linux kills a child when the
+    thread that started it ends: a page's script thread), or a new one."""
     with _lock:
-        for n, reader in enumerate(_idle):
-            if reader.megabytes == megabytes and reader.process.poll() is None:
-                return _idle.pop(n)
-    return _Reader(megabytes)
+        gone = [reader for reader in _idle if reader.process.poll() is not None]
+        _idle[:] = [reader for reader in _idle if reader not in gone]
+        mine = [reader for reader in _idle
+                if reader.megabytes == megabytes and reader.thread == threading.get_ident()]
+        if mine:
+            _idle.remove(mine[0])
+    for reader in gone:
+        reader.stop()
+    return mine[0] if mine else _Reader(megabytes)
 
 
 def _give_back(reader: _Reader) -> None:
@@ -127,6 +134,7 @@ class _Reader:
 
     def __init__(self, megabytes: int) -> None:
         self.megabytes = megabytes
+        self.thread = threading.get_ident()
         self.alive = True
         source = str(Path(__file__).resolve().parents[3])  # the folder that holds `qa`
         path = os.environ.get("PYTHONPATH")
@@ -181,11 +189,24 @@ class _Reader:
             pass
 
     def _why_stopped(self, seconds: float) -> str:
-        code = self.process.wait()
+        """Why the child ended before it answered: the watchdog, a crash, or an error."""
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # (it closed its output, yet runs on)
+            self._kill()
+            code = self.process.wait()
         if self.timed_out:
             return (f"took longer than {seconds:g} s to read (the limit per file, and per page "
                     "recognised, set by QA_PARSE_SECONDS)")  # fmt: skip
-        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        if code == OUT_OF_MEMORY:
+            return memory_reason(self.megabytes)
+        if code > 0:  # Python itself failed (it could not start, or died on an error)
+            return (f"the reader failed (exit status {code}; QA_DEBUG=1 shows its error "
+                    "output)")  # fmt: skip
+        try:
+            how = signal.Signals(-code).name
+        except ValueError:
+            how = f"signal {-code}"
         return (f"the reader stopped ({how}), most likely out of memory: reading a file may "
                 f"take {self.megabytes:,} MB (QA_PARSE_MB)")  # fmt: skip
 
@@ -261,8 +282,17 @@ def _memory_in_use() -> int:
         return 0
 
 
+OUT_OF_MEMORY = 86  # the child's exit status when memory ran out where it could not answer
+
+
+def memory_reason(megabytes: int) -> str:
+    """The reason a file that needs more memory than the limit is refused."""
+    return f"needs more memory than the {megabytes:,} MB a file may take (QA_PARSE_MB)"
+
+
 def serve(megabytes: int) -> None:
-    """The child's loop: read requests from stdin, answer on stdout, until stdin ends."""
+    """The child's loop: read requests from stdin, answer on stdout, until stdin ends (or
+    memory ran out: then it answers, or exits with `OUT_OF_MEMORY`)."""
     import resource
 
     limit = megabytes * 1_000_000
@@ -271,29 +301,33 @@ def serve(megabytes: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills this process
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print never corrupts the answers
+    try:
+        _serve(requests, answers, limit, ("refused", memory_reason(megabytes), True))
+    except MemoryError:  # (handling one, say: the file's tree is held until the handler ends)
+        os._exit(OUT_OF_MEMORY)
+
+
+def _serve(requests, answers, limit: int, out_of_memory: tuple) -> None:
     from qa.ingest.loaders import ocr
     from qa.ingest.loaders.formats import parse_bytes
 
     while (request := _receive(requests)) is not None:
         rel, data = request
         ocr.progress = lambda done, total: _send(answers, ("page", done, total))
-        retire = False
+        answer: tuple | None = None
         try:
-            answer: tuple = ("done", parse_bytes(rel, data))
+            answer = ("done", parse_bytes(rel, data), False)
         except ValueError as exc:
-            answer = ("refused", str(exc))
+            answer = ("refused", str(exc), False)
         except MemoryError:
-            answer, retire = ("refused", f"needs more memory than the {megabytes:,} MB a file "
-                              "may take (QA_PARSE_MB)"), True  # fmt: skip
+            pass  # answered below, once the file's objects are freed (allocating nothing here)
         except Exception as exc:  # noqa: BLE001 - a library's error on a damaged file
-            answer = ("refused", f"unreadable ({exc.__class__.__name__})")
+            answer = ("refused", f"unreadable ({exc.__class__.__name__})", False)
         del request, data
-        retire = retire or _memory_in_use() > limit // 2
-        try:
-            _send(answers, (*answer, retire))
-        except MemoryError:
-            _send(answers, ("refused", "its text is too large to hand over", True))
-            retire = True
-        if retire:
+        if answer is None:
+            answer = out_of_memory
+        elif _memory_in_use() > limit // 2:
+            answer = (*answer[:2], True)
+        _send(answers, answer)
+        if answer[2]:  # retire: exit, and give the memory back
             return
-
