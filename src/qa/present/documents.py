@@ -136,7 +136,7 @@ def check_upload(name: str, data: bytes, max_bytes: int | None = None,
         )
     safe = clean_name(name)
     try:
-        document = parse_file(safe, data, {}, on_page, remember=True)
+        document = parse_file(safe, data, {}, on_page)
     except ValueError as exc:
         raise QAError(f"cannot read {name}: {exc}", "check that the file opens in its own "
                       "program, or save it as text") from None  # fmt: skip

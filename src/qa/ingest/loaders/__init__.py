@@ -15,7 +15,7 @@ text a reader reads, without markup. Chunk offsets index into it. Formats (`form
     image.py         .png .jpg .jpeg .tif .tiff   recognised (OCR, ocr.py), one page per frame
 
 Every file is read in a child process with a memory and a time limit (`sandbox.py`), and what
-was slow to read is kept on disk for the next time (`cache.py`).
+was read is kept on disk for the next time (`cache.py`).
 
 Unsupported, unreadable or undecodable files, broken symbolic links, anything that is not a
 regular file (a named pipe), files over the size limit (`config.max_file_bytes`) and files past
@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ from qa.ingest.loaders.formats import LOADERS, SUPPORTED_SUFFIXES
 from qa.ingest.loaders.plain import decode
 
 __all__ = [
-    "Document", "LoadResult", "LOADERS", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
+    "Document", "LoadResult", "LOADERS", "OnPage", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
     "file_stat", "is_supported", "iter_files", "load_corpus", "load_file", "parse_file",
     "read_corpus",
     "read_file", "skip", "title_from_filename",
@@ -102,16 +101,14 @@ def read_file(root: Path, path: Path) -> tuple[str, bytes, dict]:
     return rel, data, {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def parse_file(rel: str, data: bytes, stat: dict, on_page: OnPage | None = None,
-               remember: bool = False) -> Document:  # fmt: skip
+def parse_file(rel: str, data: bytes, stat: dict,
+               on_page: OnPage | None = None) -> Document:  # fmt: skip
     """The `Document` of a file read by `read_file`: kept from an earlier read of the same
-    bytes (`cache.py`), else read within the limits of `sandbox.py`.
+    bytes (`cache.py`), else read within the limits of `sandbox.py` (and kept).
 
     Args:
         rel, data, stat: as `read_file` returns them.
         on_page: called with (rel, done, total) as pages are recognised (OCR).
-        remember: keep the text for the next read, however quick it was (an upload, which the
-            build reads next).
 
     Raises:
         ValueError: the file cannot be read, or went past a reading limit (the reason says).
@@ -119,12 +116,9 @@ def parse_file(rel: str, data: bytes, stat: dict, on_page: OnPage | None = None,
     key = cache.key(rel, data)
     document = cache.get(key, rel)
     if document is None:
-        started = time.monotonic()
         progress = (lambda done, total: on_page(rel, done, total)) if on_page else None
         document = sandbox.parse(rel, data, progress, _limits())
-        slow = time.monotonic() - started >= cache.SLOW_SECONDS
-        if remember or slow or document.metadata.get("ocr_pages"):
-            cache.put(key, document)
+        cache.put(key, document)
     else:
         log.debug("%s: text kept from an earlier read", rel)
     return dataclasses.replace(document, metadata={**document.metadata, **stat})

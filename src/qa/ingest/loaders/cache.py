@@ -1,15 +1,17 @@
-"""Texts already read, kept on disk, so an unchanged file is never read twice the slow way.
+"""Texts already read, kept on disk, so an unchanged file is never read twice.
 
-A scanned PDF takes about a second a page to recognise; a large page, seconds to parse. Such a
-file's `Document` is kept under `config.cache_dir()/texts`, keyed by the hash of its bytes, its
-type and the version of everything that reads it (the loaders' own source, the parsing
-libraries, Tesseract): an incremental build, the page showing a passage in its document, and
-the build after an upload (whose check read the file already) take the text from here. A
-changed file, or a changed reader, gets a new key.
+A scanned PDF takes seconds a page to recognise; a large page, seconds to parse; and every file
+is read in a child process (`sandbox.py`), a round trip of about a millisecond. A file's
+`Document` is kept under `config.cache_dir()/texts`, keyed by the hash of its bytes, its type and
+the version of everything that reads it (the loaders' own source, the parsing libraries,
+Tesseract): an incremental build, the page showing a passage in its document, and the build
+after an upload (whose check read the file already) take the text from here. A changed file, or
+a changed reader, gets a new key. Files that were refused are not kept: the next build tries
+them again (they may have changed, or a limit been raised).
 
-Kept: documents that were recognised (OCR), took `SLOW_SECONDS` or more, or were asked for
-(uploads). The folder is kept under `MAX_MB` by removing the least recently used entries. A
-cache that cannot be read or written is skipped (the file is read again), never an error.
+The folder is kept under `MAX_MB` by removing the least recently used entries (checked on the
+first write of a process and every `PRUNE_EVERY` writes after it). A cache that cannot be read
+or written is skipped (the file is read again), never an error.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from qa.ingest.loaders.base import Document, title_from_filename
 
 log = logging.getLogger(__name__)
 
-SLOW_SECONDS = 1.0
 MAX_MB = 500
+PRUNE_EVERY = 200
 LIBRARIES = ("beautifulsoup4", "pypdf", "pypdfium2", "markdown-it-py", "charset-normalizer",
              "mammoth", "python-pptx", "odfpy", "ebooklib", "pillow")  # fmt: skip
 _version: str | None = None
+_writes = 0
 
 
 def folder() -> Path:
@@ -81,16 +84,19 @@ def get(key_: str, rel: str) -> Document | None:
         document = Document(
             path=rel, text=stored["text"], kind=stored["kind"], title=stored["title"],
             sha256=stored["sha256"], metadata=stored["metadata"],
-            headings=tuple(tuple(h) for h in stored["headings"]),
-            pages=tuple(stored["pages"]),
-            source_map=tuple(tuple(r) for r in stored["source_map"])
-            if stored["source_map"] is not None else None,
+            headings=_tuples(stored["headings"]), pages=tuple(stored["pages"]),
+            source_map=_tuples(stored["source_map"]),
         )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if stored.get("titled_by_name"):
         document = replace(document, title=title_from_filename(rel))
     return document
+
+
+def _tuples(rows: list | None) -> tuple | None:
+    """JSON's lists of lists as the tuples of tuples a Document holds (None stays None)."""
+    return None if rows is None else tuple(tuple(row) for row in rows)
 
 
 def put(key_: str, document: Document) -> None:
@@ -109,7 +115,10 @@ def put(key_: str, document: Document) -> None:
         with open(temp, "w", encoding="utf-8") as fh:
             json.dump(stored, fh, ensure_ascii=False)
         os.replace(temp, target)
-        prune(folder())
+        global _writes
+        _writes += 1
+        if _writes % PRUNE_EVERY == 1:
+            prune(folder())
     except (OSError, TypeError, ValueError) as exc:
         log.debug("cannot keep the text of %s: %s", document.path, exc)
     finally:

@@ -14,9 +14,13 @@ reads), the original file is offered for download instead.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from qa.ingest.loaders.base import Document, TextBuilder
 from qa.ingest.text import normalize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bs4 import Tag
 
 DROP_TAGS = (
     "script", "style", "noscript", "template", "iframe", "frame", "frameset", "object", "embed",
@@ -201,7 +205,7 @@ class Renderer:
             self.prefix = "" if name == "li" else self.prefix
 
 
-def parse(markup: bytes | str):
+def parse(markup: bytes | str) -> tuple[Tag, str]:
     """The page's tree, with what is never indexed removed (see the module text), and its
     title: the <title>, cut to its <h1> when it holds it."""
     from bs4 import BeautifulSoup

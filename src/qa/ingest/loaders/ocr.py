@@ -19,8 +19,12 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from qa.ingest.loaders.layout import Line
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
 
 DPI = 300  # pages are rendered at this resolution for recognition
 MAX_PIXELS = 50_000_000  # larger images (a header claiming 100,000 x 100,000) are refused
@@ -65,7 +69,7 @@ def check_pixels(width: int, height: int) -> None:
                          f"{MAX_PIXELS / 1e6:.0f} million pixels")  # fmt: skip
 
 
-def open_image(data: bytes):
+def open_image(data: bytes) -> Image.Image:
     """A PIL image of `data` (its header read, nothing decoded yet), refused when the header
     claims more than `MAX_PIXELS` pixels.
 
@@ -89,7 +93,7 @@ def open_image(data: bytes):
     return image
 
 
-def recognise(image, dpi: float = DPI) -> list[Line]:
+def recognise(image: Image.Image, dpi: float = DPI) -> list[Line]:
     """The lines of text Tesseract finds in a PIL image, top to bottom.
 
     Args:

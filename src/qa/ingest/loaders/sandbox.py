@@ -7,9 +7,10 @@ gigabytes, a scan of 500 pages. The reading process is a child of the build (or 
 * memory: its address space is capped (`setrlimit(RLIMIT_AS)`, $QA_PARSE_MB, default
   2,000 MB); an allocation past it fails (MemoryError, or a crash of a C library), the file is
   refused with that reason, and a fresh child reads the next file;
-* time: a watchdog in the parent kills the child's process group (OCR included) when a file
-  takes longer than $QA_PARSE_SECONDS (default 60 s); each page recognised by OCR restarts the
-  clock, so a long scan is read page by page with progress, never cut for its length.
+* time: the parent waits for the child's answer until a deadline, then kills the child's
+  process group (OCR included): a file may take $QA_PARSE_SECONDS (default 60 s); each page
+  recognised by OCR restarts the clock, so a long scan is read page by page with progress,
+  never cut for its length.
 
 The child is started once (`python -c "...; serve(MB)"`) and reads file after file
 until it is stopped, is killed, or has grown past half its limit. It runs in a session of its
@@ -27,11 +28,13 @@ import atexit
 import logging
 import os
 import pickle
+import select
 import signal
 import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,39 +151,69 @@ class _Reader:
         )  # fmt: skip
         self.timed_out = False
         self.busy = False  # a file was handed over and its answer has not come back
+        self.received = bytearray()  # what the child wrote that is not read yet
 
     def parse(self, rel: str, data: bytes, seconds: float, on_page: OnPage | None) -> Document:
         """Read one file (see `parse`)."""
-        watchdog = _Watchdog(seconds, self._time_up)
         self.busy = True
-        try:
-            try:
-                _send(self.process.stdin, (rel, data))
-            except OSError:  # it died before it read the request: say why below
-                pass
-            while True:
-                message = _receive(self.process.stdout)
-                if message is None:
-                    self.alive = False
-                    raise ValueError(self._why_stopped(seconds))
-                if message[0] == "page":
-                    watchdog.restart()
-                    if on_page is not None and message[2]:
-                        on_page(message[1], message[2])
-                    continue
-                self.busy = False
-                self.alive = self.alive and not message[2]
-                if message[0] == "refused":
-                    raise ValueError(message[1])
-                return message[1]
-        finally:
-            watchdog.cancel()
+        deadline = time.monotonic() + seconds
+        self._write(_frame((rel, data)), deadline)
+        while True:
+            message = self._next(deadline)
+            if message is None:
+                self.alive = False
+                raise ValueError(self._why_stopped(seconds))
+            if message[0] == "page":
+                deadline = time.monotonic() + seconds  # each page recognised: the clock again
+                if on_page is not None and message[2]:
+                    on_page(message[1], message[2])
+                continue
+            self.busy = False
+            self.alive = self.alive and not message[2]
+            if message[0] == "refused":
+                raise ValueError(message[1])
+            return message[1]
 
-    def _time_up(self) -> None:
-        """The watchdog's call (another thread): kill the child; the reading side sees the end
-        of its answers."""
-        self.timed_out = True
-        self._kill()
+    def _write(self, payload: bytes, deadline: float) -> None:
+        """Hand `payload` to the child, giving up at `deadline` (the child is then killed)."""
+        fd = self.process.stdin.fileno()
+        os.set_blocking(fd, False)
+        view = memoryview(payload)
+        while view:
+            if not select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
+                self.timed_out = True
+                self._kill()
+                return
+            try:
+                view = view[os.write(fd, view[:65536]):]
+            except BlockingIOError:
+                continue
+            except OSError:  # it died before it read the request: the answer says why
+                return
+
+    def _next(self, deadline: float) -> tuple | None:
+        """The child's next message; None when it ended, or when `deadline` passed (the child
+        is then killed)."""
+        header = self._read(_HEADER.size, deadline)
+        if header is None:
+            return None
+        payload = self._read(_HEADER.unpack(header)[0], deadline)
+        return None if payload is None else pickle.loads(payload)  # noqa: S301 - our child's
+
+    def _read(self, size: int, deadline: float) -> bytes | None:
+        fd = self.process.stdout.fileno()
+        while len(self.received) < size:
+            if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                self.timed_out = True
+                self._kill()
+                return None
+            chunk = os.read(fd, max(65536, size - len(self.received)))
+            if not chunk:
+                return None
+            self.received += chunk
+        data = bytes(self.received[:size])
+        del self.received[:size]
+        return data
 
     def _kill(self) -> None:
         try:
@@ -189,7 +222,7 @@ class _Reader:
             pass
 
     def _why_stopped(self, seconds: float) -> str:
-        """Why the child ended before it answered: the watchdog, a crash, or an error."""
+        """Why the child ended before it answered: the deadline, a crash, or an error."""
         try:
             code = self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:  # (it closed its output, yet runs on)
@@ -222,41 +255,23 @@ class _Reader:
         self.process.wait()
 
 
-class _Watchdog:
-    """Calls `expire` once `seconds` pass without a `restart`."""
-
-    def __init__(self, seconds: float, expire: Callable[[], None]) -> None:
-        self.seconds, self.expire = seconds, expire
-        self.timer: threading.Timer | None = None
-        self.restart()
-
-    def restart(self) -> None:
-        self.cancel()
-        self.timer = threading.Timer(self.seconds, self.expire)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def cancel(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+def _frame(message: object) -> bytes:
+    """A message as it goes down a pipe: its length, then its pickle."""
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(payload)) + payload
 
 
 def _send(stream, message: object) -> None:
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.write(_frame(message))
     stream.flush()
 
 
 def _receive(stream) -> object | None:
-    """The next message, or None at the end of the stream (the other side is gone)."""
-    try:
-        header = stream.read(_HEADER.size)
-        if len(header) < _HEADER.size:
-            return None
-        payload = stream.read(_HEADER.unpack(header)[0])
-    except (OSError, ValueError):  # closed by `stop`, from the watchdog's thread
+    """The next message (the child reads its requests so), or None at the end of the stream."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
         return None
-    return pickle.loads(payload)  # noqa: S301 - our own child, over our own pipe
+    return pickle.loads(stream.read(_HEADER.unpack(header)[0]))  # noqa: S301 - the parent's
 
 
 # --- the child ---------------------------------------------------------------------------------
