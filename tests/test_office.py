@@ -198,3 +198,20 @@ def test_an_upload_is_read_once(tmp_path, monkeypatch, embedder):
     summary = build_index(corpus, tmp_path / "index", embedder=embedder,
                           on_reading=lambda *p: pages.append(p))  # fmt: skip
     assert summary.documents == 1 and pages == []
+
+
+def test_a_text_kept_is_the_text_read(tmp_path, monkeypatch, caplog, kinds_corpus):
+    """Read again, every kind comes from the cache exactly as it was read (plain text, with no
+    headings and a source map, was never found again); a copy under another name gets that
+    name's title when its title came from its name."""
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    caplog.set_level("DEBUG", logger="qa.ingest.loaders")
+    (tmp_path / "plain-notes.txt").write_text("Rest.\n\nWalk a little every day.\n", "utf-8")
+    paths = [tmp_path / "plain-notes.txt", *sorted(kinds_corpus.iterdir())]
+    for path in paths:
+        first = parse_file(path.name, path.read_bytes(), {"size": 1})
+        again = parse_file(path.name, path.read_bytes(), {"size": 1})
+        assert f"{path.name}: text kept from an earlier read" in caplog.text
+        assert again == first and again.metadata == first.metadata
+    copy = parse_file("other-name.txt", paths[0].read_bytes(), {})
+    assert (copy.path, copy.title) == ("other-name.txt", "Other name")
