@@ -233,7 +233,7 @@ def test_reading_past_its_memory_is_stopped(corpus, monkeypatch):
 def test_a_reading_limit_that_is_not_a_number_is_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("QA_PARSE_SECONDS", "soon")
     (tmp_path / "a.txt").write_text("Some text.", "utf-8")
-    assert main(["build", "--corpus", str(tmp_path), "--index", str(tmp_path / "i")]) == 1
+    assert main(["build", "--corpus", str(tmp_path), "--index", str(tmp_path / "i")]) == 2
     err = capsys.readouterr().err
     assert err == ("qa: error: QA_PARSE_SECONDS must be a number of seconds > 0, not 'soon' "
                    "(hint: give a positive number, or unset it for the default)\n")

@@ -188,6 +188,8 @@ def test_an_upload_is_read_once(tmp_path, monkeypatch, embedder):
     from qa.build import build_index
     from qa.present import documents
 
+    for suffix in (".docx", ".epub", ".jpeg", ".jpg", ".odt", ".png", ".pptx", ".tif", ".tiff"):
+        assert suffix in documents.KINDS  # the types the page accepts, and says it accepts
     monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
     corpus = tmp_path / "corpus"
     data = samples.write_image(tmp_path / "ice.png").read_bytes()

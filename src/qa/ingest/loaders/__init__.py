@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa import config
-from qa.errors import QAError
+from qa.errors import QAError, UsageError
 from qa.ingest.loaders import cache, sandbox
 from qa.ingest.loaders.base import Document, TextBuilder, title_from_filename
 from qa.ingest.loaders.formats import LOADERS, SUPPORTED_SUFFIXES
@@ -128,12 +128,13 @@ def _limits() -> sandbox.Limits:
     """The configured reading limits.
 
     Raises:
-        QAError: $QA_PARSE_SECONDS or $QA_PARSE_MB is not a positive number.
+        UsageError: $QA_PARSE_SECONDS or $QA_PARSE_MB is not a positive number.
     """
     try:
         return sandbox.Limits.configured()
     except ValueError as exc:
-        raise QAError(str(exc), "give a positive number, or unset it for the default") from None
+        raise UsageError(str(exc), "give a positive number, or unset it for the default") \
+            from None
 
 
 def is_index_folder(path: Path) -> bool:
