@@ -11,7 +11,6 @@ declares is stopped by Python's zipfile at the declared size, as a damaged entry
 from __future__ import annotations
 
 import io
-import resource
 import zipfile
 
 from qa import config
@@ -23,9 +22,14 @@ MAX_ENTRIES = 10_000
 def max_inflated() -> int:
     """The most bytes an archive may inflate to: this process's memory limit, when it has one
     (the reading process does), else the configured one."""
-    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-    if limit != resource.RLIM_INFINITY:
-        return limit
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            return limit
+    except (ImportError, OSError, ValueError):  # no resource limits on this system
+        pass
     return config.DEFAULT_PARSE_MB * 1_000_000
 
 
