@@ -68,6 +68,9 @@ def open_zip(data: bytes, expected: str, member: str) -> zipfile.ZipFile:
 
 def damaged(exc: Exception) -> ValueError:
     """The error for a zip-based document whose parts cannot be read (a damaged entry, bad
-    XML), naming what the library reported."""
+    XML), naming what the library reported. Running out of memory or of recursion is no
+    damage: those are raised again, for the reading process to name (`sandbox.py`)."""
+    if isinstance(exc, MemoryError | RecursionError):
+        raise exc
     detail = str(exc).splitlines()[0][:120] if str(exc) else exc.__class__.__name__
     return ValueError(f"damaged file ({detail})")

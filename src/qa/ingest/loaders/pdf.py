@@ -136,14 +136,14 @@ def load(path: str, data: bytes) -> Document:
         if reader.is_encrypted and not reader.decrypt(""):
             raise ValueError("encrypted PDF (needs a password)")
         pages = [page_lines(page) for page in reader.pages]
-    except ValueError:
+    except (ValueError, MemoryError, RecursionError):  # (the last two: the reader names them)
         raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on damaged files
         raise ValueError(f"unreadable PDF ({exc.__class__.__name__})") from None
     empty = [n for n, lines in enumerate(pages) if needs_ocr(lines)]
     try:
         recognised = recognise_pages(data, empty) if empty else {}
-    except ValueError:
+    except (ValueError, MemoryError, RecursionError):
         raise
     except Exception as exc:  # noqa: BLE001 - PDFium's errors on a page it cannot render
         raise ValueError(f"unreadable scanned page ({exc.__class__.__name__})") from None

@@ -33,8 +33,6 @@ def load(path: str, data: bytes) -> Document:
     try:
         result = mammoth.convert_to_html(archive.fp, style_map=STYLE_MAP,
                                          convert_image=no_images)  # fmt: skip
-    except (KeyError, ValueError, LookupError, EOFError, OSError, SyntaxError) as exc:
-        raise damaged(exc) from None
-    except Exception as exc:  # noqa: BLE001 - XML errors of a damaged part, of many kinds
+    except Exception as exc:  # noqa: BLE001 - zip, zlib and XML errors of a damaged part
         raise damaged(exc) from None
     return html.from_markup(path, f"<main>{result.value}</main>", data, "docx")
