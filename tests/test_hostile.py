@@ -210,8 +210,8 @@ def test_reading_past_its_time_is_stopped(corpus, monkeypatch):
     """Issue #27: 5 MB of <i>x</i> took 18 s; a 117 KB PDF of pages sharing one content
     stream, 138 s. Each is stopped at the limit (1 s here), named, and the next file is read."""
     monkeypatch.setenv("QA_PARSE_SECONDS", "1")
-    (corpus / "italics.html").write_bytes(b"<i>x</i>" * 300_000)
-    (corpus / "shared.pdf").write_bytes(shared_stream_pdf(40, 2000))
+    (corpus / "italics.html").write_bytes(b"<i>x</i>" * 1_000_000)  # 8 MB: ~30 s here
+    (corpus / "shared.pdf").write_bytes(shared_stream_pdf(200, 2000))  # ~40 s here
     reasons = skipped(corpus)
     for name in ("italics.html", "shared.pdf"):
         assert reasons[name] == ("took longer than 1 s to read (the limit per file, and per page "
