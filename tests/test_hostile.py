@@ -240,6 +240,18 @@ def test_reading_past_its_memory_is_stopped(corpus, monkeypatch, tmp_path):
         ), reasons[name]
 
 
+def test_a_loaders_warning_reaches_the_build(corpus, caplog):
+    """A loader's warning, said in the reading process, is logged by the build as it was."""
+    items = "\n".join("  " * d + f"- item {d}" for d in range(60))
+    (corpus / "outline.md").write_text(f"# Outline\n\n{items}\n", "utf-8")
+    caplog.set_level("WARNING", logger="qa")
+    loaded = load_corpus(corpus)
+    assert [d.path for d in loaded.documents] == ["good.txt", "outline.md"]
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("qa.ingest.loaders.markdown",
+         "outline.md is nested more than 100 levels deep; read as plain text")]
+
+
 def test_a_reading_limit_that_is_not_a_number_is_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("QA_PARSE_SECONDS", "soon")
     (tmp_path / "a.txt").write_text("Some text.", "utf-8")

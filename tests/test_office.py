@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import samples
 from conftest import REPORT
+from test_formats import write_handbook
 
 from qa.cli import main
 from qa.ingest.loaders import load_corpus, parse_file
@@ -205,7 +206,8 @@ def test_an_upload_is_read_once(tmp_path, monkeypatch, embedder):
 def test_a_text_kept_is_the_text_read(tmp_path, monkeypatch, caplog, kinds_corpus):
     """Read again, every kind comes from the cache exactly as it was read (plain text, with no
     headings and a source map, was never found again); a copy under another name gets that
-    name's title when its title came from its name."""
+    name's title when its title came from its name, and keeps its own title otherwise, even
+    one that reads like the first name (the handbook's "Back care handbook" was "Handbook")."""
     monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
     caplog.set_level("DEBUG", logger="qa.ingest.loaders")
     (tmp_path / "plain-notes.txt").write_text("Rest.\n\nWalk a little every day.\n", "utf-8")
@@ -217,3 +219,8 @@ def test_a_text_kept_is_the_text_read(tmp_path, monkeypatch, caplog, kinds_corpu
         assert again == first and again.metadata == first.metadata
     copy = parse_file("other-name.txt", paths[0].read_bytes(), {})
     assert (copy.path, copy.title) == ("other-name.txt", "Other name")
+    handbook = tmp_path / "back-care-handbook.pdf"
+    write_handbook(handbook)
+    assert parse_file(handbook.name, handbook.read_bytes(), {}).title == "Back care handbook"
+    moved = parse_file("handbook.pdf", handbook.read_bytes(), {})
+    assert (moved.path, moved.title) == ("handbook.pdf", "Back care handbook")

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import secrets
-from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -75,11 +74,17 @@ def key(rel: str, data: bytes) -> str:
 
 
 def get(key_: str, rel: str) -> Document | None:
-    """The document kept under `key_`, as the file `rel` (None when there is none)."""
+    """The document kept under `key_`, as the file `rel` (None when there is none).
+
+    A title that is (or reads like) the kept file's name does not move to another name: the
+    file is then read again, for its own title."""
     path = folder() / f"{key_}.json"
     try:
         with open(path, encoding="utf-8") as fh:
             stored = json.load(fh)
+        named = stored["title"] == title_from_filename(stored["path"])
+        if named and title_from_filename(rel) != stored["title"]:
+            return None
         os.utime(path)  # recently used
         document = Document(
             path=rel, text=stored["text"], kind=stored["kind"], title=stored["title"],
@@ -89,8 +94,6 @@ def get(key_: str, rel: str) -> Document | None:
         )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if stored.get("titled_by_name"):
-        document = replace(document, title=title_from_filename(rel))
     return document
 
 
@@ -102,8 +105,8 @@ def _tuples(rows: list | None) -> tuple | None:
 def put(key_: str, document: Document) -> None:
     """Keep `document` under `key_` (written aside, then renamed into place)."""
     stored = {
-        "text": document.text, "kind": document.kind, "title": document.title,
-        "titled_by_name": document.title == title_from_filename(document.path),
+        "path": document.path, "text": document.text, "kind": document.kind,
+        "title": document.title,
         "sha256": document.sha256, "metadata": document.metadata,
         "headings": document.headings, "pages": document.pages,
         "source_map": document.source_map,

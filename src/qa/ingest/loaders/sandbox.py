@@ -18,7 +18,8 @@ own, so a Ctrl-C at the terminal reaches the build only, which kills it; it also
 parent (Linux: PR_SET_PDEATHSIG), so a killed build leaves no reader running.
 
 Messages on the pipes are pickles, each after its length: the request (path, bytes); from the
-child, ("page", done, total) as OCR goes on, then ("done", Document, retire) or
+child, ("page", done, total) as OCR goes on, ("log", logger, level, message) for a loader's
+warning (logged by the parent), then ("done", Document, retire) or
 ("refused", reason, retire); retire: the child exits after it, to give its memory back.
 """
 
@@ -163,6 +164,9 @@ class _Reader:
             if message is None:
                 self.alive = False
                 raise ValueError(self._why_stopped(seconds))
+            if message[0] == "log":  # a loader's warning, said here as it was there
+                logging.getLogger(message[1]).log(message[2], "%s", message[3])
+                continue
             if message[0] == "page":
                 deadline = time.monotonic() + seconds  # each page recognised: the clock again
                 if on_page is not None and message[2]:
@@ -322,9 +326,28 @@ def serve(megabytes: int) -> None:
         os._exit(OUT_OF_MEMORY)
 
 
+class _Forward(logging.Handler):
+    """Hands qa's log records (a loader's warning) to the parent, to be logged there."""
+
+    def __init__(self, answers) -> None:
+        super().__init__(logging.INFO)
+        self.answers = answers
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _send(self.answers, ("log", record.name, record.levelno, record.getMessage()))
+        except Exception:  # noqa: BLE001 - a log line is never worth a file
+            pass
+
+
 def _serve(requests, answers, limit: int, out_of_memory: tuple) -> None:
     from qa.ingest.loaders import ocr
     from qa.ingest.loaders.formats import parse_bytes
+
+    qa_log = logging.getLogger("qa")
+    qa_log.addHandler(_Forward(answers))
+    qa_log.setLevel(logging.INFO)
+    qa_log.propagate = False
 
     while (request := _receive(requests)) is not None:
         rel, data = request
