@@ -87,13 +87,24 @@ def build_shown(heading: str, **options) -> None:
                 bar.progress(done / total, text=f"Embedding passages: {done:,} of {total:,}")
 
         try:
-            summary = build_index(corpus, store, on_progress=report, wait=True, **options)
-        except (QAError, OSError) as exc:
+            summary = build_index(corpus, store, on_progress=report, wait=True,
+                                  on_reading=reading_bar(bar), **options)  # fmt: skip
+        except (QAError, OSError) as exc:  # OSError: an index folder it cannot create or write
             bar.empty()  # no progress line is left behind
             status.update(label="The index could not be built", state="error", expanded=False)
             raise as_qa_error(exc) from None
         status.update(label=page.escape_markdown(summary.line("passage")), state="complete",
                       expanded=False)  # fmt: skip
+
+
+def reading_bar(bar):
+    """A callback that shows the pages of a scan being recognised on `bar`."""
+
+    def report(name: str, done: int, total: int) -> None:
+        bar.progress(done / total, text=page.escape_markdown(
+            f"Recognising the text of {name} (OCR): page {done:,} of {total:,}"))
+
+    return report
 
 
 def show_error(exc: QAError) -> None:
@@ -198,8 +209,17 @@ def handle_pending() -> None:
     notices: list[tuple[str, str]] = []
     if action == "add":
         st.session_state.upload_round = st.session_state.get("upload_round", 0) + 1
+        bars: list = []
+
+        def reading(name: str):
+            bars.append(st.progress(0.0, text=page.escape_markdown(f"Reading {name}…")))
+            return reading_bar(bars[-1])
+
         added = documents.add(store, corpus, payload,
-                              lambda: build_shown("Adding to the index…", locked=True))  # fmt: skip
+                              lambda: build_shown("Adding to the index…", locked=True),
+                              reading)  # fmt: skip
+        for bar in bars:
+            bar.empty()
         notices.extend(("error", error_md(exc)) for exc in added.refused)
         if added.error is not None:
             notices.append(("error", error_md(added.error)))

@@ -256,10 +256,10 @@ def test_a_first_document_can_be_uploaded_into_an_empty_corpus(monkeypatch, tmp_
     monkeypatch.setenv("QA_CORPUS", str(corpus))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert at.main.error
-    at.main.file_uploader[0].set_value(("scan.docx", b"PK\x03\x04", "application/msword"))
+    at.main.file_uploader[0].set_value(("scan.doc", b"\xd0\xcf\x11\xe0", "application/msword"))
     at.run()  # refused, and still no index: said so, no crash
     assert not at.exception
-    assert any(e.value.startswith("scan\\.docx\\: \\.docx cannot be read") for e in at.error)
+    assert any(e.value.startswith("scan\\.doc\\: \\.doc cannot be read") for e in at.error)
     assert list(corpus.iterdir()) == []
     upload = at.main.file_uploader[0]
     upload.set_value(("tea.md", b"# Tea\n\nGreen tea is brewed at 80 degrees.\n", "text/markdown"))
@@ -560,12 +560,12 @@ def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
 def test_upload_rebuilds_and_answers_from_the_new_document(monkeypatch, tmp_path, embedder):
     corpus, at = app_on_own_report_index(monkeypatch, tmp_path, embedder)
     before = (corpus / REPORT.name).read_bytes()
-    upload(at, ("../sleep.md", SLEEP_MD), ("scan.docx", b"PK\x03\x04"),
+    upload(at, ("../sleep.md", SLEEP_MD), ("scan.doc", b"\xd0\xcf\x11\xe0"),
            ("empty.txt", b"   \n"))  # fmt: skip
     assert not at.exception
     assert [s.value for s in at.success] == ["Added \\.\\.\\/sleep\\.md as sleep\\.md: 1 passage."]
     errors = [e.value for e in at.error]
-    assert errors[0].startswith("scan\\.docx\\: \\.docx cannot be read")
+    assert errors[0].startswith("scan\\.doc\\: \\.doc cannot be read")
     assert errors[1].startswith("empty\\.txt has no text to index")
     assert sorted(p.name for p in corpus.iterdir()) == [REPORT.name, "sleep.md"]
     assert (corpus / REPORT.name).read_bytes() == before and not at.warning  # nothing stale

@@ -42,7 +42,7 @@ def test_clean_name(name, clean):
     assert documents.clean_name(name) == clean
 
 
-@pytest.mark.parametrize("name", ["scan.docx", "noext", "archive.tar.gz", "", "a.txt/"])
+@pytest.mark.parametrize("name", ["scan.doc", "noext", "archive.tar.gz", "", "a.txt/"])
 def test_clean_name_refuses_types_qa_does_not_read(name):
     with pytest.raises(QAError) as info:
         documents.clean_name(name)
@@ -100,7 +100,8 @@ def test_an_existing_name_is_never_overwritten(tmp_path):
     "name, data, message",
     [
         ("big.txt", b"x" * 2048, "over the 0.0 MB limit"),
-        ("scan.docx", b"PK\x03\x04", "cannot be read"),
+        ("scan.doc", b"\xd0\xcf\x11\xe0", "cannot be read"),
+        ("scan.docx", b"PK\x03\x04", "cannot read scan.docx: damaged or truncated file"),
         ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00", "cannot read image.txt: binary file"),
         ("broken.pdf", b"%PDF-1.7 truncated", "cannot read broken.pdf"),
         ("blank.md", b"\n\n   \n", "has no text to index"),

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Iterable
 
 from qa import __version__, config
@@ -404,8 +405,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         "ann": m.get("ann"),
         "chunking": m["chunking"],
         "qa_version": m.get("qa_version"),
+        "kinds": dict(sorted(Counter(d.get("kind") or "text" for d in m["documents"]).items())),
         "files": [
-            {key: d.get(key) for key in ("path", "title", "kind", "pages", "chunks", "encoding")}
+            {key: d.get(key) for key in ("path", "title", "kind", "pages", "chunks", "encoding",
+                                         "ocr_pages")}  # fmt: skip
             for d in m["documents"]
         ],
         "skipped": m.get("skipped", []),
@@ -432,6 +435,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"chunking:   v{chunking['version']}, max {chunking['max_tokens']} word pieces, "
         f"overlap {plural(chunking['overlap'], 'sentence')}",
         f"documents:  {info['documents']}, chunks: {info['chunks']}",
+        "kinds:      " + ", ".join(f"{n} {safe(kind)}" for kind, n in info["kinds"].items())
+        + _recognised_words(info["files"]),
         ("tables:     " if store.shared else "files:      ") + (verified or (
             "not read (`qa info --verify` checks every table against the manifest)"
             if store.shared else
@@ -449,10 +454,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     for d in info["files"]:
         pages = f", {plural(d['pages'], 'page')}" if d.get("pages") else ""
         pages += f", read as {d['encoding']}" if d.get("encoding") not in (None, "utf-8") else ""
+        pages += f", {d['ocr_pages']} recognised (OCR)" if d.get("ocr_pages") else ""
         lines.append(f"  {safe(d['path'])}  ({plural(d['chunks'], 'chunk')}{pages})  "
                      f"{safe(d['title'])}")  # fmt: skip
     print("\n".join(lines))
     return 0
+
+
+def _recognised_words(files: list[dict]) -> str:
+    """'; 2 documents recognised (OCR): 4 pages', or '' when none was."""
+    scanned = [d["ocr_pages"] for d in files if d.get("ocr_pages")]
+    if not scanned:
+        return ""
+    return (f"; {plural(len(scanned), 'document')} recognised (OCR): "
+            f"{plural(sum(scanned), 'page')}")  # fmt: skip
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -167,6 +167,44 @@ def max_file_bytes(megabytes: float | None = None) -> int:
     return int(megabytes * 1_000_000)
 
 
+PARSE_SECONDS = "QA_PARSE_SECONDS"
+PARSE_MB = "QA_PARSE_MB"
+DEFAULT_PARSE_SECONDS = 60
+DEFAULT_PARSE_MB = 2000
+
+
+def parse_seconds() -> float:
+    """How long reading one file may take, in seconds of wall-clock time: $QA_PARSE_SECONDS,
+    else `DEFAULT_PARSE_SECONDS`. Each page recognised by OCR starts the clock again, so a long
+    scan is read page by page. A file that takes longer is skipped, named.
+
+    Raises:
+        ValueError: not a number > 0.
+    """
+    return _positive(PARSE_SECONDS, DEFAULT_PARSE_SECONDS, "a number of seconds")
+
+
+def parse_megabytes() -> int:
+    """The memory reading one file may take, in megabytes of the reading process's address
+    space: $QA_PARSE_MB, else `DEFAULT_PARSE_MB`. A file that needs more is skipped, named.
+
+    Raises:
+        ValueError: not a number > 0.
+    """
+    return int(_positive(PARSE_MB, DEFAULT_PARSE_MB, "a number of megabytes"))
+
+
+def _positive(name: str, default: float, what: str) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else float(default)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be {what} > 0, not {raw!r}")
+    return value
+
+
 def threads() -> int:
     """CPU threads for encoding many texts (builds): $QA_THREADS, else the cores that are free.
 

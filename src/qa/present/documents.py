@@ -18,8 +18,10 @@ Guarantees:
     replaces another file: a different file of the same name is kept and the upload is saved
     under a numbered name ("notes-2.md");
   * a file that is too large (for the page, $QA_UPLOAD_MAX_MB, or for a build,
-    $QA_MAX_FILE_MB: the smaller limit holds), of a type `qa` does not read, unreadable or
-    without any text is refused with a message, and nothing is written;
+    $QA_MAX_FILE_MB: the smaller limit holds), of a type `qa` does not read, unreadable (past
+    the reading limits too) or without any text is refused with a message, and nothing is
+    written; a file accepted was read once, and the build that follows takes its text from
+    that read;
   * adding and removing are off when configured off ($QA_PAGE_UPLOADS=0), when the index lives
     in a store the page may not write (anything but a local index folder: a shared database),
     or when the corpus folder or the index folder cannot be written.
@@ -39,7 +41,7 @@ from pathlib import Path, PurePosixPath
 
 from qa import config
 from qa.errors import QAError, as_qa_error
-from qa.ingest.loaders import LOADERS, SUPPORTED_SUFFIXES
+from qa.ingest.loaders import SUPPORTED_SUFFIXES, OnPage, parse_file
 from qa.store.files import can_write
 
 MAX_NAME_CHARS = 120
@@ -161,8 +163,13 @@ class Saved:
         return not self.existed and self.path != clean_name(self.name)
 
 
-def check_upload(name: str, data: bytes, max_bytes: int | None = None) -> str:
-    """The cleaned name of an upload that may be saved.
+def check_upload(name: str, data: bytes, max_bytes: int | None = None,
+                 on_page: OnPage | None = None) -> str:  # fmt: skip
+    """The cleaned name of an upload that may be saved. It is read once, within the reading
+    limits (`qa.ingest.loaders.sandbox`), and its text kept for the build that follows.
+
+    Args:
+        on_page: called with (name, done, total) as the pages of a scan are recognised.
 
     Raises:
         QAError: too large, a type `qa` does not read, unreadable, or without text.
@@ -180,29 +187,28 @@ def check_upload(name: str, data: bytes, max_bytes: int | None = None) -> str:
                       f"{what}", f"split it into smaller files, or raise {setting}")
     safe = clean_name(name)
     try:
-        document = LOADERS[os.path.splitext(safe)[1].lower()][1](safe, data)
+        document = parse_file(safe, data, {}, on_page)
     except ValueError as exc:
         raise QAError(f"cannot read {name}: {exc}", "check that the file opens in its own "
                       "program, or save it as text") from None  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - a damaged file must never break the page
-        raise QAError(f"cannot read {name}: {type(exc).__name__}",
-                      "the file may be damaged; save it again and retry") from None  # fmt: skip
     if not document.text.strip():
         raise QAError(
             f"{name} has no text to index",
-            "a scanned PDF holds images of text only: add a text version of it"
+            "its pages hold no text that could be read, even by OCR: add a text version of it"
             if safe.lower().endswith(".pdf") else "add a file with some text in it",
         )
     return safe
 
 
-def save_upload(corpus: Path, name: str, data: bytes, max_bytes: int | None = None) -> Saved:
-    """Save an uploaded file into the corpus folder (see the module text).
+def save_upload(corpus: Path, name: str, data: bytes, max_bytes: int | None = None,
+                on_page: OnPage | None = None) -> Saved:  # fmt: skip
+    """Save an uploaded file into the corpus folder (see the module text; `on_page` as for
+    `check_upload`).
 
     Raises:
         QAError: refused (see `check_upload`), or the folder cannot be written.
     """
-    safe = check_upload(name, data, max_bytes)
+    safe = check_upload(name, data, max_bytes, on_page)
     try:
         corpus.mkdir(parents=True, exist_ok=True)
         _remove_stale_uploads(corpus)
@@ -354,20 +360,21 @@ class Added:
     error: QAError | None = None
 
 
-def add(store, corpus: Path, uploads: list[tuple[str, bytes]],
-        rebuild: Callable[[], object]) -> Added:  # fmt: skip
+def add(store, corpus: Path, uploads: list[tuple[str, bytes]], rebuild: Callable[[], object],
+        reading: Callable[[str], OnPage | None] = lambda name: None) -> Added:  # fmt: skip
     """Save uploaded files (name, bytes) into the corpus folder and index them, under the
     build lock (see `save_upload` for names and refusals).
 
     `rebuild` builds the index while this holds the lock (`build_index(..., locked=True)`);
     it raises QAError when it fails, and then the files saved here are deleted again.
+    `reading(name)` gives the callback that follows the pages of a file being read (OCR).
     """
     added = Added()
     try:
         with build_lock(store, corpus):
             for name, data in uploads:
                 try:
-                    added.saved.append(save_upload(corpus, name, data))
+                    added.saved.append(save_upload(corpus, name, data, on_page=reading(name)))
                 except QAError as exc:
                     added.refused.append(exc)
             new = [s for s in added.saved if not s.existed]

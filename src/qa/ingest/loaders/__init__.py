@@ -1,18 +1,27 @@
-"""Load a folder of documents: .txt, .md, .html/.htm and .pdf files, recursively, in a stable order.
+"""Load a folder of documents, recursively, in a stable order.
 
 One module per format turns a file into a `Document` whose `text` is *the loaded text*: plain
-text a reader reads, without markup. Chunk offsets index into it. Formats:
+text a reader reads, without markup. Chunk offsets index into it. Formats (`formats.py`):
 
-    plain.py     .txt          the decoded file, exactly (no-break spaces and all)
-    markdown.py  .md           rendered without markup; a source map leads back to the file
-    html.py      .html, .htm   the main content only; boilerplate never indexed
-    pdf.py       .pdf          text in reading order, page by page, headings from the layout
+    plain.py         .txt           the decoded file, exactly (no-break spaces and all)
+    markdown.py      .md            rendered without markup; a source map leads back to the file
+    html.py          .html, .htm    the main content only; boilerplate never indexed
+    pdf.py           .pdf           text in reading order, page by page, headings from the
+                                    layout; pages without a text layer recognised (OCR)
+    word.py          .docx          through mammoth and the HTML reader: headings, lists, tables
+    opendocument.py  .odt           through odfpy and the HTML reader, alike
+    ebook.py         .epub          chapters in spine order, each under its title
+    slides.py        .pptx          one page per slide, its title the section, its notes under it
+    image.py         .png .jpg .jpeg .tif .tiff   recognised (OCR, ocr.py), one page per frame
+
+Every file is read in a child process with a memory and a time limit (`sandbox.py`), and what
+was read is kept on disk for the next time (`cache.py`).
 
 Unsupported, unreadable or undecodable files, anything that is not a regular file (a named
-pipe), files over the size limit (`config.max_file_bytes`) and symbolic links that are broken,
-loop, lead outside the corpus folder or to a folder (unless `config.follow_symlinks`: then only
-broken links and loops) are skipped and listed with a reason: a link never publishes a file
-from outside the corpus folder unless asked to.
+pipe), files over the size limit (`config.max_file_bytes`), files past the reading limits and
+symbolic links that are broken, loop, lead outside the corpus folder or to a folder (unless
+`config.follow_symlinks`: then only broken links and loops) are skipped and listed with a
+reason: a link never publishes a file from outside the corpus folder unless asked to.
 """
 
 from __future__ import annotations
@@ -25,13 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa import config
-from qa.errors import QAError
-from qa.ingest.loaders import html, markdown, pdf, plain
+from qa.errors import QAError, UsageError
+from qa.ingest.loaders import cache, sandbox
 from qa.ingest.loaders.base import Document, TextBuilder, title_from_filename
+from qa.ingest.loaders.formats import LOADERS, SUPPORTED_SUFFIXES
 from qa.ingest.loaders.plain import decode
 
 __all__ = [
-    "Document", "LoadResult", "LOADERS", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
+    "Document", "LoadResult", "LOADERS", "OnPage", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
     "file_stat", "is_supported", "iter_files", "load_corpus", "load_file", "parse_file",
     "read_corpus",
     "read_file", "skip", "title_from_filename",
@@ -39,18 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[str, bytes], Document]
-
-# file suffix (lower case) -> (kind, loader)
-LOADERS: dict[str, tuple[str, Loader]] = {
-    ".txt": ("text", plain.load),
-    ".md": ("markdown", markdown.load),
-    ".markdown": ("markdown", markdown.load),
-    ".html": ("html", html.load),
-    ".htm": ("html", html.load),
-    ".pdf": ("pdf", pdf.load),
-}
-SUPPORTED_SUFFIXES = {suffix: kind for suffix, (kind, _) in LOADERS.items()}
+OnPage = Callable[[str, int, int], None]  # (file, pages recognised, pages to recognise)
 
 
 @dataclass
@@ -104,17 +103,40 @@ def read_file(root: Path, path: Path) -> tuple[str, bytes, dict]:
     return rel, data, {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def parse_file(rel: str, data: bytes, stat: dict) -> Document:
-    """The `Document` of a file read by `read_file`.
+def parse_file(rel: str, data: bytes, stat: dict,
+               on_page: OnPage | None = None) -> Document:  # fmt: skip
+    """The `Document` of a file read by `read_file`: kept from an earlier read of the same
+    bytes (`cache.py`), else read within the limits of `sandbox.py` (and kept).
+
+    Args:
+        rel, data, stat: as `read_file` returns them.
+        on_page: called with (rel, done, total) as pages are recognised (OCR).
 
     Raises:
-        ValueError: the file cannot be decoded, or is nested deeper than its parser recurses.
+        ValueError: the file cannot be read, or went past a reading limit (the reason says).
+    """
+    key = cache.key(rel, data)
+    document = cache.get(key, rel)
+    if document is None:
+        progress = (lambda done, total: on_page(rel, done, total)) if on_page else None
+        document = sandbox.parse(rel, data, progress, _limits())
+        cache.put(key, document)
+    else:
+        log.debug("%s: text kept from an earlier read", rel)
+    return dataclasses.replace(document, metadata={**document.metadata, **stat})
+
+
+def _limits() -> sandbox.Limits:
+    """The configured reading limits.
+
+    Raises:
+        UsageError: $QA_PARSE_SECONDS or $QA_PARSE_MB is not a positive number.
     """
     try:
-        document = LOADERS[Path(rel).suffix.lower()][1](rel, data)
-    except RecursionError:  # a parser's recursion on a pathological file, never the build's
-        raise ValueError("nested too deeply to read") from None
-    return dataclasses.replace(document, metadata={**document.metadata, **stat})
+        return sandbox.Limits.configured()
+    except ValueError as exc:
+        raise UsageError(str(exc), "give a positive number, or unset it for the default") \
+            from None
 
 
 def is_index_folder(path: Path) -> bool:
@@ -288,11 +310,12 @@ def require_corpus(root: Path) -> Path:
         raise QAError(f"the corpus {root} is not a folder",
                       "give the folder that holds the documents with --corpus or QA_CORPUS")
     raise QAError(f"no corpus folder at {root}",
-                  "create it and put .txt, .md, .html or .pdf files in it")  # fmt: skip
+                  "create it and put documents in it (.txt, .md, .html, .pdf, .docx, ...)")
 
 
 def load_corpus(root: str | os.PathLike, max_bytes: int | None = None,
-                follow_links: bool | None = None) -> LoadResult:  # fmt: skip
+                follow_links: bool | None = None,
+                on_page: OnPage | None = None) -> LoadResult:  # fmt: skip
     """Load every supported document under `root`, in a stable (sorted) order.
 
     Unsupported, unreadable, binary or undecodable files, symbolic links that are broken, loop
@@ -306,15 +329,18 @@ def load_corpus(root: str | os.PathLike, max_bytes: int | None = None,
             or the default), 0 means no limit.
         follow_links: read links leading outside `root`, and walk linked folders (default:
             `config.follow_symlinks()`).
+        on_page: called with (file, done, total) as the pages of a scan are recognised.
 
     Raises:
-        QAError: the folder does not exist or cannot be read.
+        QAError: the folder does not exist or cannot be read, or a reading limit is not a
+            number.
     """
     root = require_corpus(Path(root))
+    _limits()  # a bad limit is an error of the build, before any file is read
     result = LoadResult([], [])
     for rel, data, stat in read_corpus(root, result, max_bytes, follow_links):
         try:
-            result.documents.append(parse_file(rel, data, stat))
+            result.documents.append(parse_file(rel, data, stat, on_page))
             result.skipped_stats.pop(rel, None)
         except (OSError, ValueError) as exc:
             skip(result, rel, exc)
