@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine:
-#   make run    create .venv, install qa, open the page on the shipped report (builds the index)
+#   make run    create .venv, install qa (with `qa serve`'s API extra, and Debian's
+#               tesseract-ocr for OCR), open the page on the shipped report (builds the index)
 #   make test   create .venv, install qa with its test tools, run the tests
 #   make run-postgres   the page on a throwaway local PostgreSQL with pgvector (deleted on exit)
 #
@@ -21,9 +22,10 @@ TORCH_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# qa with the API extra: every command the README shows (`qa serve` too) works after `make run`
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH_ARGS) "$(TORCH)"
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ".[api]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
@@ -37,14 +39,17 @@ $(VENV)/.installed-postgres: $(VENV)/.installed
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
+	bash scripts/ensure-tesseract.sh
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 run-postgres: $(VENV)/.installed-postgres
+	bash scripts/ensure-tesseract.sh
 	$(BIN)/python scripts/throwaway-postgres.py \
 		$(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: $(VENV)/.installed-test
 	bash scripts/ensure-chromium.sh
+	QA_REQUIRE_OCR=1 bash scripts/ensure-tesseract.sh
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test

@@ -3,8 +3,8 @@
 A thin shell: search lives in `qa.retrieve.searcher`, presentation in `qa.present.page`, adding
 and removing documents in `qa.present.documents`, building in `qa.build`. Every piece of question
 or document text goes through `qa.present.page`'s escaping before it reaches `st.markdown`;
-nothing here allows HTML. The model and the index load once per server process
-(`st.cache_resource`).
+nothing here allows HTML (the one `st.html` is the page's own constant CSS, `page.STYLE`). The
+model and the index load once per server process (`st.cache_resource`).
 
 Two views: the questions (the default) and, for a link `?doc=PATH&start=N&end=M`, a passage in
 its document. The question, the passage count, the mode and the chosen documents live in the URL
@@ -24,7 +24,9 @@ from qa.retrieve.fusion import DEFAULT_MODE, MODES
 from qa.staleness import check as check_staleness  # light: file sizes and times, no model
 from qa.store import open_store
 
-st.set_page_config(page_title="qa: ask the documents", page_icon="🔎")
+st.set_page_config(page_title="qa: ask the documents", page_icon="🔎",
+                   menu_items={"About": page.ABOUT_MD})  # the menu, with its light/dark choice
+st.html(page.STYLE)  # the page's own CSS (a constant): compact top, copy buttons for touch
 
 MAX_QUESTION_CHARS = searching.MAX_QUESTION_CHARS
 
@@ -56,10 +58,26 @@ def corpus_sections(generation: str, _generation, limit: int = 2000) -> list:
 def build(heading: str) -> bool:
     """Build the index with a visible progress bar; True when it worked. A failure is kept in
     the session (`build_error`), for the caller to show in plain view (`show_error`)."""
+    try:
+        build_shown(heading)
+    except QAError as exc:
+        st.session_state.build_error = exc
+        return False
+    st.session_state.pop("build_error", None)
+    return True  # a loaded Searcher switches to the new build itself (Searcher.refresh)
+
+
+def build_shown(heading: str, **options) -> None:
+    """Build the index from the page's documents folder with a visible progress bar
+    (`options` go to `build_index`).
+
+    Raises:
+        QAError: the build failed (an OSError too: an index folder it cannot create or write).
+    """
     from qa.build import build_index
 
     with st.status(heading, expanded=True) as status:
-        busy = allowed.rebuild and documents.another_build_running(store)
+        busy = not options.get("locked") and documents.another_build_running(store)
         bar = st.progress(0.0, text="Waiting for another build of this index to finish…" if busy
                           else "Reading the documents and loading the language model…")  # fmt: skip
 
@@ -70,15 +88,24 @@ def build(heading: str) -> bool:
                 bar.progress(done / total, text=f"Embedding passages: {done:,} of {total:,}")
 
         try:
-            summary = build_index(corpus, index_dir, on_progress=report, wait=True)
+            summary = build_index(corpus, store, on_progress=report, wait=True,
+                                  on_reading=reading_bar(bar), **options)  # fmt: skip
         except (QAError, OSError) as exc:  # OSError: an index folder it cannot create or write
             bar.empty()  # no progress line is left behind
             status.update(label="The index could not be built", state="error", expanded=False)
-            st.session_state.build_error = as_qa_error(exc)
-            return False
-        status.update(label=page.escape_markdown(summary.line()), state="complete", expanded=False)
-    st.session_state.pop("build_error", None)
-    return True  # a loaded Searcher switches to the new build itself (Searcher.refresh)
+            raise as_qa_error(exc) from None
+        status.update(label=page.escape_markdown(summary.line("passage")), state="complete",
+                      expanded=False)  # fmt: skip
+
+
+def reading_bar(bar):
+    """A callback that shows the pages of a scan being recognised on `bar`."""
+
+    def report(name: str, done: int, total: int) -> None:
+        bar.progress(done / total, text=page.escape_markdown(
+            f"Recognising the text of {name} (OCR): page {done:,} of {total:,}"))
+
+    return report
 
 
 def show_error(exc: QAError) -> None:
@@ -112,7 +139,7 @@ def show_notices() -> None:
         return
     for kind, body in notices:
         (st.success if kind == "success" else st.error)(body)
-    st.button("Dismiss", key="dismiss", type="tertiary", on_click=clear_notices)
+    st.button("Dismiss", key="dismiss", on_click=clear_notices)
 
 
 def clear_notices() -> None:
@@ -179,31 +206,36 @@ def handle_pending() -> None:
     if pending is None or not allowed.manage:  # turned off since the files were picked
         return
     action, payload = pending
+    st.session_state.pop("build_error", None)  # an earlier build's failure: this one is news
     notices: list[tuple[str, str]] = []
     if action == "add":
         st.session_state.upload_round = st.session_state.get("upload_round", 0) + 1
-        saved = []
-        for name, data in payload:
-            try:
-                saved.append(documents.save_upload(corpus, name, data))
-            except QAError as exc:
-                notices.append(("error", error_md(exc)))
-        if any(not s.existed for s in saved) and not build("Adding to the index…"):
-            notices.append(("error", error_md(st.session_state.pop("build_error"))))
-        manifest = live_manifest() if saved else {}
-        for s in saved:
+        bars: list = []
+
+        def reading(name: str):
+            bars.append(st.progress(0.0, text=page.escape_markdown(f"Reading {name}…")))
+            return reading_bar(bars[-1])
+
+        added = documents.add(store, corpus, payload,
+                              lambda: build_shown("Adding to the index…", locked=True),
+                              reading)  # fmt: skip
+        for bar in bars:
+            bar.empty()
+        notices.extend(("error", error_md(exc)) for exc in added.refused)
+        if added.error is not None:
+            notices.append(("error", error_md(added.error)))
+        manifest = live_manifest() if added.saved else {}
+        for s in added.saved:
             count = documents.passages_of(manifest, s.path)
             notices.append(("success", page.added_md(s.name, s.path, count, s.existed)))
     else:
         try:
-            documents.remove(corpus, payload)
+            documents.remove(store, corpus, payload, lambda without: build_shown(
+                "Removing from the index…", without=without, locked=True))  # fmt: skip
         except QAError as exc:
             notices.append(("error", error_md(exc)))
         else:
-            if build("Removing from the index…"):
-                notices.append(("success", page.removed_md(payload)))
-            else:
-                notices.append(("error", error_md(st.session_state.pop("build_error"))))
+            notices.append(("success", page.removed_md(payload)))
     st.session_state.notices = notices
     st.rerun()
 
@@ -211,24 +243,21 @@ def handle_pending() -> None:
 # --- answers -------------------------------------------------------------------------------------
 
 
-def card(hit, answer, key: str, in_context: bool) -> None:
-    """One result: rank and citation, relevance bar, the passage with its highlights marked,
-    links to the passage in its document and to copy it, and (optionally) its context."""
+def card(hit, answer, key: str) -> None:
+    """One result: rank and citation, relevance bar, the passage with its highlights marked, a
+    link to the passage in its document, its text to copy, and its context."""
     rel = page.relevance(page.strength(hit, answer), answer.answered)
     with st.container(border=True):
         st.markdown(page.card_header_md(hit.rank, hit.section, hit.doc, hit.title, hit.page))
         st.progress(rel.fraction, text=rel.text)
         st.markdown(page.marked_md(hit.text, hit.highlights if rel.highlight else ()))
-        with st.container(horizontal=True):
-            st.link_button("Open in the document", page.passage_url(hit.doc, hit.start, hit.end),
-                           icon=":material/open_in_new:", type="tertiary")  # fmt: skip
-            with st.popover("Copy text", icon=":material/content_copy:", type="tertiary",
-                            key=f"copy-{key}-{hit.rank}"):  # fmt: skip
-                st.caption("Copy with the button at the top right:")
-                text = page.copy_text(hit.text, hit.title, hit.section, hit.doc, hit.page)
-                st.code(text, language=None, wrap_lines=True)
-        if not in_context:
-            return
+        st.link_button("Open in the document", page.passage_url(hit.doc, hit.start, hit.end),
+                       icon=":material/open_in_new:", type="tertiary")  # fmt: skip
+        with st.expander("Copy text", icon=":material/content_copy:",
+                         key=f"copy-{key}-{hit.rank}"):  # fmt: skip
+            st.caption(page.COPY_HINT)
+            text = page.copy_text(hit.text, hit.title, hit.section, hit.doc, hit.page)
+            st.code(text, language=None, wrap_lines=True)
         with st.expander("Show in context", key=f"context-{key}-{hit.rank}"):
             text = document_text(searcher.generation.id, hit.doc, searcher.manifest)
             if text is None:
@@ -240,22 +269,34 @@ def card(hit, answer, key: str, in_context: bool) -> None:
 def ask(question: str) -> None:
     """Put an example question in the box (a button callback)."""
     st.session_state.q = question
+    asked()
+
+
+def asked() -> None:
+    """A new question: the notices and the note on the link are done with."""
     clear_notices()
+    st.session_state.pop("link_note", None)
 
 
-def from_url(key: str, options: list[str], many: bool = False) -> None:
-    """Seed a choice from the link the session was opened with (`?mode=dense`, `?docs=a.md`).
+def from_link(choices: dict[str, str]) -> None:
+    """On the session's first run, seed the passage count, mode and documents from the link it
+    was opened with (`?k=5&mode=dense&docs=a.md`), clamped or left out where they make no sense
+    (`page.link_choices`); what was not used as it stood is kept for one quiet note.
 
-    The mode and document choices show labels, not the values a link holds, so they are kept
-    in the URL here rather than bound to it (values a link holds that are no option are
-    ignored).
-    """
-    if st.session_state.get("seeded-" + key):
+    These choices show labels, not the values a link holds, so they are kept in the URL here
+    (`to_url`) rather than bound to it."""
+    if st.session_state.get("seeded"):
         return
-    st.session_state["seeded-" + key] = True
-    picked = [v for v in st.query_params.get_all(key) if v in options]
-    if picked:
-        st.session_state[key] = picked if many else picked[0]
+    st.session_state.seeded = True
+    params = {name: st.query_params.get_all(name) for name in ("k", "mode", "docs")}
+    link = page.link_choices(params, list(MODES), list(choices), DEFAULT_MODE)
+    if link.k is not None:
+        st.session_state.k = link.k
+    if link.mode is not None:
+        st.session_state.mode = link.mode
+    if link.docs:
+        st.session_state.docs = link.docs
+    st.session_state.link_note = page.link_note_md(link.ignored)
 
 
 def to_url(key: str, value, default) -> None:
@@ -282,8 +323,11 @@ def document_view() -> None:
         st.download_button(download.label, download.read, download.file_name, download.mime,
                            key="download", on_click="ignore")  # fmt: skip
     text = document_text(searcher.generation.id, request.doc, searcher.manifest)
-    if text is None or request.end > len(text):
+    if text is None:
         st.warning(page.DOCUMENT_CHANGED)
+        return
+    if request.end > len(text):  # the text is the one indexed: the offsets are not its own
+        st.error(page.BROKEN_LINK)
         return
     before, passage, after = page.document_parts(text, request.start, request.end)
     if before:
@@ -298,15 +342,20 @@ def document_view() -> None:
 # --- the page ------------------------------------------------------------------------------------
 
 index_dir = config.index_location()  # a folder or a postgresql:// URL
-corpus = config.corpus_dir()
-store = open_store(index_dir)
-allowed = documents.access(store, corpus)
-
 viewing = "doc" in st.query_params  # a link to a passage in its document
 if not viewing:
     st.title("Ask the documents")
 
-if store.current() is None:  # a fresh clone, or an index folder that was emptied
+try:  # a malformed PostgreSQL URL, a database that cannot be reached: said, never a traceback
+    store = open_store(index_dir)
+    allowed = documents.access(store, config.corpus_setting())
+    live = store.current()
+except QAError as exc:
+    show_error(exc)
+    st.stop()
+corpus = allowed.corpus  # the folder the index was built from: the page acts on no other
+
+if live is None:  # a fresh clone, or an index folder that was emptied
     if "build_error" not in st.session_state and allowed.rebuild:
         build("Building the index (first start only)…")
     if store.current() is None:
@@ -345,11 +394,15 @@ if staleness.stale:
         if allowed.rebuild and st.button("Rebuild the index", key="rebuild"):
             if build("Rebuilding…"):
                 st.rerun()
+        elif not allowed.rebuild:
+            st.caption(page.escape_markdown(f"Rebuilding here is off: {allowed.reason}."))
+
+choices = page.document_choices(searcher.documents())
+from_link(choices)
 
 with st.sidebar:
     st.subheader("Search")
     modes = [DEFAULT_MODE] + [m for m in MODES if m != DEFAULT_MODE]  # the default first
-    from_url("mode", modes)
     mode = st.radio(
         "Mode",
         modes,
@@ -358,6 +411,11 @@ with st.sidebar:
         help="How passages are found: by meaning, by keywords, or both (the default).",
     )
     to_url("mode", mode, DEFAULT_MODE)
+    low, high = page.K_RANGE
+    st.session_state.setdefault("k", page.DEFAULT_K)
+    k = int(st.number_input("Passages", min_value=low, max_value=high, step=1, key="k"))
+    to_url("k", str(k), str(page.DEFAULT_K))
+    st.caption(page.THEME_HINT)
     st.subheader("Documents")
     uploader(allowed)
     documents_panel(manifest, allowed)
@@ -374,22 +432,16 @@ with activity:
 
 examples = page.example_questions(manifest, corpus_sections(searcher.generation.id,
                                                             searcher.generation))  # fmt: skip
-box, count = st.columns([4, 1], vertical_alignment="bottom")
-box.text_input(
+st.text_input(
     "Your question",
     key="q",
     bind="query-params",
     max_chars=MAX_QUESTION_CHARS,
-    on_change=clear_notices,
+    on_change=asked,
     placeholder=f"e.g. {examples[0]}" if examples else "Type a question",
 )
-k = count.number_input(
-    "Passages", min_value=1, max_value=20, value=3, step=1, key="k", bind="query-params"
-)
-choices = page.document_choices(searcher.documents())
 chosen = []
 if len(choices) > 1:
-    from_url("docs", list(choices), many=True)
     chosen = st.multiselect(
         "Search in",
         options=list(choices),
@@ -397,28 +449,38 @@ if len(choices) > 1:
         placeholder="All documents",
         key="docs",
     )
-    to_url("docs", chosen, [])
+to_url("docs", chosen, [])  # (a link's documents that are not indexed leave the URL)
+if st.session_state.get("link_note"):
+    st.caption(st.session_state.link_note)
 
-if examples:
-    st.caption("Try one of these (from the documents):")
+
+def show_examples(lead: str) -> None:
+    """The example questions, as buttons that ask them."""
+    if not examples:
+        return
+    st.caption(lead)
     with st.container(horizontal=True):
         for i, example in enumerate(examples):
             label = page.escape_markdown(example)
             st.button(label, key=f"example-{i}", on_click=ask, args=(example,))
 
+
 question = st.session_state.get("q") or ""
 try:
     searching.clean_question(question)
 except UsageError:  # an empty question: say what to do, not what went wrong
+    show_examples("Try one of these (from the documents):")
     st.info(page.EMPTY_HINT)
     st.stop()
 try:
-    answer = searcher.ask(question, int(k), mode=mode, doc=page.doc_patterns(chosen, choices))
+    answer = searcher.ask(question, k, mode=mode, doc=page.doc_patterns(chosen, choices))
 except QAError as exc:
     show_error(exc)
     st.stop()
 
-key = page.answer_key(question, answer.mode, int(k), chosen)
+# The answer comes straight under the question, and the examples after it: on a phone the first
+# passage is on screen as soon as it is asked (tests/test_browser.py measures it).
+key = page.answer_key(question, answer.mode, k, chosen)
 st.markdown(page.results_heading_md(question, len(answer.hits), answer.answered))
 if answer.truncated:
     st.caption("Your question is longer than the model reads; only its beginning was used.")
@@ -428,9 +490,11 @@ if not answer.hits:
     st.info(page.NO_PASSAGES)
 elif answer.answered:
     for hit in answer.hits:
-        card(hit, answer, key, in_context=True)
+        card(hit, answer, key)
 else:
     st.warning(page.NOT_COVERED)
-    with st.expander(f"The closest passages ({len(answer.hits)})", key=f"closest-{key}"):
+    label = f"Show the closest passages ({len(answer.hits)})"
+    if st.toggle(label, key=f"closest-{key}"):  # not an expander: the cards hold expanders
         for hit in answer.hits:
-            card(hit, answer, key, in_context=False)  # expanders do not nest
+            card(hit, answer, key)
+show_examples("More questions from the documents:")

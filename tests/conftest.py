@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "corpus" / "chronic-middle-back-pain.txt"
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's (Playwright cannot download browsers here)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+sys.path.insert(0, str(ROOT / "scripts"))  # scripts/screenshot.py: how the page is started
+from screenshot import CHROMIUM, CHROMIUM_ARGS, free_port, serve  # noqa: E402, F401
 
 
 @contextlib.contextmanager
@@ -146,3 +149,81 @@ def pg_tcp(pg_server):
 def pg_url(pg_server, request) -> str:
     """The URL of an index of its own for this test, in the session's database."""
     return pg_server.index_url(request.node.name)
+
+
+# --- the page in a real browser (tests/test_browser.py, tests/test_page_browser.py) ------------
+
+FIRST_VIEW_S = 240  # server start, model load and index build on a busy machine
+STEP_S = 30
+
+HOSTILE_DOC = """Hostile <b>markup</b> test
+
+Spinal <script>window.__pwned = 1</script> injection and <img src=x onerror="window.__pwned=2">
+images are discussed here; also **bold** [link](javascript:alert(1)) :red[red] $x^2$ :smile:
+and a -> b.
+"""
+
+
+@pytest.fixture(scope="session")
+def page_server(tmp_path_factory, browser):
+    """The page served by `streamlit run app.py` over the report and a hostile document, one
+    for the test session, on a fresh index folder: (url, index folder).
+
+    Its first view is checked here, whichever test asks first: a fresh clone's page builds the
+    index, says so in its own words ("passages", not "chunks"), then offers the question box.
+    """
+    work = tmp_path_factory.mktemp("browser")
+    corpus = work / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    (corpus / "hostile.txt").write_text(HOSTILE_DOC, encoding="utf-8")
+    try:
+        with serve(corpus, work / "index", work / "streamlit.log") as url:
+            page = browser.new_page()
+            page.goto(url)
+            page.get_by_label("Your question").wait_for(timeout=FIRST_VIEW_S * 1000)
+            first = shown_text(page)
+            page.close()
+            assert re.search(r"Indexed 2 documents, \d+ passages in ", first), first
+            assert "chunk" not in first  # the page's word is "passage"
+            assert first.count("Ask the documents") == 1  # the title, once, above the build
+            yield url, work / "index"
+    except RuntimeError as exc:  # it did not start: say why
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium under Playwright, for the session (`chromium_browser`)."""
+    with chromium_browser() as chromium:
+        yield chromium
+
+
+def shown_text(page) -> str:
+    """What the page shows, as text (word joiners, which are invisible, dropped)."""
+    return page.inner_text("body").replace("\u2060", "")
+
+
+def wait_for_text(page, text: str, timeout_s: float = STEP_S) -> None:
+    page.wait_for_function(
+        "(t) => document.body.innerText.replaceAll('\\u2060', '').includes(t)",
+        arg=text, polling="raf", timeout=timeout_s * 1000,
+    )  # fmt: skip
+
+
+def ask(page, question: str, expect: str) -> float:
+    """Type a question, press Enter; seconds until `expect` and the results heading show."""
+    box = page.get_by_label("Your question")
+    box.fill(question)
+    started = time.perf_counter()
+    box.press("Enter")
+    page.wait_for_function(
+        """([heading, expect]) => {
+            const text = document.body.innerText.replaceAll('\\u2060', '');
+            return text.includes(heading) && text.includes(expect);
+        }""",
+        arg=[f"for: {question}", expect],
+        polling="raf",
+        timeout=STEP_S * 1000,
+    )
+    return time.perf_counter() - started

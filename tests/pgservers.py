@@ -101,6 +101,24 @@ class TcpServer:
     def url(self, password: str | None = None) -> str:
         return f"postgresql://qa:{password or self.PASSWORD}@127.0.0.1:{self.port}/qa"
 
+    def set_password(self, role: str, password: str) -> None:
+        """Give `role` this password (on first use, the role is made, with a database of its
+        own that has the vector extension)."""
+        import psycopg
+        from psycopg import sql
+
+        admin = f"postgresql://postgres@/postgres?host={self.dir}&port={self.port}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            if not conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
+                conn.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
+                conn.execute(sql.SQL("create database {} owner {}").format(
+                    sql.Identifier(role), sql.Identifier(role)))  # fmt: skip
+                with psycopg.connect(admin.replace("/postgres?", f"/{role}?"),
+                                     autocommit=True) as db:  # fmt: skip
+                    db.execute("create extension vector")
+            conn.execute(sql.SQL("alter role {} password {}").format(sql.Identifier(role),
+                                                                     sql.Literal(password)))
+
     def _run(self, command: str, *args: str) -> None:
         subprocess.run([str(self.bin / command), *args], check=True, user=self.user,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)

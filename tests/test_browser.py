@@ -1,17 +1,17 @@
 """End to end: `streamlit run app.py` on a free port, driven by a real Chromium (Playwright).
 
-One server for the module. It starts on a fresh, empty index folder, so the first page view
-also proves that a fresh clone builds its index with a progress indicator and then answers.
-The tests run in file order: the last one adds and removes a document. These tests never skip:
-when Chromium is missing or cannot start, they fail and say why.
+One server for the test session (`conftest.page_server`; tests/test_page_browser.py uses it
+too). It starts on a fresh, empty index folder, and its first page view (in the fixture, so
+whichever test comes first) proves that a fresh clone builds its index with a progress
+indicator and then answers. The tests run in file order:
+the last one adds and removes a document. These tests never skip: when Chromium is missing or
+cannot start, they fail and say why.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,20 +20,20 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPORT, ROOT, chromium_browser
+from conftest import (
+    FIRST_VIEW_S,
+    REPORT,
+    ROOT,
+    STEP_S,
+    ask,
+    free_port,
+    shown_text,
+    wait_for_text,
+)
 
 pytestmark = pytest.mark.browser
 
 OUTPUT = ROOT / "tests" / "output"  # git-ignored
-FIRST_VIEW_S = 240  # server start, model load and index build on a busy machine
-STEP_S = 30
-
-HOSTILE_DOC = """Hostile <b>markup</b> test
-
-Spinal <script>window.__pwned = 1</script> injection and <img src=x onerror="window.__pwned=2">
-images are discussed here; also **bold** [link](javascript:alert(1)) :red[red] $x^2$ :smile:
-and a -> b.
-"""
 HOSTILE_QUESTION = '<img src=x onerror="window.__pwned=3"><script>window.__pwned=4</script>'
 
 # (question, how its best passage begins): consecutive questions have different best passages
@@ -46,83 +46,10 @@ TIMED = [
 ROUNDS = 3
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The page served by `streamlit run app.py` over the report and a hostile document."""
-    work = tmp_path_factory.mktemp("browser")
-    corpus = work / "corpus"
-    corpus.mkdir()
-    shutil.copy(REPORT, corpus / REPORT.name)
-    (corpus / "hostile.txt").write_text(HOSTILE_DOC, encoding="utf-8")
-    port = free_port()
-    env = dict(os.environ, QA_INDEX=str(work / "index"), QA_CORPUS=str(corpus), HF_HUB_OFFLINE="1")
-    log_path = work / "streamlit.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited ({proc.returncode}):\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer on {url}:\n{log_path.read_text()}")
-            time.sleep(0.3)
-        yield url, work / "index"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium under Playwright, for the module (`conftest.chromium_browser`)."""
-    with chromium_browser() as chromium:
-        yield chromium
-
-
-def shown_text(page) -> str:
-    """What the page shows, as text (word joiners, which are invisible, dropped)."""
-    return page.inner_text("body").replace("\u2060", "")
-
-
-def ask(page, question: str, expect: str) -> float:
-    """Type a question, press Enter; seconds until `expect` and the results heading show."""
-    box = page.get_by_label("Your question")
-    box.fill(question)
-    started = time.perf_counter()
-    box.press("Enter")
-    page.wait_for_function(
-        """([heading, expect]) => {
-            const text = document.body.innerText.replaceAll('\\u2060', '');
-            return text.includes(heading) && text.includes(expect);
-        }""",
-        arg=[f"for: {question}", expect],
-        polling="raf",
-        timeout=STEP_S * 1000,
-    )
-    return time.perf_counter() - started
+@pytest.fixture
+def server(page_server):
+    """The session's page (`conftest.page_server`): the report and a hostile document."""
+    return page_server
 
 
 def search_alone(index, embedder) -> list[float]:
@@ -140,13 +67,6 @@ def search_alone(index, embedder) -> list[float]:
     return times
 
 
-def wait_for_text(page, text: str, timeout_s: float = STEP_S) -> None:
-    page.wait_for_function(
-        "(t) => document.body.innerText.replaceAll('\\u2060', '').includes(t)",
-        arg=text, polling="raf", timeout=timeout_s * 1000,
-    )  # fmt: skip
-
-
 def test_the_page_in_a_real_browser(server, browser, embedder, capsys):
     url, index = server
     OUTPUT.mkdir(exist_ok=True)
@@ -154,10 +74,8 @@ def test_the_page_in_a_real_browser(server, browser, embedder, capsys):
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     try:
-        page.goto(url)
-        # fresh index folder: the page builds the index, shows it, then offers the question box
+        page.goto(url)  # (the fresh clone's first view, which builds: `conftest.page_server`)
         page.get_by_label("Your question").wait_for(timeout=FIRST_VIEW_S * 1000)
-        assert "Indexed 2 documents" in shown_text(page)
         assert "it does not give medical advice" in shown_text(page)
         assert shown_text(page).count("Ask the documents") == 1
 
@@ -169,10 +87,11 @@ def test_the_page_in_a_real_browser(server, browser, embedder, capsys):
         context.get_by_text("Chronic Middle Back Pain Causes", exact=True).wait_for()
         assert context.locator("details").get_attribute("open") is not None
 
-        # an example question (a heading of the report) is one click away; the expander opened
-        # for the previous question starts closed again
-        page.get_by_role("button", name="Chronic Middle Back Pain Advice").click()
-        wait_for_text(page, "passages for: Chronic Middle Back Pain Advice")
+        # an example question (a heading of the report, asked as a reader would) is one click
+        # away; the expander opened for the previous question starts closed again
+        example = "What advice is there for chronic middle back pain?"
+        page.get_by_role("button", name=example).click()
+        wait_for_text(page, f"passages for: {example}")
         wait_for_text(page, "The thoracic spine is not prone to injury")
         shown = page.get_by_test_id("stExpander").filter(has_text="Show in context")
         assert shown.count() == 3
@@ -229,7 +148,7 @@ def test_a_link_opens_the_answer_and_the_passage_in_its_document(server, browser
         wait_for_text(page, "The thoracic spine is not prone to injury")
 
         # the first card's copy button puts its passage and citation on the clipboard
-        page.get_by_role("button", name="Copy text").first.click()
+        page.get_by_text("Copy text").first.click()
         code = page.get_by_test_id("stCode").first
         code.hover()
         code.get_by_role("button", name="Copy to clipboard").click()
@@ -270,12 +189,12 @@ def test_labels_agree_with_the_not_covered_decision(server, browser):
                       FIRST_VIEW_S)  # fmt: skip
         wait_for_text(page, "The documents do not seem to cover this question.")
         assert "passages for" not in shown_text(page)
-        page.get_by_text("The closest passages (3)").click()
+        page.get_by_text("Show the closest passages (3)").click()
         page.get_by_text("Relevance:").first.wait_for(timeout=STEP_S * 1000)
         labels = re.findall(r"Relevance: ([a-z ]+)", shown_text(page))
         assert len(labels) == 3
         assert set(labels) <= {"weak match", "hardly related"}, labels
-        marks = page.locator(".stMarkdownColoredBackground")
+        marks = page.locator(".stMarkdownColoredBackground:not(details *)")  # not in context
         assert marks.count() == 0  # nothing under a not-covered answer is marked as an answer
     finally:
         page.close()

@@ -127,6 +127,27 @@ def test_user_errors_are_one_line(capsys, tmp_path, argv, code, message):
     assert "hint:" in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["ask", "--josn", "x"], "--josn (did you mean --json?) (hint: see `qa ask --help`)"),
+    (["--josn", "ask", "x"], "--josn (did you mean --json?) (hint: see `qa ask --help`)"),
+    (["info", "--verfy"], "--verfy (did you mean --verify?) (hint: see `qa info --help`)"),
+    (["ask", "x", "--zzzzzz"], "--zzzzzz (hint: see `qa ask --help`)"),  # nothing close
+])  # fmt: skip
+def test_a_mistyped_option_is_named_with_the_closest_one(capsys, argv, said):
+    code, _, err = run(capsys, *argv)
+    assert (code, err) == (2, f"qa: error: unrecognized arguments: {said}\n")
+
+
+def test_a_missing_index_hint_builds_that_index(capsys, monkeypatch, tmp_path):
+    missing = tmp_path / "my index"
+    code, _, err = run(capsys, "ask", "hello", "--index", str(missing))
+    assert code == 1
+    assert err.endswith(f"(hint: run `qa build --index '{missing}'` to create it)\n")
+    monkeypatch.setenv("QA_INDEX", str(missing))  # where a plain `qa build` builds
+    code, _, err = run(capsys, "info")
+    assert err.endswith("(hint: run `qa build` to create it)\n")
+
+
 def test_empty_corpus(capsys, tmp_path):
     (tmp_path / "corpus").mkdir()
     code, _, err = run(

@@ -42,7 +42,7 @@ def test_clean_name(name, clean):
     assert documents.clean_name(name) == clean
 
 
-@pytest.mark.parametrize("name", ["scan.docx", "noext", "archive.tar.gz", "", "a.txt/"])
+@pytest.mark.parametrize("name", ["scan.doc", "noext", "archive.tar.gz", "", "a.txt/"])
 def test_clean_name_refuses_types_qa_does_not_read(name):
     with pytest.raises(QAError) as info:
         documents.clean_name(name)
@@ -59,7 +59,20 @@ def test_a_cleaned_name_never_escapes_the_corpus_or_hides(name):
     assert "/" not in clean and "\\" not in clean and clean not in (".", "..")
     assert not clean.startswith((".", " ")) and clean.lower().endswith(".txt")
     assert len(clean) <= documents.MAX_NAME_CHARS
+    assert len(clean.encode()) <= documents.MAX_NAME_BYTES
     assert all(ch.isprintable() for ch in clean)
+
+
+def test_a_long_name_in_a_script_of_wide_characters_is_cut_by_bytes(tmp_path):
+    """86 CJK characters are 258 bytes of UTF-8, over the 255 a file name may have: the upload
+    was refused with "File name too long" and a hint about folder permissions."""
+    name = "慢性中背部疼痛的原因与治疗" * 8 + ".txt"  # 104 characters, 308 bytes
+    saved = documents.save_upload(tmp_path, name, NOTE)
+    assert saved.path.endswith(".txt") and saved.path.startswith("慢性中背部疼痛")
+    assert len(saved.path.encode()) <= documents.MAX_NAME_BYTES
+    other = documents.save_upload(tmp_path, name, b"Another note about sleep.\n")
+    assert other.path == saved.path.removesuffix(".txt") + "-2.txt"  # the numbered name fits
+    assert files(tmp_path) == {saved.path: NOTE, other.path: b"Another note about sleep.\n"}
 
 
 def test_save_upload_saves_under_the_clean_name(tmp_path):
@@ -87,7 +100,8 @@ def test_an_existing_name_is_never_overwritten(tmp_path):
     "name, data, message",
     [
         ("big.txt", b"x" * 2048, "over the 0.0 MB limit"),
-        ("scan.docx", b"PK\x03\x04", "cannot be read"),
+        ("scan.doc", b"\xd0\xcf\x11\xe0", "cannot be read"),
+        ("scan.docx", b"PK\x03\x04", "cannot read scan.docx: damaged or truncated file"),
         ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00", "cannot read image.txt: binary file"),
         ("broken.pdf", b"%PDF-1.7 truncated", "cannot read broken.pdf"),
         ("blank.md", b"\n\n   \n", "has no text to index"),
@@ -110,6 +124,30 @@ def test_the_size_limit_comes_from_the_environment(tmp_path, monkeypatch):
     assert documents.save_upload(tmp_path, "a.txt", b"word " * 400).path == "a.txt"
 
 
+def test_a_file_builds_would_skip_is_refused_at_upload(tmp_path, monkeypatch):
+    """With QA_MAX_FILE_MB=1 a 2 MB upload (under the page's 20 MB) was saved, then skipped by
+    every build while the page said to rebuild."""
+    monkeypatch.setenv("QA_MAX_FILE_MB", "1")
+    with pytest.raises(QAError) as info:
+        documents.save_upload(tmp_path, "big.txt", b"word " * 400_000)
+    assert info.value.message == ("big.txt is 1.9 MB, over the 1.0 MB limit of a file the index "
+                                  "reads")  # fmt: skip
+    assert info.value.hint == "split it into smaller files, or raise QA_MAX_FILE_MB"
+    assert files(tmp_path) == {}
+    monkeypatch.setenv("QA_MAX_FILE_MB", "0")  # no limit for builds: the page's holds
+    with pytest.raises(QAError, match="limit for adding a file") as info:
+        documents.save_upload(tmp_path, "big.txt", b"word " * 400_000, max_bytes=1_000_000)
+    assert "QA_UPLOAD_MAX_MB" in info.value.hint
+
+
+@pytest.mark.parametrize("name", ["empty.txt", "blank.md", "bare.html"])
+def test_an_empty_file_gets_a_hint_that_fits_it(tmp_path, name):
+    """An empty .txt was told that a scanned PDF holds images of text only."""
+    with pytest.raises(QAError, match="has no text to index") as info:
+        documents.save_upload(tmp_path, name, b"  \n\n")
+    assert info.value.hint == "add a file with some text in it"
+
+
 def test_a_latin1_upload_is_accepted(tmp_path):
     saved = documents.save_upload(tmp_path, "old.txt", "Crème brûlée, naïve.".encode("cp1252"))
     assert saved.path == "old.txt"
@@ -129,21 +167,17 @@ def test_save_into_a_read_only_folder_is_an_error_not_a_crash(tmp_path):
         (tmp_path / "ro").chmod(0o700)
 
 
-def test_remove_deletes_inside_the_corpus_only(tmp_path):
+def test_a_document_file_is_inside_the_corpus_only(tmp_path):
     corpus = tmp_path / "corpus"
     (corpus / "sub").mkdir(parents=True)
     (corpus / "sub" / "a.txt").write_text("A.", encoding="utf-8")
-    (tmp_path / "outside.txt").write_text("Outside.", encoding="utf-8")
-    documents.remove(corpus, "sub/a.txt")
-    assert not (corpus / "sub" / "a.txt").exists()
-    documents.remove(corpus, "sub/a.txt")  # already gone: nothing to do
+    assert documents.document_file(corpus, "sub/a.txt") == (corpus / "sub" / "a.txt").resolve()
     for bad in ("../outside.txt", "/etc/passwd", ".", ""):
         with pytest.raises(QAError):
-            documents.remove(corpus, bad)
-    assert (tmp_path / "outside.txt").exists()
+            documents.document_file(corpus, bad)
 
 
-def test_remove_a_symbolic_link_removes_the_link_not_its_target(tmp_path):
+def test_a_linked_document_is_the_link_not_its_target(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     target = tmp_path / "elsewhere.txt"
@@ -152,11 +186,9 @@ def test_remove_a_symbolic_link_removes_the_link_not_its_target(tmp_path):
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "b.txt").write_text("B.", encoding="utf-8")
     (corpus / "linked-folder").symlink_to(tmp_path / "outside")
-    documents.remove(corpus, "link.txt")
-    assert not (corpus / "link.txt").is_symlink() and target.exists()
+    assert documents.document_file(corpus, "link.txt").is_symlink()  # unlinking it keeps target
     with pytest.raises(QAError):  # a folder link leading outside the corpus
-        documents.remove(corpus, "linked-folder/b.txt")
-    assert (tmp_path / "outside" / "b.txt").exists()
+        documents.document_file(corpus, "linked-folder/b.txt")
 
 
 def test_a_temporary_file_left_by_a_killed_server_is_cleaned_up(tmp_path):
@@ -176,7 +208,7 @@ def test_access(tmp_path, monkeypatch):
     corpus.mkdir()
     store = LocalStore(tmp_path / "index")
     monkeypatch.delenv("QA_PAGE_UPLOADS", raising=False)
-    assert documents.access(store, corpus) == documents.Access(True, True)
+    assert documents.access(store, corpus) == documents.Access(True, True, "", corpus)
     for off in ("0", "false", "No", "off"):
         monkeypatch.setenv("QA_PAGE_UPLOADS", off)
         allowed = documents.access(store, corpus)

@@ -179,3 +179,51 @@ def test_eval_names_a_damaged_line_of_the_data_set(capsys, tmp_path, line):
     _, err = capsys.readouterr()
     assert code == 1 and err.count("\n") == 1
     assert err.startswith(f"qa: error: {data / 'corpus.jsonl'}:{lines}: not a JSON object")
+
+
+def test_ids_that_look_like_the_numbering_of_repeats_are_kept_apart(tmp_path, embedder):
+    """Ids d1, d1, d1#2: the second d1 was numbered "d1#2", the same path as the third record,
+    and the build failed with "unexpected ValueError: cannot write an invalid manifest"."""
+    data = tmp_path / "data"
+    shutil.copytree(TINY, data)
+    with open(data / "corpus.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"_id": "d1", "text": "A second text filed under d1."}\n'
+                 '{"_id": "d1#2", "text": "A record whose own id is d1#2."}\n')  # fmt: skip
+    ds = load_dataset(data)
+    paths = [d.path for d in ds.documents]
+    assert len(set(paths)) == len(paths) and paths[-2:] == ["d1#2", "d1#2#2"]
+    assert [d.metadata["corpus_id"] for d in ds.documents][-2:] == ["d1", "d1#2"]
+    assert evaluate(data, mode="lexical", embedder=embedder).queries == 6
+
+
+@pytest.mark.parametrize("name, line", [("corpus.jsonl", 2), ("queries.jsonl", 3),
+                                        ("qrels.tsv", 2)])  # fmt: skip
+def test_a_byte_that_is_not_utf8_is_named_with_its_line(capsys, tmp_path, name, line):
+    """It was "unexpected UnicodeDecodeError", without the file or line."""
+    data = tmp_path / "data"
+    shutil.copytree(TINY, data)
+    lines = (data / name).read_bytes().split(b"\n")
+    lines[line - 1] = lines[line - 1][:1] + b"\xf6" + lines[line - 1][1:]  # Latin-1 "ö"
+    (data / name).write_bytes(b"\n".join(lines))
+    code = main(["eval", str(data)])
+    _, err = capsys.readouterr()
+    assert code == 1 and err.count("\n") == 1
+    assert err == (f"qa: error: {data / name}:{line}: not UTF-8 text (byte 0xf6 at column 2) "
+                   "(hint: save the file as UTF-8)\n")
+
+
+def test_a_query_without_text_is_named_and_left_out_not_scored_as_a_miss(tmp_path, embedder,
+                                                                        caplog):  # fmt: skip
+    data = tmp_path / "data"
+    shutil.copytree(TINY, data)
+    queries = (data / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(queries[1])["_id"] == "q2"
+    queries[1] = json.dumps({"_id": "q2", "text": " \t\u200b "})  # nothing to search for
+    (data / "queries.jsonl").write_text("\n".join(queries) + "\n", encoding="utf-8")
+    assert load_dataset(data).empty == [f"{data / 'queries.jsonl'}:2 (q2)"]
+    full = evaluate(TINY, mode="lexical", embedder=embedder)
+    with caplog.at_level("WARNING", logger="qa.evaluate"):
+        result = evaluate(data, mode="lexical", embedder=embedder)
+    assert result.queries == full.queries - 1  # not a miss that lowers every metric
+    assert caplog.messages == [
+        f"1 query without text left out of the scores: {data / 'queries.jsonl'}:2 (q2)"]

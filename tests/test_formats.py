@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 
 from qa.cli import main
 from qa.errors import UsageError
-from qa.ingest import loaders
 from qa.ingest.chunking import chunk_document
-from qa.ingest.loaders import html, load_corpus, markdown, pdf
+from qa.ingest.loaders import formats, html, layout, load_corpus, markdown
 from qa.present.citation import cite
 from qa.retrieve.docfilter import exact, matches, select_documents
 from qa.retrieve.searcher import Searcher
@@ -305,7 +304,7 @@ def test_html_boilerplate_never_becomes_a_passage(tmp_path: Path):
         ("Thoracic pain", "The thoracic spine is the middle part of the back, between the neck "
                           "and the lower back."),
         ("Café remedies", "Heat packs and gentle movement help most muscular pain.\nRest briefly."),
-        ("Exercises", "Shoulder rolls\nChest opener"),
+        ("Exercises", "1. Shoulder rolls\n2. Chest opener"),  # items: sentences of their own
     ]  # fmt: skip
     for c in chunks:
         assert doc.text[c.start : c.end] == c.text
@@ -352,19 +351,16 @@ def test_html_nested_thousands_deep_is_read(tmp_path: Path):
     assert doc.text.split("\n\n") == ["Old page", " ".join(["back pain"] * 5000)]
 
 
-def test_a_parser_recursing_too_deep_skips_its_file_not_the_build(tmp_path: Path, monkeypatch):
-    """Whatever a loader's parser does with a pathological file, a RecursionError skips that
-    file with a reason; the other files load."""
+def test_a_parser_recursing_too_deep_refuses_its_file(monkeypatch):
+    """Whatever a loader's parser does with a pathological file, a RecursionError refuses that
+    file with a reason (the reading process skips it and reads the next one)."""
 
     def recursing(path: str, data: bytes, depth: int = 0):
         return recursing(path, data, depth + 1)
 
-    monkeypatch.setitem(loaders.LOADERS, ".md", ("markdown", recursing))
-    (tmp_path / "deep.md").write_text("# Deep", encoding="utf-8")
-    (tmp_path / "fine.txt").write_text("fine", encoding="utf-8")
-    loaded = load_corpus(tmp_path)
-    assert [d.path for d in loaded.documents] == ["fine.txt"]
-    assert loaded.skipped == [("deep.md", "nested too deeply to read")]
+    monkeypatch.setitem(formats.LOADERS, ".md", ("markdown", recursing))
+    with pytest.raises(ValueError, match="^nested too deeply to read$"):
+        formats.parse_bytes("deep.md", b"# Deep")
 
 
 # --- PDF ------------------------------------------------------------------------------------
@@ -396,21 +392,21 @@ def test_pdf_pages_sections_and_title(tmp_path: Path):
 
 def test_pdf_lines_paragraphs_and_hyphenation():
     lines = [
-        pdf.Line("Causes of pain", 700, 16, True),
-        pdf.Line("Most back pain comes from strained mus-", 670, 10),
-        pdf.Line("cles and improves within weeks.", 658, 10),
-        pdf.Line("A new paragraph starts after a wider gap.", 630, 10),
-        pdf.Line("12", 40, 10),
+        layout.Line("Causes of pain", 700, 16, True),
+        layout.Line("Most back pain comes from strained mus-", 670, 10),
+        layout.Line("cles and improves within weeks.", 658, 10),
+        layout.Line("A new paragraph starts after a wider gap.", 630, 10),
+        layout.Line("12", 40, 10),
     ]
-    pdf.mark_headings([lines], 10, False)
+    layout.mark_headings([lines], 10, False)
     assert [line.heading for line in lines] == [True, False, False, False, False]
-    groups = pdf.paragraphs(lines[:4], pdf.line_spacing([lines[:4]]))
-    assert [pdf.join_lines(g) for g in groups] == [
+    groups = layout.paragraphs(lines[:4], layout.line_spacing([lines[:4]]))
+    assert [layout.join_lines(g) for g in groups] == [
         "Causes of pain",
         "Most back pain comes from strained muscles and improves within weeks.",
         "A new paragraph starts after a wider gap.",
     ]
-    kept = pdf.drop_running_lines([lines], 10)
+    kept = layout.drop_running_lines([lines], 10)
     assert [line.text for line in kept[0]][-1] == "A new paragraph starts after a wider gap."
 
 
@@ -513,7 +509,8 @@ def test_build_summary_lists_skipped_files(capsys, mixed_corpus, tmp_path, embed
     assert code == 0
     assert out.startswith("Indexed 4 documents, ")
     assert "skipped 2: broken.pdf, notes/scan.docx" in out
-    assert "qa: warning: skipped notes/scan.docx: unsupported file type .docx" in err
+    assert ("qa: warning: skipped notes/scan.docx: damaged or truncated file (not a readable "
+            "zip archive)") in err
     assert "qa: warning: skipped broken.pdf: unreadable PDF" in err
     assert err.count("skipped broken.pdf") == 1  # said once
 

@@ -150,7 +150,7 @@ def test_relevance_labels_come_from_one_number(number, label):
     assert rel.label == label
     assert rel.text == f"Relevance: {label}"
     assert rel.fraction == min(1.0, max(0.0, number))
-    assert rel.highlight == (label != page.WEAKEST)  # a very weak passage is not highlighted
+    assert rel.highlight == (label in ("good match", "strong match"))  # only what answers
 
 
 def test_weak_match_starts_where_the_decision_does():
@@ -302,19 +302,44 @@ def test_example_questions_come_from_the_corpus_headings():
         ("x.md", "word " * 30),  # too long to be a question
     ]
     assert page.example_questions(MANIFEST, sections) == [
-        "Chronic Middle Back Pain Causes", "Install <script>",  # one document, then the next
-        "Chronic Middle Back Pain Treatments", "Configure",
+        "What causes chronic middle back pain?",  # one document, then the next
+        "What should I know about install <script>?",
+        "How is chronic middle back pain treated?",
+        "What should I know about configure?",
     ]  # fmt: skip
     assert page.example_questions(MANIFEST, sections, count=2) == [
-        "Chronic Middle Back Pain Causes", "Install <script>",
+        "What causes chronic middle back pain?", "What should I know about install <script>?",
     ]  # fmt: skip
 
 
 def test_example_questions_fall_back_to_titles():
     other = {"documents": [{"path": "a.md", "title": "Diabetes"}, {"path": "b.md", "title": ""}]}
-    assert page.example_questions(other) == ["Diabetes"]
-    assert page.example_questions(other, [("a.md", "Insulin")]) == ["Insulin", "Diabetes"]
+    about = "What should I know about {}?".format
+    assert page.example_questions(other) == [about("diabetes")]
+    assert page.example_questions(other, [("a.md", "Insulin")]) == [
+        about("insulin"), about("diabetes")]  # fmt: skip
+    assert page.example_questions(other, [("a.md", "Symptoms")]) == [
+        "What are the symptoms of diabetes?", about("diabetes")]  # fmt: skip
     assert page.example_questions({"documents": []}) == []
+
+
+@pytest.mark.parametrize("heading,title,question", [
+    ("Chronic Middle Back Pain Causes", "", "What causes chronic middle back pain?"),
+    ("Chronic Middle Back Pain Treatments", "", "How is chronic middle back pain treated?"),
+    ("Chronic Middle Back Pain Advice", "", "What advice is there for chronic middle back pain?"),
+    ("Causes of Crohn's Disease", "", "What causes Crohn's disease?"),  # a name keeps its capital
+    ("Risk factors for MRI Scans", "", "What are the risk factors for MRI scans?"),
+    ("Glaucoma: Symptoms", "", "What are the symptoms of glaucoma?"),
+    ("Symptoms", "Glaucoma", "What are the symptoms of glaucoma?"),  # about the document
+    ("Treatment", "", None),  # about nothing named
+    ("Daily stretches", "", "What should I know about daily stretches?"),
+    ("What is (are) Glaucoma ?", "", "What is (are) Glaucoma ?"),  # already a question
+    ("How to sit at a desk", "", "How to sit at a desk?"),
+    ("Introduction", "", None),  # says nothing a reader asks about
+    ("  ", "", None),
+])  # fmt: skip
+def test_a_heading_is_asked_as_a_reader_would_ask(heading, title, question):
+    assert page.as_question(heading, title) == question
 
 
 def test_card_header_and_results_heading_escape_document_text():
@@ -417,3 +442,35 @@ def test_stale_md():
         "The index is out of date\\: 1 changed \\(a\\<b\\>\\.txt\\). Answers come from the "
         "documents as they were when the index was built."
     )
+
+
+MODES = ["hybrid", "dense", "lexical"]
+
+
+@pytest.mark.parametrize("params,k,ignored", [
+    ({}, None, []),
+    ({"k": ["7"]}, 7, []),
+    ({"k": [" 7 "]}, 7, []),
+    ({"k": ["500"]}, 20, ["k=500: the most is 20 (20 passages shown)"]),
+    ({"k": ["0"]}, 1, ["k=0: the fewest is 1 (1 passage shown)"]),
+    ({"k": ["-3"]}, 1, ["k=\\-3: the fewest is 1 (1 passage shown)"]),
+    ({"k": ["abc"]}, None, ["k=abc is no number of passages (3 shown)"]),
+    ({"k": ["2.5"]}, None, ["k=2\\.5 is no number of passages (3 shown)"]),
+])  # fmt: skip
+def test_a_link_passage_count_is_clamped_and_named(params, k, ignored):
+    link = page.link_choices(params, MODES, ["a.md"], "hybrid")
+    assert (link.k, link.ignored) == (k, ignored)
+
+
+def test_a_link_mode_and_documents_that_do_not_exist_are_named():
+    params = {"mode": ["foo"], "docs": ["a.md", "nope.md", "<b>x</b>"]}
+    link = page.link_choices(params, MODES, ["a.md", "b.md"], "hybrid")
+    assert (link.mode, link.docs) == (None, ["a.md"])
+    assert link.ignored == [
+        "mode=foo is no search mode (meaning and keywords used)",
+        "docs=nope\\.md is no indexed document",
+        "docs=\\<b\\>x\\<\\/b\\> is no indexed document",  # escaped: a link is anyone's text
+    ]
+    assert page.link_choices({"mode": ["dense"]}, MODES, [], "hybrid").mode == "dense"
+    assert page.link_note_md(link.ignored).startswith("From the link: mode=foo is no search mode")
+    assert page.link_note_md([]) == ""

@@ -18,7 +18,7 @@ from conftest import REPORT, ROOT, report_questions, write_generation
 
 from qa.build import build_index
 from qa.cli import main
-from qa.errors import QAError, UsageError
+from qa.errors import QAError, UsageError, install_hint
 from qa.ingest.chunking import Chunk
 from qa.retrieve.searcher import Searcher
 from qa.store import Batch, open_store
@@ -561,5 +561,5 @@ def test_without_the_postgres_extra_the_error_says_what_to_install():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert proc.returncode == 1
-    assert proc.stderr.strip() == ("qa: error: PostgreSQL support is not installed "
-                                   "(hint: pip install 'qa[postgres]' (psycopg and pgvector))")
+    assert proc.stderr.strip() == ("qa: error: PostgreSQL support (psycopg and pgvector) is not "
+                                   f"installed (hint: {install_hint('postgres')})")

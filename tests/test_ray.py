@@ -31,7 +31,7 @@ from qa.build import build_index
 from qa.cli import main
 from qa.distributed import cluster
 from qa.distributed.dispatch import HELD_PER_WORKER, Dispatcher
-from qa.errors import QAError
+from qa.errors import QAError, install_hint
 from qa.retrieve.searcher import Searcher
 from qa.store import open_store
 
@@ -331,4 +331,4 @@ def test_without_ray_installed_the_build_says_how_to_get_it(monkeypatch, tmp_pat
                         lambda name, *a: None if name == "ray" else real(name, *a))
     assert main(["build", "--ray", "--index", str(tmp_path / "i")]) == 1
     assert capsys.readouterr().err == (
-        "qa: error: Ray is not installed (hint: pip install 'qa[ray]' (on every node))\n")
+        f"qa: error: Ray is not installed (hint: {install_hint('ray')} (on every node))\n")

@@ -110,19 +110,19 @@ def test_dangling_symlink_is_skipped_once_and_never_stale(capsys, tmp_path, embe
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(REPORT, corpus / "report.txt")
-    (corpus / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    (corpus / "gone.txt").symlink_to("nowhere.txt")
     (corpus / "loop.md").symlink_to("loop.md")  # a link to itself: no file either
     build_index(corpus, tmp_path / "i", embedder=embedder)
     skipped = {s["path"]: s["reason"] for s in manifest_of(tmp_path / "i")["skipped"]}
-    assert skipped == {"gone.txt": "broken symbolic link", "loop.md": "broken symbolic link"}
+    assert skipped == {"gone.txt": "broken symbolic link", "loop.md": "symbolic link loop"}
     result = staleness.check(tmp_path / "i", corpus)
     assert result.stale is False and result.added == []
     code, _, err = run(capsys, "ask", "back pain", "--index", str(tmp_path / "i"), "-k", "1")
     assert code == 0 and err == ""  # no warning on every question
     build_index(corpus, tmp_path / "i", embedder=embedder)
     assert staleness.check(tmp_path / "i", corpus).stale is False
-    (tmp_path / "nowhere.txt").write_text("Now the link leads to a file.\n")
-    assert staleness.check(tmp_path / "i", corpus).added == ["gone.txt"]  # mended: it counts
+    (corpus / "nowhere.txt").write_text("Now the link leads to a file.\n")
+    assert staleness.check(tmp_path / "i", corpus).added == ["gone.txt", "nowhere.txt"]  # mended
 
 
 def test_named_pipe_in_the_corpus_is_skipped_not_read(capsys, tmp_path, monkeypatch, embedder):

@@ -110,7 +110,7 @@ def test_missing_index(capsys, tmp_path):
         code, _, err = run(capsys, *argv, "--index", str(tmp_path / "nope"))
         assert code == 1
         assert_one_line_error(err, f"no index at {tmp_path / 'nope'}")
-        assert "run `qa build`" in err
+        assert f"run `qa build --index {tmp_path / 'nope'}` to create it" in err
 
 
 def test_every_damaged_index_file_is_caught(capsys, report_index, tmp_path):
@@ -171,12 +171,12 @@ def test_empty_corpus_and_corpus_of_only_unusable_files(capsys, tmp_path):
     code, _, err = run(capsys, "build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
     assert code == 1
     assert_one_line_error(err, "no documents to index")
-    (corpus / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    (corpus / "photo.gif").write_bytes(b"GIF89a\x00")
     (corpus / "binary.txt").write_bytes(b"\x00\x01\x02")
     code, _, err = run(capsys, "build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
     assert code == 1
-    assert_one_line_error(err, "(2 files skipped: binary.txt: binary file; photo.png: "
-                          "unsupported file type .png)")
+    assert_one_line_error(err, "(2 files skipped: binary.txt: binary file; photo.gif: "
+                          "unsupported file type .gif)")
 
 
 def test_a_file_given_as_the_corpus_or_the_index_is_named(capsys, tmp_path, report_corpus):
@@ -220,7 +220,7 @@ def test_bad_files_are_skipped_with_one_warning_each(capsys, tmp_path, monkeypat
     (corpus / "binary.txt").write_bytes(b"PK\x03\x04\x00\x00zipped")
     (corpus / "latin1.md").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
     (corpus / "secret.txt").write_text("private", encoding="utf-8")
-    (corpus / "image.png").write_bytes(b"\x89PNG\r\n")
+    (corpus / "image.gif").write_bytes(b"GIF89a")
 
     real_open, real_scandir = open, os.scandir
 
@@ -243,13 +243,13 @@ def test_bad_files_are_skipped_with_one_warning_each(capsys, tmp_path, monkeypat
     warnings = err.splitlines()
     assert warnings == [
         "qa: warning: skipped binary.txt: binary file",
-        "qa: warning: skipped image.png: unsupported file type .png",
+        "qa: warning: skipped image.gif: unsupported file type .gif",
         "qa: warning: skipped locked/: folder not readable: Permission denied",
         "qa: warning: skipped secret.txt: Permission denied",
     ]
     info = json.loads(run(capsys, "info", "--index", str(tmp_path / "i"), "--json")[1])
     assert [s["path"] for s in info["skipped"]] == [
-        "binary.txt", "image.png", "locked/", "secret.txt"
+        "binary.txt", "image.gif", "locked/", "secret.txt"
     ]
     assert {f["path"]: f["encoding"] for f in info["files"]} == {
         "latin1.md": "cp1252", "report.txt": "utf-8"
@@ -567,7 +567,7 @@ def test_added_changed_removed(small_index, small_corpus, capsys):
     (small_corpus / "notes.md").unlink()
     (small_corpus / "sub").mkdir()
     (small_corpus / "sub" / "new.txt").write_text("New text.\n", encoding="utf-8")
-    (small_corpus / "picture.png").write_bytes(b"\x89PNG")  # not a document: ignored
+    (small_corpus / "picture.gif").write_bytes(b"GIF89a")  # not a document: ignored
     result = staleness.check(small_index, small_corpus)
     assert result.stale
     assert (result.added, result.changed, result.removed) == (

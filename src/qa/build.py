@@ -17,7 +17,8 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,10 +58,10 @@ class BuildSummary:
     generation: str  # the id of the generation that went live
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    def line(self) -> str:
-        """The one-line summary the CLI prints."""
+    def line(self, unit: str = "chunk") -> str:
+        """The one-line summary the CLI prints (the page calls a chunk a "passage")."""
         text = (
-            f"Indexed {plural(self.documents, 'document')}, {plural(self.chunks, 'chunk')} in "
+            f"Indexed {plural(self.documents, 'document')}, {plural(self.chunks, unit)} in "
             f"{self.seconds:.1f}s ({self.embedded} embedded, {self.chunks - self.embedded} reused)"
         )
         if self.skipped:
@@ -81,7 +82,7 @@ def text_key(model_id: str, text: str) -> str:
 
 def document_entry(document: Document, chunks: int) -> dict:
     """A document as the manifest records it (size and mtime let staleness checks skip hashing;
-    text files also record the encoding they were read in)."""
+    text files also record the encoding they were read in, scans the pages recognised)."""
     entry = {
         "path": document.path,
         "title": document.title,
@@ -90,7 +91,7 @@ def document_entry(document: Document, chunks: int) -> dict:
         "sha256": document.sha256,
         "chunks": chunks,
     }
-    for key in ("size", "mtime_ns", "encoding"):
+    for key in ("size", "mtime_ns", "encoding", "ocr_pages"):
         if key in document.metadata:
             entry[key] = document.metadata[key]
     return entry
@@ -115,6 +116,10 @@ def build_index(
     backend: str | None = None,
     index_type: str | None = None,
     max_file_mb: float | None = None,
+    without: Collection[str] = (),
+    locked: bool = False,
+    follow_symlinks: bool | None = None,
+    on_reading: Callable[[str, int, int], None] | None = None,
 ) -> BuildSummary:
     """Build the index for a corpus folder and switch to it atomically.
 
@@ -134,6 +139,14 @@ def build_index(
             size; PostgreSQL offers auto, flat and hnsw).
         max_file_mb: skip files larger than this many megabytes, 0 for no limit (default:
             $QA_MAX_FILE_MB, else `config.DEFAULT_MAX_FILE_MB`).
+        without: documents (paths relative to the corpus) to leave out of this build, e.g. one
+            the page deletes once the index without it is live.
+        locked: the caller holds the index's build lock already (`index_dir` is then that
+            `Store`), so that it can decide what to build and change the corpus under it.
+        follow_symlinks: read symbolic links that lead outside the corpus folder and walk
+            linked folders (default: $QA_FOLLOW_SYMLINKS, else no: they are skipped, named).
+        on_reading: called with (file, pages recognised, pages to recognise) as the pages of
+            a scan are recognised (OCR), e.g. to move a progress bar in the page.
 
     Raises:
         QAError: missing corpus, no text in it, another build running, model not loadable;
@@ -153,9 +166,11 @@ def build_index(
     if index_type and kinds and index_type not in kinds:
         raise UsageError(f"index type {index_type!r} is not available at {store.location}",
                          f"use one of: {', '.join(kinds)}")  # before anything is embedded
-    with store.lock(wait):
+    with nullcontext() if locked else store.lock(wait):
         loaded_at_ns = time.time_ns()  # files changed after this are re-hashed by staleness checks
-        loaded = load_corpus(corpus_dir, max_bytes)
+        with PageMeter(progress, on_reading) as pages:
+            loaded = leave_out(load_corpus(corpus_dir, max_bytes, follow_symlinks, pages.advance),
+                               without)
         log.debug(
             "loaded %d documents from %s (%d skipped)",
             len(loaded.documents),
@@ -169,6 +184,15 @@ def build_index(
         )  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def leave_out(loaded: LoadResult, paths: Collection[str]) -> LoadResult:
+    """`loaded` without the documents (and skipped files) at these paths."""
+    if not paths:
+        return loaded
+    stats = {p: s for p, s in loaded.skipped_stats.items() if p not in paths}
+    return LoadResult([d for d in loaded.documents if d.path not in paths],
+                      [s for s in loaded.skipped if s[0] not in paths], stats)  # fmt: skip
 
 
 def max_file_bytes(max_file_mb: float | None) -> int | None:
@@ -193,7 +217,8 @@ def require_documents(documents: int, skipped: list, corpus_dir: Path) -> None:
     if not documents:
         raise QAError(
             f"no documents to index in {corpus_dir}" + _skipped_words(skipped),
-            "add .txt, .md, .html or .pdf files to the corpus folder, then `qa build` again",
+            "add documents (.txt, .md, .html, .pdf, .docx, .pptx, .odt, .epub or images) to "
+            "the corpus folder, then `qa build` again",
         )
 
 
@@ -495,16 +520,71 @@ class Meter:
             self.on_progress(self.done, self.total)
 
     def note(self, message: str, *args) -> None:
-        """Log a note on a line of its own (the bar is taken down and drawn again below it)."""
-        if self.bar is None:
-            log.log(NOTE, message, *args)
-            return
-        with self.bar.external_write_mode():
-            log.log(NOTE, message, *args)
+        note_above(self.bar, message, *args)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def note_above(bar, message: str, *args) -> None:
+    """Log a note on a line of its own (a progress bar, when shown, is taken down and drawn
+    again below it)."""
+    if bar is None:
+        log.log(NOTE, message, *args)
+        return
+    with bar.external_write_mode():
+        log.log(NOTE, message, *args)
+
+
+class PageMeter:
+    """Progress of the pages recognised (OCR) while files are read: a bar per scanned file on
+    the terminal and/or a callback (file, done, total); once a file's first page is done, the
+    time the rest should take (logged when long)."""
+
+    BAR = ("Recognising {desc} {percentage:3.0f}%, {remaining} left |{bar}| "
+           "{n_fmt}/{total_fmt} pages")  # fmt: skip
+
+    def __init__(self, progress: bool,
+                 on_reading: Callable[[str, int, int], None] | None) -> None:  # fmt: skip
+        self.progress, self.on_reading = progress, on_reading
+        self.bar = None
+        self.started = 0.0
+
+    def advance(self, rel: str, done: int, total: int) -> None:
+        """`done` of the `total` pages of `rel` are recognised."""
+        if done == 0:
+            self.close()
+            self.started = time.perf_counter()
+            if self.progress:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=rel, bar_format=self.BAR, dynamic_ncols=True)
+        elif done == 1 and total > 1:
+            seconds = time.perf_counter() - self.started
+            left = seconds * (total - 1)
+            if left >= LONG_BUILD_S:
+                note_above(self.bar, "recognising the text of %s in %s (OCR); about %s left "
+                           "at %.1f pages/s (Ctrl-C stops it, and the current index stays)",
+                           plural(total, "scanned page"), rel, duration(left),
+                           1 / max(seconds, 1e-9))  # fmt: skip
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        if self.on_reading is not None:
+            self.on_reading(rel, done, total)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> PageMeter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def model_facts(embedder: Embedder) -> dict:

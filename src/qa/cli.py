@@ -7,18 +7,18 @@ need them, so `qa --help` and `qa info` start fast.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from qa import __version__, config
 from qa.errors import QAError, UsageError, as_qa_error
 from qa.present.wording import plural
-from qa.terminal import UNSAFE, configure_logging, terminal_safe
+from qa.terminal import UNSAFE, configure_logging, json_text, terminal_safe
 
 log = logging.getLogger("qa")
 
@@ -41,6 +41,12 @@ EPILOG = f"""environment:
   QA_CACHE    cache folder for ONNX exports (default: ~/.cache/qa)
   QA_API_TOKEN  bearer token `qa serve` requires of clients (needed off localhost)
   QA_API_CORS   origins allowed to call `qa serve` from a browser, comma-separated
+  QA_API_ALLOWED_HOSTS  host names `qa serve` answers for besides localhost and IP
+              addresses, comma-separated (as --allowed-host)
+  QA_API_REQUEST_TIMEOUT  seconds `qa serve` waits for a whole request (default: 10)
+  QA_API_MAX_CONNECTIONS  connections open at once per `qa serve` process (default: the
+              file limit less 128, at most 4096)
+  QA_API_HEALTH_MAX_AGE   seconds old /health's staleness check may be (default: 5)
   QA_DEBUG    set to 1 to show tracebacks
   HF_HUB_OFFLINE  qa sets it to 1 unless you set it yourself
 
@@ -59,10 +65,34 @@ exit status:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line with a hint (exit status 2)."""
+    """argparse that reports usage errors as one line with a hint (exit status 2); an option it
+    does not know is named with the closest one the command has, and the command's help."""
+
+    commands: dict[str, argparse.ArgumentParser] = {}  # the subcommands' parsers, by name
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message, f"see `{self.prog} --help`")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = self.commands.get(getattr(parsed, "command", None) or "", self)
+            guesses = [close_option(arg, command) for arg in unknown]
+            said = "; ".join(f"did you mean {g}?" for g in guesses if g)
+            raise UsageError(f"unrecognized arguments: {' '.join(unknown)}"
+                             + (f" ({said})" if said else ""), f"see `{command.prog} --help`")
+        return parsed
+
+
+def close_option(arg: str, parser: argparse.ArgumentParser) -> str | None:
+    """The option of `parser` closest to a mistyped one ("--josn" -> "--json"), if any is close."""
+    import difflib
+
+    if not arg.startswith("-"):
+        return None
+    options = [o for action in parser._actions for o in action.option_strings]
+    found = difflib.get_close_matches(arg.split("=", 1)[0], options, n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 def _add_index(p: argparse.ArgumentParser) -> None:
@@ -110,6 +140,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-file-mb", type=float, metavar="MB",
                    help="skip (and name) files larger than this; 0 for no limit (default: "
                    f"$QA_MAX_FILE_MB or {config.DEFAULT_MAX_FILE_MB})")
+    p.add_argument("--follow-symlinks", action="store_true", default=None,
+                   help="read symbolic links that lead outside the corpus folder, and walk "
+                   "linked folders (default: $QA_FOLLOW_SYMLINKS, else they are skipped)")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="chunk and embed on Ray workers (needs qa[ray]): without ADDRESS on a "
                    "Ray started on this machine; 'auto', HOST:6379 or ray://HOST:10001 join a "
@@ -182,10 +215,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="let web pages from ORIGIN (e.g. https://chat.example.org) call the API; "
                    "repeat for several (default: $QA_API_CORS, else none)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for host NAME (the Host header; without a token "
+                   "only localhost, 127.0.0.1, [::1], IP addresses and --host are answered, "
+                   "against DNS rebinding); repeat for several, '*' for any (default: "
+                   "$QA_API_ALLOWED_HOSTS)")
     p.add_argument("--access-log", action="store_true", help="log every request (uvicorn's log)")
     for command in sub.choices.values():  # `qa ask x --debug` works as well as `qa --debug ask x`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks on errors")
+    parser.commands = dict(sub.choices)
     return parser
 
 
@@ -201,7 +240,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         build_index = partial(distributed.build_index, address=address)
     summary = build_index(args.corpus, args.index, args.model, progress=progress, wait=args.wait,
                           backend=args.backend, index_type=args.index_type,
-                          max_file_mb=args.max_file_mb)  # fmt: skip
+                          max_file_mb=args.max_file_mb,
+                          follow_symlinks=args.follow_symlinks)  # fmt: skip
     for path, reason in summary.skipped:
         print(f"qa: warning: skipped {terminal_safe(path)}: {terminal_safe(reason)}",
               file=sys.stderr)
@@ -218,17 +258,6 @@ def _questions(args: argparse.Namespace) -> Iterable[str]:
     for line in sys.stdin:
         if line.strip():
             yield line.rstrip("\n")
-
-
-# JSON escapes C0 controls itself; these it would print raw (C1 controls, bidi overrides)
-_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in UNSAFE if c >= 0x7F}
-
-
-def json_text(value: object, **options) -> str:
-    """`value` as JSON that is always valid (no NaN or Infinity: ValueError) and safe on a
-    terminal: no raw control character or bidi override, each written as its \\u escape."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, **options).translate(
-        _JSON_ESCAPES)
 
 
 NOT_COVERED = "The documents do not seem to cover this question. The closest passages:"
@@ -384,8 +413,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         "ann": m.get("ann"),
         "chunking": m["chunking"],
         "qa_version": m.get("qa_version"),
+        "kinds": dict(sorted(Counter(d.get("kind") or "text" for d in m["documents"]).items())),
         "files": [
-            {key: d.get(key) for key in ("path", "title", "kind", "pages", "chunks", "encoding")}
+            {key: d.get(key) for key in ("path", "title", "kind", "pages", "chunks", "encoding",
+                                         "ocr_pages")}  # fmt: skip
             for d in m["documents"]
         ],
         "skipped": m.get("skipped", []),
@@ -412,6 +443,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"chunking:   v{chunking['version']}, max {chunking['max_tokens']} word pieces, "
         f"overlap {plural(chunking['overlap'], 'sentence')}",
         f"documents:  {info['documents']}, chunks: {info['chunks']}",
+        "kinds:      " + ", ".join(f"{n} {safe(kind)}" for kind, n in info["kinds"].items())
+        + _recognised_words(info["files"]),
         ("tables:     " if store.shared else "files:      ") + (verified or (
             "not read (`qa info --verify` checks every table against the manifest)"
             if store.shared else
@@ -425,20 +458,31 @@ def cmd_info(args: argparse.Namespace) -> int:
                      f"(sentences of {ann['queries']} passages reached recall@10 "
                      f"{ann['recall@10']:.3f} at "
                      f"{ann.get('calibrated_ef_search', ann['ef_search'])})")  # fmt: skip
+    lines.extend(f"skipped:    {safe(s['path'])}: {safe(s['reason'])}" for s in info["skipped"])
     for d in info["files"]:
         pages = f", {plural(d['pages'], 'page')}" if d.get("pages") else ""
         pages += f", read as {d['encoding']}" if d.get("encoding") not in (None, "utf-8") else ""
+        pages += f", {d['ocr_pages']} recognised (OCR)" if d.get("ocr_pages") else ""
         lines.append(f"  {safe(d['path'])}  ({plural(d['chunks'], 'chunk')}{pages})  "
                      f"{safe(d['title'])}")  # fmt: skip
     print("\n".join(lines))
     return 0
 
 
+def _recognised_words(files: list[dict]) -> str:
+    """'; 2 documents recognised (OCR): 4 pages', or '' when none was."""
+    scanned = [d["ocr_pages"] for d in files if d.get("ocr_pages")]
+    if not scanned:
+        return ""
+    return (f"; {plural(len(scanned), 'document')} recognised (OCR): "
+            f"{plural(sum(scanned), 'page')}")  # fmt: skip
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from qa.api.server import serve
 
     return serve(args.index, args.host, args.port, args.workers, args.no_auth, args.cors_origin,
-                 args.access_log)
+                 args.access_log, args.allowed_host)
 
 
 COMMANDS = {"build": cmd_build, "ask": cmd_ask, "eval": cmd_eval, "info": cmd_info,

@@ -38,9 +38,18 @@ def ensure_offline() -> None:
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
+CORPUS = "QA_CORPUS"
+
+
 def corpus_dir(value: str | os.PathLike | None = None) -> Path:
     """The corpus folder: the argument, else $QA_CORPUS, else ./corpus."""
-    return Path(value or os.environ.get("QA_CORPUS") or DEFAULT_CORPUS)
+    return Path(value or os.environ.get(CORPUS) or DEFAULT_CORPUS)
+
+
+def corpus_setting() -> Path | None:
+    """The corpus folder the user named with $QA_CORPUS, or None when it is not set."""
+    value = os.environ.get(CORPUS)
+    return Path(value) if value else None
 
 
 def index_dir(value: str | os.PathLike | None = None) -> Path:
@@ -73,6 +82,18 @@ def page_uploads() -> bool:
     """Whether readers may add and remove documents on the page: $QA_PAGE_UPLOADS, default on
     ("0", "false", "no" or "off" turns it off, e.g. for a read-only deployment)."""
     return os.environ.get(PAGE_UPLOADS, "1").strip().lower() not in _OFF
+
+
+FOLLOW_SYMLINKS = "QA_FOLLOW_SYMLINKS"
+
+
+def follow_symlinks(value: bool | None = None) -> bool:
+    """Whether a build reads symbolic links that lead outside the corpus folder (and follows
+    linked folders): the argument (`qa build --follow-symlinks`), else $QA_FOLLOW_SYMLINKS
+    ("1", "true", "yes" or "on"), else no."""
+    if value is not None:
+        return value
+    return os.environ.get(FOLLOW_SYMLINKS, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def upload_max_bytes() -> int:
@@ -166,6 +187,44 @@ def max_file_bytes(megabytes: float | None = None) -> int:
     if not megabytes >= 0 or megabytes == float("inf"):
         raise ValueError(f"the file size limit must be a number of megabytes >= 0, not {megabytes}")
     return int(megabytes * 1_000_000)
+
+
+PARSE_SECONDS = "QA_PARSE_SECONDS"
+PARSE_MB = "QA_PARSE_MB"
+DEFAULT_PARSE_SECONDS = 60
+DEFAULT_PARSE_MB = 2000
+
+
+def parse_seconds() -> float:
+    """How long reading one file may take, in seconds of wall-clock time: $QA_PARSE_SECONDS,
+    else `DEFAULT_PARSE_SECONDS`. Each page recognised by OCR starts the clock again, so a long
+    scan is read page by page. A file that takes longer is skipped, named.
+
+    Raises:
+        ValueError: not a number > 0.
+    """
+    return _positive(PARSE_SECONDS, DEFAULT_PARSE_SECONDS, "a number of seconds")
+
+
+def parse_megabytes() -> int:
+    """The memory reading one file may take, in megabytes of the reading process's address
+    space: $QA_PARSE_MB, else `DEFAULT_PARSE_MB`. A file that needs more is skipped, named.
+
+    Raises:
+        ValueError: not a number > 0.
+    """
+    return int(_positive(PARSE_MB, DEFAULT_PARSE_MB, "a number of megabytes"))
+
+
+def _positive(name: str, default: float, what: str) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else float(default)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be {what} > 0, not {raw!r}")
+    return value
 
 
 def threads() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 
 REBUILD_HINT = "run `qa build` to rebuild the index"  # for an index that is damaged or incomplete
 NOTE = 25  # logging level of notes (between INFO and WARNING): no error, but worth saying
@@ -34,6 +35,18 @@ class QAError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+def install_hint(extra: str) -> str:
+    """The hint for a missing optional extra (api, postgres, ray): the command that installs it
+    into the Python running qa, from the checkout qa runs from (qa is not on PyPI)."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]  # src/qa/errors.py -> the checkout
+    where = f"{root}[{extra}]" if (root / "pyproject.toml").is_file() else f".[{extra}]"
+    return (f"install the extra `{extra}`: `{shlex.quote(sys.executable)} -m pip install -e "
+            f"{shlex.quote(where)}`")
 
 
 def as_qa_error(exc: QAError | OSError) -> QAError:

@@ -13,26 +13,34 @@ every query that has at least one relevant document; a query with no results sco
 Repeated ids are kept, not dropped: medquad-small files 18 pairs of different answers (and 18
 pairs of different questions) under one id each. Every record is indexed and every question
 asked; a document id stands for all the texts filed under it, and each question counts once.
+
+A malformed file is one error line naming the file and line (not JSON, not UTF-8, a bad qrels
+row). A judged query without text is left out of the scores and named in a warning: scoring
+it as a miss would lower every metric for nothing the retrieval did.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import QAError
 from qa.ingest.loaders import Document
+from qa.present.wording import plural
 
 CORPUS = "corpus.jsonl"
 QUERIES = "queries.jsonl"
 QRELS = "qrels.tsv"
 RANK_DEPTH = 100  # documents ranked per query: enough for Recall@100
 PASSAGE_DEPTH = 500  # passages ranked per query to find those documents
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,6 +50,7 @@ class Dataset:
     documents: list[Document]  # path: the corpus id (with "#2", "#3"... for a repeated id)
     queries: list[tuple[str, str]]  # (query id, text), in file order; an id may repeat
     qrels: dict[str, dict[str, int]]  # query id -> document id -> graded relevance
+    empty: list[str] = field(default_factory=list)  # judged queries without text: "file:line"
 
 
 @dataclass
@@ -69,24 +78,55 @@ class EvalResult:
         }
 
 
-def _jsonl(path: Path) -> Iterable[tuple[int, dict]]:
+def _lines(path: Path, first: int = 1) -> Iterable[tuple[int, str]]:
+    """The non-blank lines of a data set file from line `first`, with their numbers.
+
+    Raises:
+        QAError: the file cannot be read, or a line is not UTF-8 (named with its number).
+    """
     try:
-        fh = open(path, encoding="utf-8")
+        fh = open(path, "rb")
     except OSError as exc:
         raise QAError(f"cannot read {path}: {exc.strerror}", "a BEIR data set folder has "
                       f"{CORPUS}, {QUERIES} and {QRELS}") from None
     with fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+        for number, raw in enumerate(fh, start=1):
             try:
-                obj = json.loads(line)
-            except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
-                obj = None
-            if not isinstance(obj, dict) or "_id" not in obj:
-                raise QAError(f"{path}:{number}: not a JSON object with an _id",
-                              "each line must be one JSON object")
-            yield number, obj
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise QAError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                              f"at column {exc.start + 1})",
+                              "save the file as UTF-8") from None  # fmt: skip
+            if number >= first and line.strip():
+                yield number, line
+
+
+def _jsonl(path: Path) -> Iterable[tuple[int, dict]]:
+    for number, line in _lines(path):
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
+            obj = None
+        if not isinstance(obj, dict) or "_id" not in obj:
+            raise QAError(f"{path}:{number}: not a JSON object with an _id",
+                          "each line must be one JSON object")
+        yield number, obj
+
+
+def _unique(doc_id: str, used: set[str]) -> str:
+    """A document path for `doc_id` that no earlier record has: the id, else "id#2", "id#3"..."""
+    path, n = doc_id, 1
+    while path in used:
+        n += 1
+        path = f"{doc_id}#{n}"
+    used.add(path)
+    return path
+
+
+def has_text(query: str) -> bool:
+    """Whether a query has something to search for (more than white space and control
+    characters, which the search drops)."""
+    return any(ch.isprintable() and not ch.isspace() for ch in query)
 
 
 def load_dataset(path: str | os.PathLike) -> Dataset:
@@ -100,36 +140,35 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         raise QAError(f"no data set folder at {root}",
                       f"give a folder with {CORPUS}, {QUERIES} and {QRELS}")
     documents: list[Document] = []
-    seen: dict[str, int] = {}
+    used: set[str] = set()
     for _, obj in _jsonl(root / CORPUS):
         doc_id = str(obj["_id"])
-        seen[doc_id] = seen.get(doc_id, 0) + 1
-        path = doc_id if seen[doc_id] == 1 else f"{doc_id}#{seen[doc_id]}"
         text = str(obj.get("text") or "")
         title = str(obj.get("title") or "")
-        documents.append(Document(path, text, "text", title, metadata={"corpus_id": doc_id}))
-    queries = [(str(obj["_id"]), str(obj.get("text") or "")) for _, obj in _jsonl(root / QUERIES)]
-    query_ids = {q for q, _ in queries}
+        documents.append(Document(_unique(doc_id, used), text, "text", title,
+                                  metadata={"corpus_id": doc_id}))  # fmt: skip
+    numbered = [(n, str(obj["_id"]), str(obj.get("text") or ""))
+                for n, obj in _jsonl(root / QUERIES)]  # fmt: skip
     qrels: dict[str, dict[str, int]] = {}
-    try:
-        lines = (root / QRELS).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise QAError(f"cannot read {root / QRELS}: {exc.strerror}", "add the qrels file") from None
-    for number, line in enumerate(lines[1:], start=2):  # the first line is the header
-        if not line.strip():
-            continue
-        parts = line.split("\t")
+    for number, line in _lines(root / QRELS, first=2):  # the first line is the header
+        parts = line.rstrip("\r\n").split("\t")
         try:
             qid, did, score = parts[0], parts[1], int(parts[2])
         except (IndexError, ValueError):
             raise QAError(f"{root / QRELS}:{number}: expected query-id, corpus-id, integer score",
                           "separate the three columns with tabs") from None
         qrels.setdefault(qid, {})[did] = score
-    judged = {q: r for q, r in qrels.items() if q in query_ids and any(s > 0 for s in r.values())}
+    relevant = {q for q, r in qrels.items() if any(s > 0 for s in r.values())}
+    empty = [f"{root / QUERIES}:{n} ({q})" for n, q, t in numbered
+             if q in relevant and not has_text(t)]  # fmt: skip
+    queries = [(q, t) for _, q, t in numbered if has_text(t)]
+    asked = {q for q, _ in queries}
+    judged = {q: r for q, r in qrels.items() if q in relevant and q in asked}
     if not documents or not judged:
         raise QAError(f"nothing to evaluate in {root}",
-                      "the corpus must have documents and some query a relevant document")
-    return Dataset(documents, queries, judged)
+                      "the corpus must have documents and some query with text a relevant "
+                      "document")
+    return Dataset(documents, queries, judged, empty)
 
 
 def ndcg_at(ranking: Sequence[str], qrel: Mapping[str, int], k: int = 10) -> float:
@@ -234,6 +273,11 @@ def evaluate(
 
     mode = resolve_mode(mode)
     dataset = load_dataset(path)
+    if dataset.empty:
+        more = f" and {len(dataset.empty) - 3} more" if len(dataset.empty) > 3 else ""
+        log.warning("%s without text left out of the scores: %s%s",
+                    plural(len(dataset.empty), "query", "queries"), ", ".join(dataset.empty[:3]),
+                    more)  # fmt: skip
     source = str(Path(path).resolve())
     if index_dir:
         require_own_index(os.fspath(index_dir), source)
@@ -245,7 +289,7 @@ def evaluate(
         corpus_ids = {d.path: d.metadata["corpus_id"] for d in dataset.documents}
         depth = min(searcher.generation.size, PASSAGE_DEPTH)
         run: list[tuple[str, list[str]]] = []
-        queries = [(q, t) for q, t in dataset.queries if q in dataset.qrels and t.strip()]
+        queries = [(q, t) for q, t in dataset.queries if q in dataset.qrels]
         for qid, text in _progress(queries, progress):
             ranking = searcher.rank(clean_question(text), depth, mode)
             docs = [corpus_ids.get(c.doc, c.doc) for c in ranking.passages.chunks]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -112,6 +114,37 @@ def check(
     _compare(manifest, found, result)
     result.stale = result.stale or bool(result.added or result.changed or result.removed)
     return result
+
+
+class RecentCheck:
+    """`check` of one store, done again only when the last one is over `max_age` seconds old
+    or was made for another build: many callers (`qa serve`'s /health) walk the corpus once.
+
+    A result is never older than `max_age` seconds, counted from when its walk began: a
+    caller that finds it older waits for a new check (one at a time; the others waiting get
+    its result). Thread-safe.
+    """
+
+    def __init__(self, store: Store, max_age: float) -> None:
+        self.store = store
+        self.max_age = max_age
+        self._last: tuple[str, float, Staleness] | None = None  # build, walk began, result
+        self._lock = threading.Lock()
+
+    def check(self, build: str) -> Staleness:
+        """The staleness of `build` (the build being served), at most `max_age` seconds old.
+
+        Raises:
+            QAError: as `check` (nothing is kept then).
+        """
+        with self._lock:
+            last = self._last
+            if last and last[0] == build and time.monotonic() - last[1] <= self.max_age:
+                return last[2]
+            began = time.monotonic()
+            result = check(self.store)
+            self._last = (build, began, result)
+            return result
 
 
 def _config_reasons(manifest: dict, model: str | None) -> list[str]:

@@ -8,13 +8,16 @@ is picked up without a restart; each answer comes wholly from one build.
 Errors are JSON, `{"error": message, "hint": hint}`, never a traceback: bad input is 4xx, a
 problem with the index (a `QAError`) 503.
 
+`/health` says whether the index is stale from a check of the corpus at most
+`health_max_age` seconds old ($QA_API_HEALTH_MAX_AGE, default 5): one walk of the corpus
+serves every health probe meanwhile (`staleness.RecentCheck`).
+
 The API's documentation pages (/docs, /redoc) load their scripts and styles from this server
 (`fastapi-offline` ships them), not from a CDN: `qa` runs where nothing else can be reached.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -41,14 +44,17 @@ from qa.api.schema import (
 )
 from qa.errors import QAError, UsageError
 from qa.retrieve.searcher import MAX_K, Searcher
-from qa.terminal import configure_logging
+from qa.staleness import RecentCheck
+from qa.terminal import configure_logging, json_text
 
 log = logging.getLogger("qa.api")
 
 CORS_VARIABLE = "QA_API_CORS"
 WORKERS_VARIABLE = "QA_API_WORKERS"  # set by `qa serve` for its worker processes
+HEALTH_VARIABLE = "QA_API_HEALTH_MAX_AGE"
+HEALTH_MAX_AGE_S = 5.0  # /health's staleness is at most this old
 FIELD_HINTS = {
-    "question": f"send a question of 1 to {MAX_QUESTION_CHARS} characters",
+    "question": "send a question in plain words, e.g. \"What causes back pain?\"",
     "k": f"k is how many passages to return: a whole number from 1 to {MAX_K}",
     "mode": "mode is one of: dense, lexical, hybrid (the default)",
     "doc": 'doc is a glob such as "*.pdf", a list of globs, or null',
@@ -124,6 +130,8 @@ def create_app(
     max_body: int = guard.MAX_BODY_BYTES,
     fast_path: bool = True,
     workers: int = 1,
+    allowed_hosts: frozenset[str] | None = None,
+    health_max_age: float = HEALTH_MAX_AGE_S,
 ) -> FastAPI:
     """The API over one searcher.
 
@@ -138,8 +146,12 @@ def create_app(
             path searches on the event loop instead of in a thread (`fastpath.search_on_loop`);
             with more than one, connections are handed back now and then so that the workers
             share the clients (`qa.api.rebalance`).
+        allowed_hosts: the names a request's Host header may give (`guard.allowed_hosts`;
+            None: any).
+        health_max_age: how old, in seconds, the staleness `/health` reports may be.
     """
     service = Service(searcher)
+    staleness = RecentCheck(searcher.store, health_max_age)
     app = FastAPIOffline(
         title="qa",
         version=__version__,
@@ -183,7 +195,7 @@ def create_app(
         """The answer as JSON: built once, as the CLI prints it (AnswerModel documents it; the
         tests hold it to it)."""
         answer = service.fresh().ask(request.question, request.k, request.mode, request.doc)
-        return json_bytes(answer.to_json(request.question))
+        return json_bytes(answer.to_json(request.question[:MAX_QUESTION_CHARS]))  # as qa ask
 
     @app.get(
         "/documents",
@@ -201,14 +213,12 @@ def create_app(
     def health() -> dict:
         """Whether the server answers, from which build, and whether that build is stale
         (HEAD too: some load balancers check with it)."""
-        from qa.staleness import check
-
         searcher = service.fresh()
         generation = searcher.generation
         manifest = generation.manifest
         try:
-            staleness = check(searcher.store)
-            stale, checked = staleness.stale, staleness.checked
+            recent = staleness.check(generation.id)
+            stale, checked = recent.stale, recent.checked
         except QAError:
             stale, checked = False, False
         return {
@@ -239,14 +249,16 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(guard.HostCheck, allowed=allowed_hosts)  # before anything reads it
     if workers > 1:  # outermost: every response of a connection counts
         app.add_middleware(Rebalance)
     return app
 
 
 def json_bytes(payload: dict) -> bytes:
-    """`payload` as JSON, as it is: `Answer.to_json()` is already what the schema says."""
-    return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    """`payload` as JSON, as it is (`Answer.to_json()` is already what the schema says), and
+    in the encoding `qa ask --json` prints it (`terminal.json_text`): the same bytes."""
+    return json_text(payload).encode("utf-8")
 
 
 def error(status: int, message: str, hint: str, headers: dict | None = None) -> JSONResponse:
@@ -314,14 +326,29 @@ def describe(errors) -> tuple[int, str, str]:
 def create_app_from_env() -> FastAPI:
     """The app for uvicorn workers (`qa serve --workers N`), configured by the environment:
     $QA_INDEX (and $QA_MODEL, $QA_RERANKER as for `qa ask`), $QA_API_TOKEN, $QA_API_CORS
-    (comma-separated origins), $QA_API_WORKERS (how many processes `qa serve` started)."""
+    (comma-separated origins), $QA_API_ALLOWED_HOSTS (comma-separated names),
+    $QA_API_HEALTH_MAX_AGE, $QA_API_WORKERS (how many processes `qa serve` started)."""
     configure_logging(config.debug())  # as `qa serve`'s own process
+    from qa.api import connections
+
+    connections.configure_from_env()
     searcher = Searcher(os.environ.get("QA_INDEX"))
     warm_up(searcher)
     workers = os.environ.get(WORKERS_VARIABLE, "")
     workers = int(workers) if workers.isdigit() else 1
-    return create_app(searcher, os.environ.get(guard.TOKEN_VARIABLE) or None, cors_from_env(),
-                      workers=workers)  # fmt: skip
+    token = os.environ.get(guard.TOKEN_VARIABLE) or None
+    return create_app(searcher, token, cors_from_env(), workers=workers,
+                      allowed_hosts=guard.allowed_hosts(token, guard.hosts_from_env()),
+                      health_max_age=health_max_age())  # fmt: skip
+
+
+def health_max_age() -> float:
+    """$QA_API_HEALTH_MAX_AGE: how old /health's staleness may be, in seconds (default 5).
+
+    Raises:
+        UsageError: not a number >= 0.
+    """
+    return guard.number_from_env(HEALTH_VARIABLE, HEALTH_MAX_AGE_S, minimum=0.0)
 
 
 def cors_from_env() -> list[str]:

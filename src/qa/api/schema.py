@@ -16,7 +16,7 @@ from qa import config
 from qa.retrieve.fusion import DEFAULT_MODE, MODES
 from qa.retrieve.searcher import MAX_K
 
-MAX_QUESTION_CHARS = config.MAX_QUESTION_CHARS  # longer ones are refused (422); the CLI cuts them
+MAX_QUESTION_CHARS = config.MAX_QUESTION_CHARS  # longer ones are cut, as `qa ask` cuts them
 MAX_PATTERNS = 50  # `doc` patterns per question
 MAX_PATTERN_CHARS = 1000
 
@@ -34,8 +34,8 @@ class AskRequest(_Strict):
 
     question: str = Field(
         min_length=1,
-        max_length=MAX_QUESTION_CHARS,
-        description="the question, in plain words",
+        description=f"the question, in plain words (cut to its first {MAX_QUESTION_CHARS} "
+        "characters, as `qa ask` cuts it; `truncated` says so)",
         examples=["What causes chronic mid back pain?"],
     )
     k: int = Field(5, ge=1, le=MAX_K, description="how many passages to return")

@@ -2,8 +2,9 @@
 
 With one worker the app is built here, so a missing or unusable index is one error line before
 anything listens. With N workers uvicorn starts N processes, each loading the model and the index
-once (`app.create_app_from_env`, configured through the environment); the index is checked here
-first all the same.
+once (`app.create_app_from_env`, configured through the environment); the index and the settings
+are checked here first all the same. uvicorn speaks HTTP through `connections.GuardedProtocol`
+(request deadlines, a cap on open connections).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import sys
 
 from qa.api import guard
-from qa.errors import QAError, UsageError
+from qa.errors import QAError, UsageError, install_hint
 
 MAX_WORKERS = 64
 
@@ -27,27 +28,34 @@ def serve(
     no_auth: bool = False,
     cors_origins: list[str] | tuple[str, ...] = (),
     access_log: bool = False,
+    allowed_hosts: list[str] | tuple[str, ...] = (),
 ) -> int:
     """Serve the index until interrupted; returns the exit status.
 
+    `allowed_hosts`: names a request's Host header may give besides this machine's loopback
+    names and IP addresses (default: $QA_API_ALLOWED_HOSTS; see `guard.allowed_hosts`).
+
     Raises:
-        UsageError: bad port or worker count; a non-loopback host without a token or --no-auth.
+        UsageError: bad port or worker count; a non-loopback host without a token or --no-auth;
+            a bad host name or $QA_API_* setting.
         QAError: the API extra is not installed; no index, or one that cannot be searched.
     """
     try:
         import uvicorn
 
+        from qa.api import connections
         from qa.api.app import (
             CORS_VARIABLE,
             WORKERS_VARIABLE,
             cors_from_env,
             create_app,
+            health_max_age,
             warm_up,
         )
     except ImportError as exc:
         raise QAError(
             f"`qa serve` needs FastAPI and uvicorn ({exc})",
-            "install the extra: pip install 'qa[api]'",
+            install_hint("api"),
         ) from exc
     from qa.retrieve.searcher import Searcher
 
@@ -62,6 +70,9 @@ def serve(
     token = os.environ.get(guard.TOKEN_VARIABLE) or None
     origins = list(cors_origins) or cors_from_env()
     warning = guard.check_binding(host, token, no_auth)
+    hosts = guard.allowed_hosts(token, list(allowed_hosts) or guard.hosts_from_env(), host)
+    connections.configure_from_env()
+    max_age = health_max_age()
     check_port(host, port)
     if warning:
         print(f"qa: warning: {warning}", file=sys.stderr, flush=True)
@@ -73,15 +84,18 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
-    options = {"host": host, "port": port, "log_level": "info", "access_log": access_log}
+    options = {"host": host, "port": port, "log_level": "info", "access_log": access_log,
+               "http": connections.GuardedProtocol, "ws": "none"}  # fmt: skip
     if workers == 1:
         warm_up(searcher)
-        uvicorn.run(create_app(searcher, token, origins), **options)
+        app = create_app(searcher, token, origins, allowed_hosts=hosts, health_max_age=max_age)
+        uvicorn.run(app, **options)
         return 0
     del searcher  # each worker loads its own
     if index is not None:
         os.environ["QA_INDEX"] = str(index)
     os.environ[CORS_VARIABLE] = ",".join(origins)
+    os.environ[guard.HOSTS_VARIABLE] = guard.ANY_HOST if hosts is None else ",".join(sorted(hosts))
     os.environ[WORKERS_VARIABLE] = str(workers)
     if logging.getLogger().isEnabledFor(logging.DEBUG):  # `qa --debug serve`: the workers too
         os.environ["QA_DEBUG"] = "1"

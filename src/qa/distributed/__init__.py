@@ -34,9 +34,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from qa import config
 from qa.build import BuildSummary, Meter, max_file_bytes
 from qa.distributed import cluster
-from qa.errors import QAError, UsageError
+from qa.errors import QAError, UsageError, install_hint
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def build_index(
     backend: str | None = None,
     index_type: str | None = None,
     max_file_mb: float | None = None,
+    follow_symlinks: bool | None = None,
     window: int | None = None,
     timeout_s: float = 600.0,
     num_cpus: int | None = None,
@@ -64,8 +66,8 @@ def build_index(
     """Build the index of a corpus folder with Ray, and switch to it atomically.
 
     Args:
-        corpus_dir, model, progress, wait, on_progress, backend, index_type, max_file_mb: as
-            for `qa.build.build_index`.
+        corpus_dir, model, progress, wait, on_progress, backend, index_type, max_file_mb,
+            follow_symlinks: as for `qa.build.build_index`.
         index_dir: the index location (a folder, or a store's location string).
         address: "local" starts Ray on this machine for the build (and stops it after);
             "auto", "host:6379" or "ray://host:10001" join a running cluster.
@@ -79,7 +81,7 @@ def build_index(
     """
     started = time.perf_counter()
     if importlib.util.find_spec("ray") is None:
-        raise QAError("Ray is not installed", "pip install 'qa[ray]' (on every node)")
+        raise QAError("Ray is not installed", install_hint("ray") + " (on every node)")
     if index_dir is not None and not isinstance(index_dir, (str, os.PathLike)):
         raise UsageError("a Ray build takes the index as a location, not a Store object",
                          "give the index folder or location")  # fmt: skip
@@ -89,6 +91,7 @@ def build_index(
         "index": None if index_dir is None else str(index_dir),
         "model": model, "backend": backend, "index_type": index_type,
         "max_bytes": max_file_bytes(max_file_mb),
+        "follow_symlinks": config.follow_symlinks(follow_symlinks),
         "address": None if address == LOCAL else address,
         "wait": wait, "window": window, "timeout_s": timeout_s, "num_cpus": num_cpus,
         "temp_dir": temp_dir, "log_level": logging.getLogger("qa").getEffectiveLevel(),

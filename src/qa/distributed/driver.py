@@ -69,6 +69,7 @@ class Request:
     backend: str | None = None
     index_type: str | None = None
     max_bytes: int | None = None  # the largest file read (None: $QA_MAX_FILE_MB, 0: no limit)
+    follow_symlinks: bool = False  # read links leading outside the corpus, walk linked folders
     address: str | None = None  # None: a local Ray
     wait: bool = False
     window: int | None = None  # passages per embedding call (default: as a local build)
@@ -114,7 +115,8 @@ def _build(ray, request: Request, store, corpus_dir: Path, embedder: Embedder,
     try:
         dispatcher = Dispatcher(workers, request.timeout_s)
         loaded_at_ns = time.time_ns()
-        documents, loaded, parts = _prepare(dispatcher, corpus_dir, request.max_bytes)
+        documents, loaded, parts = _prepare(dispatcher, corpus_dir, request.max_bytes,
+                                            request.follow_symlinks)  # fmt: skip
         require_documents(len(documents), loaded.skipped, corpus_dir)
         keys = [key for outline, _ in parts for key in outline.keys]
         reused = reusable(store, keys, embedder.vector_id, facts["dim"])
@@ -195,8 +197,8 @@ def _start_workers(ray, embedder: Embedder) -> tuple[list, dict]:
     return workers, facts[0]
 
 
-def _prepare(dispatcher: Dispatcher, corpus_dir: Path,
-             max_bytes: int | None) -> tuple[list[dict], LoadResult, list]:  # fmt: skip
+def _prepare(dispatcher: Dispatcher, corpus_dir: Path, max_bytes: int | None,
+             follow_symlinks: bool) -> tuple[list[dict], LoadResult, list]:  # fmt: skip
     """Read the corpus here and have the workers parse and chunk it, in order.
 
     Returns:
@@ -207,7 +209,7 @@ def _prepare(dispatcher: Dispatcher, corpus_dir: Path,
     documents: list[dict] = []
     parts = []
     for _group, (outline, ref) in dispatcher.map(
-        _groups(read_corpus(corpus_dir, loaded, max_bytes)),
+        _groups(read_corpus(corpus_dir, loaded, max_bytes, follow_symlinks)),
         lambda worker, group: worker.prepare.options(num_returns=2).remote(group),
     ):
         outline: Outline

@@ -14,6 +14,9 @@ _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u2019\u201d)\]]*(?=\s)")
 _ITEM = r"[ \t]*(?:\u2022|\d{1,3}[.)])[ \t]"
 _ITEM_BREAK = re.compile(r"\n(?=" + _ITEM + ")")
 _ITEM_NUMBER = re.compile(r"(?<![^\n])" + _ITEM)  # at the start of a line
+# A table row, as the loaders write one (cells separated by " | ", a line of its own), is a
+# sentence of its own too.
+_ROW = re.compile(r"(?m)^[^\n|]*\S \| [^\n]*$")
 
 
 def normalize(text: str) -> str:
@@ -31,7 +34,10 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     numbers = {m.end() - 1 for m in _ITEM_NUMBER.finditer(text, start, end)}  # after "2." + 1
     cuts = [m.end() for m in _SENTENCE_END.finditer(text, start, end) if m.end() not in numbers]
     if "\n" in text[start:end]:
-        cuts = sorted(set(cuts).union(m.start() for m in _ITEM_BREAK.finditer(text, start, end)))
+        breaks = {m.start() for m in _ITEM_BREAK.finditer(text, start, end)}
+        if " | " in text[start:end]:
+            breaks.update(cut for m in _ROW.finditer(text, start, end) for cut in m.span())
+        cuts = sorted(set(cuts).union(breaks))
     spans: list[tuple[int, int]] = []
     pos = start
     for cut in cuts:

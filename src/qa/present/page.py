@@ -36,6 +36,13 @@ BROKEN_LINK = (
     "rebuilt since the link was made). Ask the question again."
 )
 
+COPY_HINT = "Copy with the button at the top right of the text (or select the text)."
+THEME_HINT = (
+    "Light or dark: the page follows your system; to choose, open the menu (⋮) at the top right."
+)
+ABOUT_MD = "**qa**: ask the documents. Finds the passages that answer a question, offline."
+STYLE = Path(__file__).with_name("page.css").read_text(encoding="utf-8").strip()
+
 MODE_LABELS = {
     "hybrid": "Meaning and keywords",
     "dense": "Meaning only",
@@ -171,7 +178,9 @@ def marked_md(
 # `qa.retrieve.answered`): the labels are its bands (`answered.BANDS` above the decision's
 # threshold, "weak match" from the threshold up, "hardly related" below it). A passage of an
 # answer the documents do not cover is under the threshold, so it is never more than "hardly
-# related"; a question lacking key words keeps its numbers under "strong match".
+# related"; a question lacking key words keeps its numbers under "strong match". Only good and
+# strong matches have their best sentences marked: a weak match's sentences are shown
+# unmarked, so that nothing is marked that does not answer.
 WEAK = "weak match"  # from the decision's threshold up: the search takes it for an answer
 WEAKEST = "hardly related"
 
@@ -215,15 +224,15 @@ def relevance(number: float, answered: bool) -> Relevance:
     Args:
         number: the passage's number in [0, 1] (see `strength`).
         answered: the answer's decision (`Answer.answered`). When False (its passages' numbers
-            are then all under the threshold), nothing is highlighted.
+            are then all under the threshold), nothing is highlighted; when True, a good or
+            strong match is highlighted, a weak one is not.
     """
     from qa.retrieve.answered import BANDS
 
     number = min(1.0, max(0.0, number))
-    answers = number >= answers_from()
-    label = next((name for floor, name in BANDS if number >= floor),
-                 WEAK if answers else WEAKEST)  # fmt: skip
-    return Relevance(label, number, answered and answers)
+    level = next((name for floor, name in BANDS if number >= floor), None)
+    label = level or (WEAK if number >= answers_from() else WEAKEST)
+    return Relevance(label, number, answered and level is not None)
 
 
 # --- passage in context ----------------------------------------------------------------------
@@ -354,8 +363,9 @@ def built_when(manifest: dict, now: datetime | None = None) -> str:
     return f"{then.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC ({_age(then, now)})"
 
 
-def index_status_md(manifest: dict, now: datetime | None = None) -> str:
-    """What the index was built from, when, and with which model (safe Markdown)."""
+def index_status_md(manifest: dict, now: datetime | None = None, shown: int = 3) -> str:
+    """What the index was built from, when, with which model, and the first `shown` files it
+    skipped, with the reason (safe Markdown)."""
     docs = manifest.get("documents", [])
     corpus = escape_markdown(str(manifest.get("corpus") or "an unknown folder"))
     model = escape_markdown(str(manifest.get("model", {}).get("id", "an unknown model")))
@@ -367,7 +377,10 @@ def index_status_md(manifest: dict, now: datetime | None = None) -> str:
     ]
     skipped = manifest.get("skipped") or []
     if skipped:
-        lines.append(f"**Skipped** {_plural(len(skipped), 'file')} it cannot read")
+        named = "; ".join(f"{escape_markdown(s['path'])} ({escape_markdown(s['reason'])})"
+                          for s in skipped[:shown])  # fmt: skip
+        more = f" and {len(skipped) - shown:,} more" if len(skipped) > shown else ""
+        lines.append(f"**Skipped** {_plural(len(skipped), 'file')}: {named}{more}")
     return "  \n".join(lines)
 
 
@@ -382,12 +395,81 @@ def stale_md(summary: str) -> str:
 
 MAX_EXAMPLE_CHARS = 80
 
+# What a section is about, by the word a heading names it with ("Causes of X", "X Treatments"),
+# and the question a reader asks about it. A heading that is only that word is about the
+# document ("Symptoms" in "Glaucoma": "What are the symptoms of glaucoma?").
+ASPECT_QUESTIONS = {
+    "cause": "What causes {}?",
+    "causes": "What causes {}?",
+    "symptoms": "What are the symptoms of {}?",
+    "signs": "What are the signs of {}?",
+    "diagnosis": "How is {} diagnosed?",
+    "treatment": "How is {} treated?",
+    "treatments": "How is {} treated?",
+    "therapy": "How is {} treated?",
+    "prevention": "How can {} be prevented?",
+    "advice": "What advice is there for {}?",
+    "tips": "What tips are there for {}?",
+    "risk factors": "What are the risk factors for {}?",
+    "complications": "What are the complications of {}?",
+    "outlook": "What is the outlook for {}?",
+    "prognosis": "What is the outlook for {}?",
+}
+ABOUT = "What should I know about {}?"  # any other heading, and a title
+GENERIC_HEADINGS = frozenset(
+    "introduction overview summary conclusion conclusions background contents references notes "
+    "abstract appendix index glossary".split()
+)  # fmt: skip
+_QUESTION_WORDS = re.compile(
+    r"(?i)^(what|how|why|when|where|who|which|can|could|should|is|are|do|does|will|may)\b"
+)
+_ASPECTS = "|".join(ASPECT_QUESTIONS)
+_ASPECT_FIRST = re.compile(rf"(?i)^({_ASPECTS})\s+(?:of|for|in)\s+(.+)$")
+_ASPECT_LAST = re.compile(rf"(?i)^(.+?)\s*[:,-]?\s+({_ASPECTS})$")
+
+
+def _in_sentence(words: str) -> str:
+    """A heading's words as they read inside a sentence: a capital that only marks a heading
+    ("Chronic Middle Back Pain") is dropped; acronyms (MRI) and names (Crohn's) keep theirs."""
+    out = []
+    for word in words.split():
+        plain = word[:1].isupper() and word[1:].islower() and "'" not in word
+        out.append(word.lower() if plain else word)
+    return " ".join(out)
+
+
+def as_question(heading: str, title: str = "") -> str | None:
+    """A question a reader would ask about a section, from its heading: "Chronic Middle Back
+    Pain Causes" -> "What causes chronic middle back pain?". None for a heading that says
+    nothing a reader would ask about ("Introduction").
+
+    Args:
+        heading: a section heading (or a document's title).
+        title: the document's title, the subject of a heading that names only an aspect.
+    """
+    heading = " ".join(heading.split()).strip(" .:;")
+    if not heading or heading.casefold() in GENERIC_HEADINGS:
+        return None
+    if heading.endswith("?"):
+        return heading
+    if _QUESTION_WORDS.match(heading):
+        return heading + "?"
+    if (aspect := ASPECT_QUESTIONS.get(heading.casefold())) is not None:
+        return aspect.format(_in_sentence(title)) if title.strip() else None
+    if match := _ASPECT_FIRST.match(heading):
+        aspect, subject = match.group(1), match.group(2)
+    elif match := _ASPECT_LAST.match(heading):
+        subject, aspect = match.group(1), match.group(2)
+    else:
+        return ABOUT.format(_in_sentence(heading))
+    return ASPECT_QUESTIONS[aspect.casefold()].format(_in_sentence(subject))
+
 
 def example_questions(
     manifest: dict, sections: list[tuple[str, str | None]] = (), count: int = 4
 ) -> list[str]:
     """Questions a first-time reader can click, taken from the corpus in use: its section
-    headings (a heading is what a part of a document is about), a few documents in turn, then
+    headings asked as a reader would ask them (`as_question`), a few documents in turn, then
     the documents' titles when there are too few headings.
 
     Args:
@@ -400,15 +482,16 @@ def example_questions(
     per_doc: dict[str, list[str]] = {}
     for doc, section in sections:
         heading = " ".join((section or "").split())
+        title = titles.get(doc, "")
+        question = as_question(heading, title) if heading.casefold() != title.casefold() else None
         if (
-            heading
-            and len(heading) <= MAX_EXAMPLE_CHARS
-            and heading.casefold() != titles.get(doc, "").casefold()
-            and heading not in per_doc.setdefault(doc, [])
+            question
+            and len(question) <= MAX_EXAMPLE_CHARS
+            and question not in per_doc.setdefault(doc, [])
         ):
-            per_doc[doc].append(heading)
+            per_doc[doc].append(question)
     picked: list[str] = []
-    queues = [list(headings) for headings in per_doc.values() if headings]
+    queues = [list(questions) for questions in per_doc.values() if questions]
     while queues and len(picked) < count:  # round robin over documents
         for queue in list(queues):
             if len(picked) < count and queue[0].casefold() not in map(str.casefold, picked):
@@ -417,10 +500,11 @@ def example_questions(
             if not queue:
                 queues.remove(queue)
     for title in titles.values():
+        question = as_question(title)
         if len(picked) >= count:
             break
-        if title and len(title) <= MAX_EXAMPLE_CHARS and title not in picked:
-            picked.append(title)
+        if question and len(question) <= MAX_EXAMPLE_CHARS and question not in picked:
+            picked.append(question)
     return picked
 
 
@@ -525,6 +609,76 @@ def answer_key(question: str, mode: str, k: int, docs: list[str] | None) -> str:
 
     raw = "\x00".join([" ".join(question.split()), mode, str(k), *(docs or [])])
     return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+# --- a shared link -------------------------------------------------------------------------------
+
+K_RANGE = (1, 20)  # the page's passage count: fewest, most
+DEFAULT_K = 3
+
+
+@dataclass(frozen=True)
+class LinkChoices:
+    """What a shared link (`?k=...&mode=...&docs=...`) asks for, as the page can show it.
+
+    Attributes:
+        k: the passage count, clamped to `K_RANGE` (None: the link gives none that is a number).
+        mode: the search mode (None: none, or none that exists).
+        docs: the documents to search in that are indexed, in link order.
+        ignored: what of the link was not used as it stood, in words (safe Markdown).
+    """
+
+    k: int | None
+    mode: str | None
+    docs: list[str]
+    ignored: list[str]
+
+
+def link_choices(params: dict[str, list[str]], modes: list[str], documents: list[str],
+                 default_mode: str) -> LinkChoices:  # fmt: skip
+    """The passage count, mode and documents a link names, each checked: a count out of range
+    is clamped (`k=500` shows the most, `k=0` the fewest), a count that is no whole number, an
+    unknown mode and a document that is not indexed are left out, and each is named.
+
+    Args:
+        params: the link's values by name, e.g. {"k": ["500"], "mode": ["foo"], "docs": []}.
+        modes: the search modes there are.
+        documents: the paths of the indexed documents.
+        default_mode: the mode used when the link names none that exists.
+    """
+    ignored: list[str] = []
+    low, high = K_RANGE
+    k = None
+    for raw in params.get("k", [])[:1]:
+        shown = escape_markdown(raw)
+        try:
+            asked = int(raw.strip())
+        except ValueError:
+            ignored.append(f"k={shown} is no number of passages ({DEFAULT_K} shown)")
+            continue
+        k = min(high, max(low, asked))
+        if k != asked:
+            side = f"the most is {high}" if asked > high else f"the fewest is {low}"
+            ignored.append(f"k={shown}: {side} ({_plural(k, 'passage')} shown)")
+    mode = None
+    for raw in params.get("mode", [])[:1]:
+        if raw in modes:
+            mode = raw
+        else:
+            ignored.append(f"mode={escape_markdown(raw)} is no search mode "
+                           f"({mode_label(default_mode).lower()} used)")  # fmt: skip
+    docs = []
+    for raw in params.get("docs", []):
+        if raw in documents:
+            docs.append(raw)
+        else:
+            ignored.append(f"docs={escape_markdown(raw)} is no indexed document")
+    return LinkChoices(k, mode, docs, ignored)
+
+
+def link_note_md(ignored: list[str]) -> str:
+    """One quiet line on what a link asked for that the page could not show as asked."""
+    return "From the link: " + "; ".join(ignored) + "." if ignored else ""
 
 
 # --- messages ------------------------------------------------------------------------------------

@@ -42,8 +42,8 @@ def _database(url: str) -> Store:
 
         from qa.store.postgres import PostgresStore
     except ImportError:
-        from qa.errors import QAError
+        from qa.errors import QAError, install_hint
 
-        raise QAError("PostgreSQL support is not installed",
-                      "pip install 'qa[postgres]' (psycopg and pgvector)") from None
+        raise QAError("PostgreSQL support (psycopg and pgvector) is not installed",
+                      install_hint("postgres")) from None
     return PostgresStore(url)

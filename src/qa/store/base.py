@@ -18,6 +18,8 @@ Chunk ids are positions in the generation's chunk table (0 .. size-1), in corpus
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from typing import Protocol
 
 import numpy as np
 
+from qa import config
+from qa.errors import IndexMissingError
 from qa.ingest.chunking import Chunk
 
 Docs = Sequence[str] | None
@@ -197,3 +201,13 @@ class Store(Protocol):
     def writer(self) -> AbstractContextManager[Writer]:
         """A new generation to write; leaving the block without `commit` leaves no trace.
         The caller holds `lock()`."""
+
+
+def missing_index(location: str | os.PathLike) -> IndexMissingError:
+    """The error for no index at `location`; its hint is the `qa build` command that builds that
+    index (with `--index` unless it is where a plain `qa build` builds: $QA_INDEX, else `index`)."""
+    where = os.fspath(location)
+    command = "qa build"
+    if where != config.index_location():
+        command += f" --index {shlex.quote(where)}"
+    return IndexMissingError(f"no index at {where}", f"run `{command}` to create it")

@@ -46,6 +46,15 @@ def write_array(path: Path, array: np.ndarray) -> None:
         os.fsync(fh.fileno())
 
 
+def can_write(path: Path) -> bool:
+    """Whether `path` may be written: a folder to add entries to, or a file to write; when it
+    does not exist yet, the nearest folder above it (where it would be made)."""
+    path = Path(path).absolute()
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0))
+
+
 def reason(exc: BaseException) -> str:
     """A short cause for an error message: the OS's words, else the exception's class."""
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__

@@ -25,9 +25,10 @@ import os
 import shutil
 from pathlib import Path
 
-from qa.errors import REBUILD_HINT, IndexCorruptError, IndexMissingError, QAError
+from qa.errors import REBUILD_HINT, IndexCorruptError, QAError
 from qa.store import manifest as manifests
-from qa.store.files import fsync_dir, reason
+from qa.store.base import missing_index
+from qa.store.files import can_write, fsync_dir, reason
 
 CURRENT = "current"
 BUILDS = "builds"  # (with CURRENT, how `qa.ingest.loaders.is_index_folder` knows an index)
@@ -126,7 +127,7 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
     for _attempt in range(READ_RETRIES):
         build = current_build(index_dir)
         if build is None or not (build / MANIFEST).is_file():
-            raise IndexMissingError(f"no index at {index_dir}", "run `qa build` to create it")
+            raise missing_index(index_dir)
         try:
             text = (build / MANIFEST).read_text(encoding="utf-8")
             break
@@ -168,6 +169,16 @@ def remove_new(index_dir: Path, existed: set[str]) -> None:
                 folder.rmdir()
             except OSError:  # not empty (or gone): keep it
                 pass
+
+
+def read_only(index_dir: Path) -> str:
+    """Why a build could not write the index folder, in words ("" when it can): the folder,
+    `builds/` and the lock file must all be writable (made where they are missing)."""
+    index_dir = Path(index_dir)
+    for path in (index_dir, index_dir / BUILDS, index_dir / LOCK):
+        if not can_write(path):
+            return f"the index folder {index_dir} is read-only"
+    return ""
 
 
 def existing(index_dir: Path) -> set[str]:

@@ -17,6 +17,7 @@ from qa.store.folder import (
     existing,
     lock,
     read_manifest,
+    read_only,
     remove_new,
 )
 from qa.store.local_generation import LocalGeneration
@@ -45,6 +46,10 @@ class LocalStore:
     def manifest(self) -> dict:
         """The live build's manifest (no other file is read)."""
         return read_manifest(self.path)[1]
+
+    def read_only(self) -> str:
+        """Why a build could not write this index folder, in words ("" when it can)."""
+        return read_only(self.path)
 
     def verify(self) -> str:
         """See `Store.verify`: loading a build checks every file against its checksum."""

@@ -144,7 +144,8 @@ class Obj:
 _DOCUMENT = Obj(
     required={"path": Text(), "chunks": Int()},
     optional={"title": Maybe(Text()), "kind": Text(), "pages": Maybe(Int()),
-              "sha256": Text(), "size": Int(), "mtime_ns": Int(), "encoding": Text()},
+              "sha256": Text(), "size": Int(), "mtime_ns": Int(), "encoding": Text(),
+              "ocr_pages": Int()},
 )  # fmt: skip
 _SKIPPED = Obj(required={"path": Text(), "reason": Text()},
                optional={"size": Int(), "mtime_ns": Int()})  # fmt: skip

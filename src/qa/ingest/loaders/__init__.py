@@ -1,16 +1,27 @@
-"""Load a folder of documents: .txt, .md, .html/.htm and .pdf files, recursively, in a stable order.
+"""Load a folder of documents, recursively, in a stable order.
 
 One module per format turns a file into a `Document` whose `text` is *the loaded text*: plain
-text a reader reads, without markup. Chunk offsets index into it. Formats:
+text a reader reads, without markup. Chunk offsets index into it. Formats (`formats.py`):
 
-    plain.py     .txt          the decoded file, exactly (no-break spaces and all)
-    markdown.py  .md           rendered without markup; a source map leads back to the file
-    html.py      .html, .htm   the main content only; boilerplate never indexed
-    pdf.py       .pdf          text in reading order, page by page, headings from the layout
+    plain.py         .txt           the decoded file, exactly (no-break spaces and all)
+    markdown.py      .md            rendered without markup; a source map leads back to the file
+    html.py          .html, .htm    the main content only; boilerplate never indexed
+    pdf.py           .pdf           text in reading order, page by page, headings from the
+                                    layout; pages without a text layer recognised (OCR)
+    word.py          .docx          through mammoth and the HTML reader: headings, lists, tables
+    opendocument.py  .odt           through odfpy and the HTML reader, alike
+    ebook.py         .epub          chapters in spine order, each under its title
+    slides.py        .pptx          one page per slide, its title the section, its notes under it
+    image.py         .png .jpg .jpeg .tif .tiff   recognised (OCR, ocr.py), one page per frame
 
-Unsupported, unreadable or undecodable files, broken symbolic links, anything that is not a
-regular file (a named pipe) and files over the size limit (`config.max_file_bytes`) are skipped
-and listed with a reason.
+Every file is read in a child process with a memory and a time limit (`sandbox.py`), and what
+was read is kept on disk for the next time (`cache.py`).
+
+Unsupported, unreadable or undecodable files, anything that is not a regular file (a named
+pipe), files over the size limit (`config.max_file_bytes`), files past the reading limits and
+symbolic links that are broken, loop, lead outside the corpus folder or to a folder (unless
+`config.follow_symlinks`: then only broken links and loops) are skipped and listed with a
+reason: a link never publishes a file from outside the corpus folder unless asked to.
 """
 
 from __future__ import annotations
@@ -23,13 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa import config
-from qa.errors import QAError
-from qa.ingest.loaders import html, markdown, pdf, plain
+from qa.errors import QAError, UsageError
+from qa.ingest.loaders import cache, sandbox
 from qa.ingest.loaders.base import Document, TextBuilder, title_from_filename
+from qa.ingest.loaders.formats import LOADERS, SUPPORTED_SUFFIXES
 from qa.ingest.loaders.plain import decode
 
 __all__ = [
-    "Document", "LoadResult", "LOADERS", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
+    "Document", "LoadResult", "LOADERS", "OnPage", "SUPPORTED_SUFFIXES", "TextBuilder", "decode",
     "file_stat", "is_supported", "iter_files", "load_corpus", "load_file", "parse_file",
     "read_corpus",
     "read_file", "skip", "title_from_filename",
@@ -37,18 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[str, bytes], Document]
-
-# file suffix (lower case) -> (kind, loader)
-LOADERS: dict[str, tuple[str, Loader]] = {
-    ".txt": ("text", plain.load),
-    ".md": ("markdown", markdown.load),
-    ".markdown": ("markdown", markdown.load),
-    ".html": ("html", html.load),
-    ".htm": ("html", html.load),
-    ".pdf": ("pdf", pdf.load),
-}
-SUPPORTED_SUFFIXES = {suffix: kind for suffix, (kind, _) in LOADERS.items()}
+OnPage = Callable[[str, int, int], None]  # (file, pages recognised, pages to recognise)
 
 
 @dataclass
@@ -102,17 +103,40 @@ def read_file(root: Path, path: Path) -> tuple[str, bytes, dict]:
     return rel, data, {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def parse_file(rel: str, data: bytes, stat: dict) -> Document:
-    """The `Document` of a file read by `read_file`.
+def parse_file(rel: str, data: bytes, stat: dict,
+               on_page: OnPage | None = None) -> Document:  # fmt: skip
+    """The `Document` of a file read by `read_file`: kept from an earlier read of the same
+    bytes (`cache.py`), else read within the limits of `sandbox.py` (and kept).
+
+    Args:
+        rel, data, stat: as `read_file` returns them.
+        on_page: called with (rel, done, total) as pages are recognised (OCR).
 
     Raises:
-        ValueError: the file cannot be decoded, or is nested deeper than its parser recurses.
+        ValueError: the file cannot be read, or went past a reading limit (the reason says).
+    """
+    key = cache.key(rel, data)
+    document = cache.get(key, rel)
+    if document is None:
+        progress = (lambda done, total: on_page(rel, done, total)) if on_page else None
+        document = sandbox.parse(rel, data, progress, _limits())
+        cache.put(key, document)
+    else:
+        log.debug("%s: text kept from an earlier read", rel)
+    return dataclasses.replace(document, metadata={**document.metadata, **stat})
+
+
+def _limits() -> sandbox.Limits:
+    """The configured reading limits.
+
+    Raises:
+        UsageError: $QA_PARSE_SECONDS or $QA_PARSE_MB is not a positive number.
     """
     try:
-        document = LOADERS[Path(rel).suffix.lower()][1](rel, data)
-    except RecursionError:  # a parser's recursion on a pathological file, never the build's
-        raise ValueError("nested too deeply to read") from None
-    return dataclasses.replace(document, metadata={**document.metadata, **stat})
+        return sandbox.Limits.configured()
+    except ValueError as exc:
+        raise UsageError(str(exc), "give a positive number, or unset it for the default") \
+            from None
 
 
 def is_index_folder(path: Path) -> bool:
@@ -125,21 +149,54 @@ def is_index_folder(path: Path) -> bool:
         return False
 
 
-def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
+LINK_LOOP = "symbolic link loop"
+BROKEN_LINK = "broken symbolic link"
+LINK_OUTSIDE = ("symbolic link leading outside the corpus folder (not followed; "
+                "--follow-symlinks or QA_FOLLOW_SYMLINKS=1 follows it)")  # fmt: skip
+LINKED_FOLDER = ("symbolic link to a folder in the corpus folder (its files are read there; "
+                 "--follow-symlinks or QA_FOLLOW_SYMLINKS=1 follows it)")  # fmt: skip
+
+
+def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None,
+               follow_links: bool | None = None) -> list[Path]:  # fmt: skip
     """Every file under `root`, recursively, sorted by relative path (hidden entries and index
     folders skipped).
+
+    Symbolic links: a link to a file inside `root` is listed (under its own path); a link that
+    leads outside `root`, a linked folder, a broken link and a loop are not, and are added to
+    `skipped` with the reason. With `follow_links` (default: `config.follow_symlinks()`), links
+    outside are listed and linked folders walked too; loops and broken links never are.
 
     Sub-folders that cannot be read are left out and added to `skipped` as (path, reason).
 
     Raises:
         QAError: `root` itself cannot be read.
     """
+    follow = config.follow_symlinks(follow_links)
+    real_root = root.resolve()
     found: list[Path] = []
     errors: list[OSError] = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
-        dirnames[:] = sorted(d for d in dirnames
-                             if not d.startswith(".") and not is_index_folder(Path(dirpath, d)))
-        found.extend(Path(dirpath, f) for f in filenames if not f.startswith("."))
+    links: list[tuple[str, str]] = []  # (path as skipped: a folder ends in "/", reason)
+    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append, followlinks=follow):
+        here = Path(dirpath)
+        kept = []
+        for d in sorted(dirnames):
+            path = here / d
+            if d.startswith(".") or is_index_folder(path):
+                continue
+            reason = _link_reason(path, root, real_root, follow, folder=True)
+            if reason:
+                links.append((path.relative_to(root).as_posix() + "/", reason))
+            else:
+                kept.append(d)
+        dirnames[:] = kept
+        for f in filenames:
+            if not f.startswith("."):
+                reason = _link_reason(here / f, root, real_root, follow)
+                if reason:
+                    links.append(((here / f).relative_to(root).as_posix(), reason))
+                else:
+                    found.append(here / f)
     for exc in errors:
         folder = Path(exc.filename) if exc.filename else root
         if folder == root:
@@ -151,7 +208,33 @@ def iter_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list
         log.debug("cannot read folder %s: %s", folder, exc.strerror)
         if skipped is not None:
             skipped.append((rel, f"folder not readable: {exc.strerror or exc}"))
+    for rel, reason in links:
+        log.debug("skipped %s: %s", rel, reason)
+        if skipped is not None:
+            skipped.append((rel, reason))
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _link_reason(path: Path, root: Path, real_root: Path, follow: bool,
+                 folder: bool = False) -> str | None:  # fmt: skip
+    """Why a walk does not take `path` (None: it does): a symbolic link that is broken, a loop,
+    leads outside the corpus folder, or (not followed) to a folder; see `iter_files`."""
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return BROKEN_LINK
+    except (OSError, RuntimeError):  # ELOOP; RuntimeError: a loop, as Python < 3.13 says it
+        return LINK_LOOP
+    if folder:
+        rel = path.parent.relative_to(root).parts  # the folders walked to get here, by name
+        walked = {root.joinpath(*rel[:i]).resolve() for i in range(len(rel) + 1)}
+        if target in walked:  # a folder it lies in: walking it would never end
+            return LINK_LOOP
+    if not follow and target != real_root and real_root not in target.parents:
+        return LINK_OUTSIDE
+    return LINKED_FOLDER if folder and not follow else None
 
 
 def file_stat(path: Path) -> dict:
@@ -172,13 +255,14 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
 
 
-def read_corpus(root: Path, result: LoadResult,
-                max_bytes: int | None = None) -> Iterator[tuple[str, bytes, dict]]:  # fmt: skip
+def read_corpus(root: Path, result: LoadResult, max_bytes: int | None = None,
+                follow_links: bool | None = None) -> Iterator[tuple[str, bytes, dict]]:  # fmt: skip
     """Every file under `root` read with `read_file`, lazily, in a stable (sorted) order.
 
-    Files that cannot be read (unsupported, unreadable, a broken link, not a regular file, over
-    `max_bytes`: None means `config.max_file_bytes()`, 0 no limit) and sub-folders that cannot
-    be read are added to `result.skipped` (unsorted) with a reason, and for files of a
+    Files that cannot be read (unsupported, unreadable, not a regular file, over `max_bytes`:
+    None means `config.max_file_bytes()`, 0 no limit), symbolic links that are not followed
+    (see `iter_files`, which `follow_links` goes to) and sub-folders that cannot be read are
+    added to `result.skipped` (unsorted) with a reason, and for files of a
     supported type their size and mtime in `result.skipped_stats`, until they are parsed (see
     `LoadResult`).
 
@@ -186,13 +270,13 @@ def read_corpus(root: Path, result: LoadResult,
         QAError: the folder cannot be read.
     """
     limit = config.max_file_bytes() if max_bytes is None else max_bytes
-    for path in iter_files(root, result.skipped):
+    for path in iter_files(root, result.skipped, follow_links):
         rel = path.relative_to(root).as_posix()
         try:
             if is_supported(path):
                 result.skipped_stats[rel] = file_stat(path)
-                if not path.exists():
-                    raise ValueError("broken symbolic link")
+                if not path.exists():  # (broken since the walk)
+                    raise ValueError(BROKEN_LINK)
                 if not path.is_file():  # a named pipe would block the read for ever
                     raise ValueError("not a regular file")
                 size = result.skipped_stats[rel]["size"]
@@ -226,29 +310,37 @@ def require_corpus(root: Path) -> Path:
         raise QAError(f"the corpus {root} is not a folder",
                       "give the folder that holds the documents with --corpus or QA_CORPUS")
     raise QAError(f"no corpus folder at {root}",
-                  "create it and put .txt, .md, .html or .pdf files in it")  # fmt: skip
+                  "create it and put documents in it (.txt, .md, .html, .pdf, .docx, ...)")
 
 
-def load_corpus(root: str | os.PathLike, max_bytes: int | None = None) -> LoadResult:
+def load_corpus(root: str | os.PathLike, max_bytes: int | None = None,
+                follow_links: bool | None = None,
+                on_page: OnPage | None = None) -> LoadResult:  # fmt: skip
     """Load every supported document under `root`, in a stable (sorted) order.
 
-    Unsupported, unreadable, binary or undecodable files, broken symbolic links, files larger
-    than `max_bytes`, and sub-folders that cannot be read, are skipped and listed in
-    `LoadResult.skipped` (sorted by path) with a reason; they never stop the load.
+    Unsupported, unreadable, binary or undecodable files, symbolic links that are broken, loop
+    or lead outside `root` (see `iter_files`), files larger than `max_bytes`, and sub-folders
+    that cannot be read, are skipped and listed in `LoadResult.skipped` (sorted by path) with a
+    reason; they never stop the load.
 
     Args:
         root: the corpus folder.
         max_bytes: the largest file to read; None means `config.max_file_bytes()` ($QA_MAX_FILE_MB
             or the default), 0 means no limit.
+        follow_links: read links leading outside `root`, and walk linked folders (default:
+            `config.follow_symlinks()`).
+        on_page: called with (file, done, total) as the pages of a scan are recognised.
 
     Raises:
-        QAError: the folder does not exist or cannot be read.
+        QAError: the folder does not exist or cannot be read, or a reading limit is not a
+            number.
     """
     root = require_corpus(Path(root))
+    _limits()  # a bad limit is an error of the build, before any file is read
     result = LoadResult([], [])
-    for rel, data, stat in read_corpus(root, result, max_bytes):
+    for rel, data, stat in read_corpus(root, result, max_bytes, follow_links):
         try:
-            result.documents.append(parse_file(rel, data, stat))
+            result.documents.append(parse_file(rel, data, stat, on_page))
             result.skipped_stats.pop(rel, None)
         except (OSError, ValueError) as exc:
             skip(result, rel, exc)

@@ -14,9 +14,13 @@ reads), the original file is offered for download instead.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from qa.ingest.loaders.base import Document, TextBuilder
 from qa.ingest.text import normalize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bs4 import Tag
 
 DROP_TAGS = (
     "script", "style", "noscript", "template", "iframe", "frame", "frameset", "object", "embed",
@@ -96,15 +100,24 @@ def main_content(soup):
     return soup.body or soup
 
 
-class _Renderer:
-    """Walks the content tree, writing paragraphs, list items and headings to a TextBuilder.
+BULLET = "\u2022 "  # starts a list item, as the Markdown loader writes it (a sentence break)
 
-    With a stack rather than recursion: unclosed tags nest deeper than Python recurses."""
+
+class Renderer:
+    """Walks a content tree, writing paragraphs, list items and headings to a TextBuilder.
+
+    List items are lines that start with a bullet ("• ", or "2. " in an ordered list) and table
+    rows are lines of cells separated by " | ", so every item and row is a sentence of its own
+    (`qa.ingest.text.sentence_spans`). With a stack rather than recursion: unclosed tags nest
+    deeper than Python recurses."""
 
     def __init__(self) -> None:
         self.out = TextBuilder()
         self.line: list[str] = []  # inline text of the current paragraph
         self.nested = 0  # depth of lists and tables: their items are lines, not blocks
+        self.lists: list[list] = []  # [tag name, items so far] of the lists we are in
+        self.prefix = ""  # the bullet of a list item, written with its first text
+        self.cells = 0  # depth of table cells: blocks in a cell stay on the row's line
 
     def flush(self) -> None:
         text = "\n".join(normalize(part) for part in "".join(self.line).split("\n"))
@@ -112,7 +125,8 @@ class _Renderer:
         self.line = []
         if text:
             self.out.separate("\n" if self.nested else "\n\n")
-            self.out.add(text)
+            self.out.add(self.prefix + text)
+            self.prefix = ""
 
     def visit(self, root) -> None:
         """Render `root` and everything below it."""
@@ -156,10 +170,22 @@ class _Renderer:
             self.flush()
             self.out.separate("\n\n" if not self.nested else "\n")
             self.nested += 1
-        elif name in ("li", "tr") or name in BLOCKS:
+            if name != "table":
+                self.lists.append([name, 0])
+        elif name == "li":
             self.flush()
-        elif name in ("td", "th") and node.find_previous_sibling(("td", "th")) is not None:
-            self.line.append(" | ")
+            if self.lists:
+                self.lists[-1][1] += 1
+            ordered = self.lists and self.lists[-1][0] == "ol"
+            self.prefix = f"{self.lists[-1][1]}. " if ordered else BULLET
+        elif name in ("td", "th"):
+            self.cells += 1
+            if node.find_previous_sibling(("td", "th")) is not None:
+                self.line.append(" | ")
+        elif self.cells and name in BLOCKS:
+            self.line.append(" ")  # paragraphs in a cell: the cell's text, on the row's line
+        elif name == "tr" or name in BLOCKS:
+            self.flush()
         return True  # (inline elements: a, span, em, strong, code, ...: just their children)
 
     def _leave(self, name: str) -> None:
@@ -167,9 +193,42 @@ class _Renderer:
         if name in LISTS:
             self.flush()
             self.nested -= 1
+            if name != "table" and self.lists:
+                self.lists.pop()
             self.out.separate("\n\n" if not self.nested else "\n")
+        elif name in ("td", "th"):
+            self.cells -= 1
+        elif self.cells and name in BLOCKS:
+            self.line.append(" ")
         elif name in ("li", "tr") or name in BLOCKS:
             self.flush()
+            self.prefix = "" if name == "li" else self.prefix
+
+
+def parse(markup: bytes | str) -> tuple[Tag, str]:
+    """The page's tree, with what is never indexed removed (see the module text), and its
+    title: the <title>, cut to its <h1> when it holds it."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(markup, "html.parser")
+    title = normalize(soup.title.get_text(" ")) if soup.title is not None else ""
+    strip_boilerplate(soup)
+    root = main_content(soup)
+    h1 = root.find("h1")
+    heading = normalize(h1.get_text(" ")) if h1 is not None else ""
+    if heading and (not title or heading in title):  # "Posture | Site name" -> "Posture"
+        title = heading
+    return root, title
+
+
+def from_markup(path: str, markup: bytes | str, data: bytes, kind: str) -> Document:
+    """The Document of an HTML rendering of a file (`data`: the file's own bytes, for its hash;
+    `kind`: what the file is)."""
+    root, title = parse(markup)
+    renderer = Renderer()
+    renderer.visit(root)
+    renderer.flush()
+    return renderer.out.document(path, data, kind, title)
 
 
 def load(path: str, data: bytes) -> Document:
@@ -178,19 +237,6 @@ def load(path: str, data: bytes) -> Document:
     Raises:
         ValueError: the file looks binary.
     """
-    from bs4 import BeautifulSoup
-
     if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ValueError("binary file")
-    soup = BeautifulSoup(data, "html.parser")
-    title = normalize(soup.title.get_text(" ")) if soup.title is not None else ""
-    strip_boilerplate(soup)
-    root = main_content(soup)
-    h1 = root.find("h1")
-    heading = normalize(h1.get_text(" ")) if h1 is not None else ""
-    if heading and (not title or heading in title):  # "Posture | Site name" -> "Posture"
-        title = heading
-    renderer = _Renderer()
-    renderer.visit(root)
-    renderer.flush()
-    return renderer.out.document(path, data, "html", title)
+    return from_markup(path, data, data, "html")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from qa.errors import IndexCorruptError, IndexMissingError
+from qa.errors import IndexCorruptError
 
 STORE_FORMAT = "1"  # of the catalogue and generation tables; another one is refused
 SCHEMA = "qa"
@@ -77,10 +77,6 @@ def live(conn, index: str, where: str) -> str | None:
         return None
     check_format(row[1], where)
     return row[0]
-
-
-def missing(where: str) -> IndexMissingError:
-    return IndexMissingError(f"no index at {where}", "run `qa build` to create it")
 
 
 def ensure(conn, where: str) -> None:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from qa.errors import REBUILD_HINT, IndexCorruptError, QAError
 from qa.store import manifest as manifests
+from qa.store.base import missing_index
 from qa.store.postgres import ann, catalog
 from qa.store.postgres.connections import Pool, connect
 from qa.store.postgres.faults import translated
@@ -67,7 +68,7 @@ class PostgresStore:
         for _attempt in range(READ_RETRIES):
             schema = self.current()
             if schema is None:
-                raise catalog.missing(self.location)
+                raise missing_index(self.location)
             if schema in self._manifests:
                 return self._manifests[schema]
             with translated(self.location):
@@ -85,7 +86,7 @@ class PostgresStore:
         for _attempt in range(READ_RETRIES):
             schema = self.current()
             if schema is None:
-                raise catalog.missing(self.location)
+                raise missing_index(self.location)
             pin = connect(self._url.conninfo, self.location, "reader", vector=False)
             try:
                 with translated(self.location):
