@@ -12,11 +12,16 @@ leans more on the multilingual model, which reads English too.
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
+import uuid
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
+from qa import config
 from qa.errors import UsageError
 
 DEFAULT = (0.2, 0.8)  # the default pair: all-MiniLM-L6-v2, multilingual-e5-small
@@ -46,11 +51,44 @@ def check(weights: list[float] | tuple[float, ...] | None, models: int) -> tuple
 
 @lru_cache(maxsize=1)
 def _identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    """py3langid's model, from an uncompressed copy in the cache (its own file is LZMA-packed,
+    and unpacking it took about a second of every cold `qa ask`), made once on first use."""
+    from py3langid import modelio
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    arrays = _unpacked(MODEL_DIR / MODEL_FILE)
+    if arrays is None:  # no cache: read the packed file as py3langid does
+        identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    else:
+        identifier = LanguageIdentifier(
+            arrays["ptc"], arrays["pc"], arrays["classes"].tolist(),
+            modelio._to_array(arrays["nextmove"]), arrays["out_feat"].tolist(), norm_probs=True,
+            tk_row=modelio._to_array(arrays["nextmove_row"]))  # fmt: skip
     identifier.set_languages(list(LANGUAGES))
     return identifier
+
+
+def _unpacked(packed: Path) -> dict | None:
+    """The arrays of py3langid's packed model, unpacked once into the cache folder (None when
+    the cache cannot be written or read: the caller reads the packed file)."""
+    import lzma
+
+    try:
+        stat = packed.stat()
+        target = config.cache_dir() / "langid" / f"model-{stat.st_size}-{stat.st_mtime_ns}.npz"
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                with lzma.open(packed) as src, open(tmp, "wb") as out:
+                    shutil.copyfileobj(src, out, length=1 << 20)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        with np.load(target, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, lzma.LZMAError):
+        return None
 
 
 def english(text: str) -> float:

@@ -8,8 +8,9 @@ the documents: mattress"), and an answer that lacks one is never called a strong
 A word is a *key word* when it is neither a function word (the long stop list of
 `qa.ingest.terms`) nor a word every question uses: a word as common in English as "best",
 "help", "idea" or "people" (a Zipf frequency of at least `COMMON_ZIPF` in wordfreq's English
-list, a frequency table over subtitles, books, Wikipedia and the web; the threshold was chosen on
-the tuning half of the reader questions, README "Retrieval quality"). A key word is *in the
+list, a frequency table over subtitles, books, Wikipedia and the web, kept as a word list,
+`common_words.txt`, written by scripts/common_words.py; the threshold was chosen on the tuning
+half of the reader questions: the highest that left at most 1 in 5 of them with a notice). A key word is *in the
 documents* when its stem is in the index's vocabulary (the BM25 terms, stemmed the same way),
 or a stem close to it in spelling is (a Levenshtein similarity of at least `SPELLING`, the
 first letter the same, for words of `MIN_FUZZY` letters or more): "chiropracter" is there as
@@ -23,21 +24,26 @@ holds no Spanish word, which would otherwise all be named.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from qa.ingest import terms
 
 COMMON_ZIPF = 4.0  # wordfreq Zipf frequency (log10 of uses per billion words) of common words
+COMMON_WORDS_FILE = Path(__file__).with_name("common_words.txt")
 SPELLING = 80.0  # rapidfuzz ratio (0-100) from which a stem counts as the same word misspelt
 MIN_FUZZY = 5  # shorter words must be spelt as in the documents ("gp" is not "go")
 ENGLISH = 0.5  # the probability of English from which a question's words are looked for
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1)
+def _common() -> frozenset[str]:
+    lines = COMMON_WORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
 def is_common(word: str) -> bool:
     """Whether a lower-cased word is one every question may use (see the module text)."""
-    from wordfreq import zipf_frequency
-
-    return zipf_frequency(word, "en") >= COMMON_ZIPF
+    return word in _common()
 
 
 def key_words(question: str) -> list[str]:
