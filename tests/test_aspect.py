@@ -44,7 +44,8 @@ def test_rescore_orders_inside_a_group_and_keeps_groups_comparable(monkeypatch):
     best = np.array([0.9, 0.5, 0.7, 0.8, 0.6], dtype=np.float32)
     monkeypatch.setattr(aspect, "aspect_vector",
                         lambda hidden, words, heading: np.array([0, 1], dtype=np.float32))
-    out = aspect.rescore(best, passages, "q", np.zeros((1, 2)), np.zeros((1, 2)))
+    tokens = [(np.zeros((1, 2)), np.zeros((1, 2)))]  # one model's token outputs and offsets
+    out = aspect.rescore(best, passages, "q", tokens, lambda parts: parts[0])
     # group A: aspect scores 0, 1, 0.8 -> best sentence score 0.9 goes to chunk 1
     assert out[:3] == pytest.approx([0.9 - 1.0, 0.9, 0.9 - 0.2])
     assert out[3] == best[3] and out[4] == best[4]  # alone under their headings: unchanged
@@ -72,3 +73,22 @@ def test_aspect_scores_pick_the_answer_among_passages_on_one_topic(aspect_search
     question = "What is the outlook for Arachnoid Cysts ?"
     assert with_aspect[question] and not without[question]
     assert sum(with_aspect.values()) > sum(without.values())
+
+
+def test_a_pair_joins_each_models_aspect_vector_with_the_questions_weights(monkeypatch):
+    vectors = np.array([[1, 0, 0, 1], [0, 1, 1, 0]], dtype=np.float32) / np.sqrt(2)
+    chunks = [Chunk(i, "d.txt", "Warsaw syndrome", 0, 5, "text.") for i in range(2)]
+    passages = Passages(np.arange(2), chunks, ["Title"] * 2, vectors, np.arange(3),
+                        np.array([[0, 5]] * 2, dtype=np.int32), vectors)
+    parts = {2: np.array([0, 1], np.float32), 3: np.array([1, 0], np.float32)}
+    monkeypatch.setattr(aspect, "aspect_vector", lambda hidden, words, heading: parts[len(hidden)])
+    joined = []
+
+    def join(aspects):
+        joined.append(aspects)
+        return np.concatenate([0.9 * aspects[0], 0.1 * aspects[1]])
+
+    tokens = [(np.zeros((2, 2)), np.zeros((2, 2))), (np.zeros((3, 2)), np.zeros((3, 2)))]
+    out = aspect.rescore(np.array([0.5, 0.4], np.float32), passages, "q", tokens, join)
+    assert [a.tolist() for a in joined[0]] == [[0, 1], [1, 0]]  # one per model, in order
+    assert out.argmax() == 1  # the first model's aspect, weighted 0.9, picks the second passage

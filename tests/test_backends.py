@@ -16,6 +16,19 @@ from qa.store import folder as store
 from qa.store.local import LocalStore
 
 
+MINILM = "all-MiniLM-L6-v2"  # the backends' mechanics, on the smaller model of the pair
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return Embedder(MINILM, backend="onnx")
+
+
+def source(embedder: Embedder) -> str:
+    """What a one-model Embedder loads (a folder)."""
+    return embedder.members[0].spec.load_path()
+
+
 @pytest.fixture(scope="module")
 def onnx_cache(tmp_path_factory):
     """ONNX exports of the packaged model, made once for this module in a private cache."""
@@ -29,15 +42,16 @@ def onnx_cache(tmp_path_factory):
         os.environ["QA_CACHE"] = old
 
 
-def test_export_is_cached_in_qa_cache(onnx_cache, embedder):
+def test_export_is_cached_in_qa_cache(onnx_cache, minilm):
+    embedder = minilm
     from qa.embed import onnx as onnx_model
 
-    path = onnx_model.ensure_export(embedder.model_id, embedder._load_path, "onnx-int8")
+    path = onnx_model.ensure_export(embedder.model_id, source(embedder), "onnx-int8")
     folder = path.parent
     assert folder.parent == onnx_cache / "onnx" and path.name == "model_int8.onnx"
     assert {"model.onnx", "tokenizer.json", "qa_onnx.json"} <= {p.name for p in folder.iterdir()}
     stamp = path.stat().st_mtime_ns
-    assert onnx_model.ensure_export(embedder.model_id, embedder._load_path, "onnx-int8") == path
+    assert onnx_model.ensure_export(embedder.model_id, source(embedder), "onnx-int8") == path
     assert path.stat().st_mtime_ns == stamp  # made once, then reused
 
 
@@ -47,7 +61,7 @@ def test_onnx_backend_matches_torch_and_is_recorded(tmp_path, onnx_cache, capsys
 
     write_corpus(tmp_path / "c", 4)
     texts = [f"note {i} on back pain and posture" for i in range(5)] + ["pain " * 300]
-    torch, onnx = Embedder(backend="torch"), Embedder(backend="onnx")
+    torch, onnx = Embedder(MINILM, backend="torch"), Embedder(MINILM, backend="onnx")
     assert np.allclose(onnx.encode(texts), torch.encode(texts), atol=1e-5)
     assert onnx.count_tokens("Mid back pain") == torch.count_tokens("Mid back pain") == 3
     assert onnx.truncate("pain " * 400) == torch.truncate("pain " * 400)
@@ -59,15 +73,16 @@ def test_onnx_backend_matches_torch_and_is_recorded(tmp_path, onnx_cache, capsys
     assert np.allclose(onnx_v, onnx.encode(texts), atol=1e-6)  # the same pass, the same vectors
     assert np.allclose(onnx_s[-1], onnx.encode([texts[-1][1490:1499]])[0], atol=1e-5)  # on its own
     question = "What are the genetic changes related to back pain?"
-    (ov, oh, oo), (tv, th, to) = (e.encode_query(question) for e in (onnx, torch))
-    assert np.array_equal(ov, onnx.encode([question])) and np.allclose(tv, ov, atol=1e-5)
+    (ov, oh, oo), (tv, th, to) = (e.members[0].encode_query(question) for e in (onnx, torch))
+    assert np.array_equal(ov, onnx.encode_questions([question])[0])
+    assert np.allclose(tv, ov, atol=1e-5)
     assert np.array_equal(oo, to) and np.allclose(oh, th, atol=1e-4)  # the same tokens
 
     build_index(tmp_path / "c", tmp_path / "i", embedder=torch)
     torch_vectors = LocalStore(tmp_path / "i").open().vectors
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=onnx)
     assert summary.embedded == 0  # same vector space: torch vectors reused
-    int8 = Embedder(backend="onnx-int8")
+    int8 = Embedder(MINILM, backend="onnx-int8")
     summary = build_index(tmp_path / "c", tmp_path / "i", embedder=int8)
     assert summary.embedded == summary.chunks == 8  # a different vector space is re-embedded
     stored = LocalStore(tmp_path / "i").open()
@@ -81,8 +96,8 @@ def test_onnx_backend_matches_torch_and_is_recorded(tmp_path, onnx_cache, capsys
     assert json.loads(capsys.readouterr().out)["backend"] == "onnx-int8"
 
 
-@pytest.mark.parametrize("damaged", ["model.onnx", "tokenizer.json"])
-def test_a_damaged_export_is_exported_again(onnx_cache, embedder, tmp_path, monkeypatch, caplog,
+@pytest.mark.parametrize("damaged", ["model.onnx", "tokenizer.json", "embeddings.npy"])
+def test_a_damaged_export_is_exported_again(onnx_cache, minilm, tmp_path, monkeypatch, caplog,
                                             damaged):  # fmt: skip
     """Found by trying: an export whose model file was cut short failed every run with
     "unexpected InvalidProtobuf" until someone found and deleted the cache folder by hand."""
@@ -90,21 +105,22 @@ def test_a_damaged_export_is_exported_again(onnx_cache, embedder, tmp_path, monk
 
     from qa.embed import onnx as onnx_model
 
-    good = onnx_model.ensure_export(embedder.model_id, embedder._load_path, "onnx")
+    embedder = minilm
+    good = onnx_model.ensure_export(embedder.model_id, source(embedder), "onnx")
     monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
-    folder = onnx_model.export_dir(embedder.model_id, embedder._load_path)
+    folder = onnx_model.export_dir(embedder.model_id, source(embedder))
     shutil.copytree(good.parent, folder)
     with open(folder / damaged, "r+b") as fh:
         fh.truncate(1000)
     stamp = onnx_model._stamp(folder)
-    model = onnx_model.load(embedder.model_id, embedder._load_path, "onnx", threads=1)
+    model = onnx_model.load(embedder.model_id, source(embedder), "onnx", threads=1)
     texts = ["Why does my mid back hurt?", "Posture and muscle strain."]
     assert np.allclose(model.encode(texts), embedder.encode(texts), atol=1e-5)
     assert (folder / damaged).stat().st_size == (good.parent / damaged).stat().st_size
     assert onnx_model._stamp(folder) != stamp
     # a second process that found the same damage leaves the new export alone
     made = (folder / "model.onnx").stat().st_mtime_ns
-    onnx_model.ensure_export(embedder.model_id, embedder._load_path, "onnx", damaged=stamp)
+    onnx_model.ensure_export(embedder.model_id, source(embedder), "onnx", damaged=stamp)
     assert (folder / "model.onnx").stat().st_mtime_ns == made
     assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "warning")] == [
         f"the model's ONNX export in {folder} cannot be read; exporting it again"
@@ -116,6 +132,7 @@ def test_an_export_that_stays_unreadable_is_one_error(tmp_path):
     from qa.errors import QAError
 
     (tmp_path / "model.onnx").write_bytes(b"not a model")
+    np.save(tmp_path / onnx_model.EMBEDDINGS, np.zeros((1, 384), np.float32))
     (tmp_path / onnx_model.META).write_text(json.dumps(
         {"max_seq_length": 256, "pad_id": 0, "pad_token": "[PAD]", "dim": 384}))
     from tokenizers import Tokenizer
@@ -217,11 +234,12 @@ def test_onnxruntime_telemetry_stays_off(report_index, tmp_path, monkeypatch):
     assert os.environ["ORT_DISABLE_TELEMETRY"] == "0"
 
 
-def test_spans_without_character_offsets_are_embedded_on_their_own(embedder, monkeypatch):
-    torch = Embedder(backend="torch")
+def test_spans_without_character_offsets_are_embedded_on_their_own(monkeypatch):
+    torch = Embedder(MINILM, backend="torch")
     texts = ["Rest helps. So does gentle movement."]
     spans = [[(0, 11), (12, 36)]]
-    monkeypatch.setattr(type(torch.model.tokenizer), "is_fast", property(lambda self: False))
+    tokenizer = torch.members[0].model.tokenizer
+    monkeypatch.setattr(type(tokenizer), "is_fast", property(lambda self: False))
     vectors, pooled = torch.encode_spans(texts, spans)
     assert np.allclose(vectors, torch.encode(texts), atol=1e-6)
     assert np.allclose(pooled, torch.encode(["Rest helps.", "So does gentle movement."]), atol=1e-6)
