@@ -9,7 +9,7 @@ A word is a *key word* when it is neither a function word (the long stop list of
 `qa.ingest.terms`) nor a word every question uses: a word as common in English as "best",
 "help", "idea" or "people" (a Zipf frequency of at least `COMMON_ZIPF` in wordfreq's English
 list, a frequency table over subtitles, books, Wikipedia and the web; the threshold was chosen on
-the tuning half of the reader questions, README "Retrieval quality"). A key word is *in the
+the tuning half of the reader questions, docs/retrieval.md). A key word is *in the
 documents* when its stem is in the index's vocabulary (the BM25 terms, stemmed the same way),
 or a stem close to it in spelling is (a Levenshtein similarity of at least `SPELLING`, the
 first letter the same, for words of `MIN_FUZZY` letters or more): "chiropracter" is there as
