@@ -1,11 +1,12 @@
 """Part `backends`: torch, ONNX and ONNX-int8 side by side, on speed and on retrieval quality.
 
 ONNX Runtime became the default backend on the rule "at least 1.5x faster than torch here, and
-nDCG@10 on medquad-small within 0.01" (README, "What makes it fast"). For each backend this
-times loading the model (with the one-off ONNX export the first time), builds a fresh index of
-the first medquad-small answers (everything embedded), scores nDCG@10 of the library search on
-their questions, and compares the vectors of a fixed sample of chunk texts with torch's (the
-largest absolute difference: torch and onnx must agree to about 1e-7 to share reused vectors).
+nDCG@10 on medquad-small within 0.01" (docs/performance.md, "What makes it fast"). For each
+backend this times loading the model (with the one-off ONNX export the first time), builds a
+fresh index of the first medquad-small answers (everything embedded), scores nDCG@10 of the
+library search on their questions, and compares the vectors of a fixed sample of chunk texts
+with torch's (the largest absolute difference: torch and onnx must agree to about 1e-7 to share
+reused vectors).
 """
 
 from __future__ import annotations

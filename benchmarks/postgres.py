@@ -1,4 +1,4 @@
-"""PostgreSQL + pgvector beside the local store, measured in one run (README, "Scaling out").
+"""PostgreSQL + pgvector beside the local store, measured in one run (docs/scaling.md).
 
     python benchmarks/postgres.py ann [--sizes 100000,1000000] [--queries 200] [--seconds 10]
                                       [--source medquad-full | LOCAL_INDEX]

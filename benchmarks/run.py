@@ -117,7 +117,8 @@ def save(r: dict, args: argparse.Namespace, part: str) -> str:
 
 
 def markdown(r: dict, command: str) -> str:
-    """The README tables: each figure, its floor (same part of the same run), ratio, target."""
+    """The tables of docs/performance.md: each figure, its floor (same part of the same run),
+    ratio, target."""
     env = r["environment"]
     ran = r.get("ran", {})
     lines = [

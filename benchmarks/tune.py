@@ -2,10 +2,10 @@
 
 `qa`'s defaults (build batch 8; a build on the free cores; a question encoded and searched on
 one thread) were chosen from these figures rather than guessed: on a shared 2-core machine the
-best thread count depends on the load (README, "What makes it fast"). Each backend encodes a
-fixed sample of real medquad-small chunk texts at each thread count and batch size, then one
-short question at a time; an exact FAISS search over 35,000 random vectors is timed at each
-thread count.
+best thread count depends on the load (docs/performance.md, "What makes it fast"). Each backend
+encodes a fixed sample of real medquad-small chunk texts at each thread count and batch size,
+then one short question at a time; an exact FAISS search over 35,000 random vectors is timed at
+each thread count.
 """
 
 from __future__ import annotations

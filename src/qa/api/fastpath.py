@@ -2,7 +2,7 @@
 
 FastAPI's routing, dependency solving and request parsing cost about 1 ms of CPU per request
 here: `qa serve` spent 6.3 ms per answer where a bare ASGI app around the same searcher spent
-5.2 ms (README, "HTTP API"). So an ASGI layer under the app's own middleware (the body limit,
+5.2 ms (docs/performance.md). So an ASGI layer under the app's own middleware (the body limit,
 CORS) answers `POST /ask` itself when everything about the request is in order: the token
 (when one is set), a JSON content type, a body that FastAPI's own parsing (`json.loads`) and
 the same `AskRequest` model accept, and a search that succeeds. Anything else (a bad token, a
@@ -13,7 +13,7 @@ is the route's, byte for byte and header for header (`tests/test_serve.py` compa
 Where the search runs: on the worker's event loop when `on_loop` (a process per core and a
 store searched in this process: one search at a time per process, no thread hop, and no second
 search thread contending for the interpreter's lock: 0.78x-0.81x of the floor at 4 clients
-against 0.66x-0.67x in threads, README "HTTP API"); in a thread otherwise (one process on
+against 0.66x-0.67x in threads, docs/performance.md); in a thread otherwise (one process on
 several cores, where threads overlap the parts that release the lock, or a database store,
 whose searches wait on the server).
 """

@@ -4,7 +4,7 @@
 connection, and with it its worker, for as long as it likes; when several clients connect at
 once, one worker often accepts them all and answers them one after another while another
 worker idles (measured: all four connections of four simultaneous clients on one of two
-workers in 2 of 5 tries, and half the throughput; README "HTTP API"). So every
+workers in 2 of 5 tries, and half the throughput; docs/performance.md). So every
 `REQUESTS_PER_CONNECTION`-th response on a connection says `Connection: close`, as nginx's
 `keepalive_requests` does: the client reconnects (every HTTP client does so by itself), and the
 new connection goes to whichever worker is waiting in `accept` - the one that was idle, since a
@@ -13,7 +13,7 @@ busy worker to an idle one, and the more often they reconnect, the sooner: with 
 2 workers, 4-client throughput was 0.64x-0.85x of the floor in 9 runs handing back every 25
 answers, and 0.75x-0.86x in 9 runs every 10, one of them under 0.8x (every 5: 0.81x-0.86x in
 9, but the 16-client p95 rose by a quarter). One client alone pays for the reconnects:
-0.85x-0.89x of the floor every 10 answers against 0.87x-0.98x every 25 (README "HTTP API").
+0.85x-0.89x of the floor every 10 answers against 0.87x-0.98x every 25 (docs/performance.md).
 """
 
 from __future__ import annotations

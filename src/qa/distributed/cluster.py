@@ -8,7 +8,8 @@ joins a running cluster and only disconnects. Ray is imported here, never at `qa
 The settings in `ENV` are set before `ray.init` (Ray's own servers read them when they start):
 no usage statistics, no token file in ~/.ray (token auth must be the same on the driver and the
 cluster: start a cluster with `RAY_AUTH_MODE=disabled` too), and a lost cluster noticed in about
-5 seconds instead of 15-60 (measured on the 2-core machine; README, "Builds on a Ray cluster").
+5 seconds instead of 15-60 (measured on the 2-core machine; docs/scaling.md, "Builds on a Ray
+cluster").
 
 Processes are found through /proc (Linux; elsewhere nothing is tracked and Ray's own shutdown
 is all there is).

@@ -2,7 +2,7 @@
 
 Plain actors and `ray.wait`, not Ray Data: measured on the 2-core machine, Ray Data cost 4-6 s
 per run before the first batch and needs the whole input in the driver, while this loop reads
-its input lazily and holds a fixed number of results (README, "Builds on a Ray cluster").
+its input lazily and holds a fixed number of results (docs/scaling.md, "Builds on a Ray cluster").
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ exported to ONNX, run by onnxruntime: same vectors, no torch at query time) and 
 never embed (`qa info`, `qa --help`) never import torch.
 
 Thread count and batch size were chosen by `benchmarks/run.py` on the 2-core machine
-(see the README's Performance section).
+(see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from qa.errors import QAError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 8  # measured: 8 beat 16 and 32 for both backends on 2 cores (README)
+DEFAULT_BATCH_SIZE = 8  # 8 beat 16 and 32 for both backends on 2 cores (docs/performance.md)
 
 
 class Encoder:

@@ -236,7 +236,7 @@ class OnnxModel:
     Args:
         path: the .onnx file (its folder holds tokenizer.json and qa_onnx.json).
         threads: intra-op threads for encoding many texts; a single text (a question) runs on
-            one thread, which measured far faster on a busy machine (README, Performance).
+            one thread, which measured far faster on a busy machine (docs/performance.md).
     """
 
     def __init__(self, path: Path, threads: int,

@@ -29,8 +29,9 @@ def load(path: str):
 
 @contextmanager
 def one_thread(question: bool) -> Iterator[None]:
-    """Run a question on one torch thread (measured far faster on a busy machine; see README);
-    the ONNX model picks its one-thread session itself. Does nothing when `question` is False."""
+    """Run a question on one torch thread (measured far faster on a busy machine; see
+    docs/performance.md); the ONNX model picks its one-thread session itself. Does nothing when
+    `question` is False."""
     if not question:
         yield
         return

@@ -2,7 +2,7 @@
 that reads the question when the other reads English only.
 
 The fixed weights (`DEFAULT`) were chosen on the tuning half of the report's reader questions
-and on medquad-small (README, "Retrieval quality"). all-MiniLM-L6-v2 reads English only: for a
+and on medquad-small (docs/retrieval.md). all-MiniLM-L6-v2 reads English only: for a
 question in Spanish its cosines are noise, so its weight is scaled by the probability that the
 question is English, from a language identifier (py3langid: a naive Bayes model over byte
 n-grams, bundled, no download), and what it loses goes to the multilingual model. Short English

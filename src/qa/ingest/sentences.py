@@ -7,8 +7,8 @@ the sentences of a hit that best answer the question - with no model call at que
 A sentence's vector is pooled from its passage's own forward pass (the mean of the model's
 token outputs inside the sentence, read in the context of the passage; see
 `Embedder.encode_spans`), so a build runs the model once per passage, not once more per
-sentence. The README's "Retrieval quality" section compares it with embedding each sentence on
-its own.
+sentence. docs/retrieval.md ("How the fusion was chosen") compares it with embedding each
+sentence on its own.
 
 A local build stores them as two arrays: ``sentences`` (int32, one row per sentence: chunk id,
 start, end, offsets relative to the chunk's text) and ``sentence_vectors`` (float32).

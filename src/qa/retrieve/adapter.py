@@ -7,12 +7,12 @@ answers' region of the space. `benchmarks/train_adapter.py` fits it (seeded) on 
 documents that medquad-small does not hold, with the other answers about the same disease as hard
 negatives (what a question about one aspect of a topic must not match: the passages beside its
 answer), and blends it half and half with the identity (`BLEND`): the full map helped MedQuAD
-most but cost the report's older questions more (README, "Retrieval quality").
+most but cost the report's older questions more (docs/retrieval.md).
 
 The map belongs to one model: it applies only to the vectors of the model it was trained for
 (`query_adapter.json` names it: all-MiniLM-L6-v2, alone or in the pair, where it maps MiniLM's
 part of the question), and is the identity otherwise. On the pair it lifts medquad-small's
-nDCG@10 by 0.035 and leaves the reader questions as they are (README, "Retrieval quality").
+nDCG@10 by 0.035 and leaves the reader questions as they are (docs/retrieval.md).
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ questions (the tuning halves of the report's reader questions and of the questio
 languages, the older report questions, off-topic questions, MedQuAD questions against their own
 collection and against the report), never on the locked halves. The threshold keeps answerable
 questions wrongly flagged at or under 2% of the report questions used (the target is at most
-one in a set of ~50, and a reader wrongly told "not covered" is the worst failure) - see the
-README, "Retrieval quality".
+one in a set of ~50, and a reader wrongly told "not covered" is the worst failure) - see
+docs/retrieval.md.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ as it is when the heading shares no word with the question (nothing to take away
 content word is left once the heading's words are taken away ("What causes mid back pain?"
 under "Chronic Middle Back Pain Causes").
 
-Measured in the README ("Retrieval quality"): medquad-small nDCG@10 0.857 -> 0.886 with the
+Measured in docs/retrieval.md: medquad-small nDCG@10 0.857 -> 0.886 with the
 report's questions unchanged.
 """
 

@@ -5,8 +5,8 @@ With the pair of models (`qa.embed.embedder`), a passage's score is
 scale, so nothing is normalised over a candidate list and a 12-passage report and a
 16,000-passage collection are scored alike. The lexical (BM25) search still brings its own
 candidates into the pool, but adds no bonus: on the pair, a bonus of any size lowered the
-locked half of the reader questions and the questions in other languages (README, "Retrieval
-quality"; `benchmarks/fusion.py` measures each signal).
+locked half of the reader questions and the questions in other languages (docs/retrieval.md;
+`benchmarks/fusion.py` measures each signal).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 MODES = ("dense", "lexical", "hybrid")
-DEFAULT_MODE = "hybrid"  # measured best on both benchmark sets (README, "Retrieval quality")
+DEFAULT_MODE = "hybrid"  # measured best on both benchmark sets (docs/retrieval.md)
 SENTENCE_WEIGHT = 0.25  # chosen on the tuning half and medquad-small (benchmarks/fusion.py)
 
 

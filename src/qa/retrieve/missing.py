@@ -10,9 +10,9 @@ A word is a *key word* when it is neither a function word (the long stop list of
 "help", "idea" or "people" (a Zipf frequency of at least `COMMON_ZIPF` in wordfreq's English
 list, a frequency table over subtitles, books, Wikipedia and the web, kept as a word list,
 `common_words.txt`, written by scripts/common_words.py; the threshold was chosen on the tuning
-half of the reader questions: the highest that left at most 1 in 5 of them with a notice).
-A key word is *in the documents* when its stem is in the index's vocabulary (the BM25 terms,
-stemmed the same way),
+half of the reader questions: the highest that left at most 1 in 5 of them with a notice;
+docs/retrieval.md). A key word is *in the documents* when its stem is in the index's
+vocabulary (the BM25 terms, stemmed the same way),
 or a stem close to it in spelling is (a Levenshtein similarity of at least `SPELLING`, the
 first letter the same, for words of `MIN_FUZZY` letters or more): "chiropracter" is there as
 "chiropractic", "thorasic" as "thoracic".

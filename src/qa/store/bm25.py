@@ -2,8 +2,8 @@
 
 Each passage is indexed with its document title and section heading (`terms.passage_text`), so
 a keyword query that names the topic finds the passages under it. Parameters k1=0.9, b=0.4 (the
-Anserini defaults) measured better than bm25s' own defaults on both benchmark sets (see README,
-"Retrieval quality").
+Anserini defaults) measured better than bm25s' own defaults on both benchmark sets (see
+docs/retrieval.md).
 
 A build computes the index (bm25s's sparse matrix of per-term passage scores) and stores it as
 plain arrays, so a question costs a few sparse additions and no tokenising of the collection; a

@@ -3,7 +3,7 @@
 The kind follows the data size, so nobody has to tune it: exact search ("flat") below
 `AUTO_THRESHOLD` vectors, an inverted file ("ivf") above. "hnsw" (a graph) is there for experts.
 The threshold and the search parameters come from `benchmarks/run.py` on the 2-core machine
-(README, Performance): below 50,000 vectors exact search takes about a millisecond or two, so
+(docs/performance.md): below 50,000 vectors exact search takes about a millisecond or two, so
 approximation buys nothing; past it exact search grows to tens of milliseconds (memory-bound)
 while IVF answers in about a millisecond. How many IVF lists to search is measured on the data
 at build time (`calibrate_nprobe`), since no fixed number or share held across the benchmarks.
@@ -17,12 +17,12 @@ import math
 import numpy as np
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
-AUTO_THRESHOLD = 50_000  # vectors; measured: see README, Performance
+AUTO_THRESHOLD = 50_000  # vectors; measured: see docs/performance.md
 IVF_TRAIN_PER_LIST = 40  # training vectors per IVF list (k-means), capped by the data size
 IVF_NPROBES = (8, 16, 32, 64, 128, 256)  # candidates for lists searched per query
 IVF_TARGET_RECALL = 0.97  # the smallest candidate reaching it on held-out passages...
 IVF_MARGIN = 2  # ...times this, at least IVF_MIN_NPROBE: questions lie farther from the passages
-IVF_MIN_NPROBE = 32  # than passages from each other, and need more lists (tests, README)
+IVF_MIN_NPROBE = 32  # than passages from each other, and need more lists (docs/performance.md)
 CALIBRATION_QUERIES = 200
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80

@@ -13,7 +13,7 @@ there and 0.962 at 120. A question asking for more passages than ef_search searc
 The stand-ins' recall is a sample: 200 of them moved the step reached by a whole step between
 two builds of the same 1,000,000 rows, and x3 turned that into ef_search 240 or 720. So the
 sample is 1,000 (the estimate's spread at 0.975 about 0.005) and the steps are close together
-(`EF_SEARCH`), as the README's "Scaling out" tells.
+(`EF_SEARCH`), as docs/scaling.md tells.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from psycopg import sql
 
 from qa.errors import UsageError
 
-HNSW_THRESHOLD = 10_000  # rows: an exact scan costs ~0.7 us a row here (README, "Scaling out")
+HNSW_THRESHOLD = 10_000  # rows: an exact scan costs ~0.7 us a row here (docs/scaling.md)
 HNSW_M = 16  # pgvector's default
 # pgvector's default is 64; a wider search while the graph is built gives a graph that finds
 # near-duplicate neighbours: on 1,000,000 tiled medquad-full vectors, real questions reached
 # recall@10 0.888 at ef_search 480 over a 64 graph, 0.945-0.970 over a 256 one, and 0.970 at
 # ef_search 240 over a 512 one; the whole 1,000,000-row build took 211 s, 413-426 s and
-# 876-934 s (README)
+# 876-934 s (docs/scaling.md)
 HNSW_EF_CONSTRUCTION = 512
 EF_SEARCH = (20, 30, 40, 50, 60, 80, 100, 120, 160, 200, 240, 320)  # tried in order (x MARGIN)
 MAX_EF_SEARCH = 1000  # pgvector's limit
