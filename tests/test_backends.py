@@ -15,7 +15,6 @@ from qa.embed.embedder import Embedder
 from qa.store import folder as store
 from qa.store.local import LocalStore
 
-
 MINILM = "all-MiniLM-L6-v2"  # the backends' mechanics, on the smaller model of the pair
 
 
