@@ -138,7 +138,7 @@ def main() -> None:
         data = Path(tmp) / "medquad-train"
         subset(data, args.docs)
         index = args.index or Path(tmp) / "index"
-        embedder = Embedder()
+        embedder = Embedder("all-MiniLM-L6-v2")  # the map is MiniLM's (alone or in the pair)
         build_documents(load_dataset(data).documents, index, embedder, corpus=str(data))
         questions, passages, positives, negatives = pairs(data, index, embedder)
         model_id = LocalStore(index).manifest()["model"]["id"]

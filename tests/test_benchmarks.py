@@ -45,14 +45,16 @@ def test_the_ann_benchmark_writes_a_searchable_generation(postgres_bench, kind, 
     assert ids[0] == 17
 
 
-def test_the_adapter_trainer_takes_hard_negatives_from_the_questions_own_document(
-        tmp_path, embedder):  # fmt: skip
+def test_the_adapter_trainer_takes_hard_negatives_from_the_questions_own_document(tmp_path):
     """Each question's hard negatives are the other answers of its NIH document (never its own
     answer, never another document's), and the trained map moves away from the identity."""
     import json
 
     from qa.build import build_documents
+    from qa.embed.embedder import Embedder
     from qa.evaluate import load_dataset
+
+    embedder = Embedder("all-MiniLM-L6-v2")  # the map is MiniLM's, alone or in the pair
 
     sys.path.insert(0, str(BENCHMARKS))
     try:

@@ -7,8 +7,10 @@ import sys
 
 import pytest
 
+from qa import config
 from qa.cli import main
-from qa.embed import models
+from qa.embed import models, weights
+from qa.retrieve import answered
 
 HIT_KEYS = {
     "rank",
@@ -92,7 +94,7 @@ def test_ask_stdin_batch_loads_model_once(capsys, monkeypatch, report_index):
         "Should I get a second opinion?",
     ]
     assert all(len(o["hits"]) == 2 for o in lines)
-    assert models.LOADS["count"] - before == 1
+    assert models.LOADS["count"] - before == 2  # each model of the pair, once
 
 
 def test_info(capsys, report_index):
@@ -100,7 +102,10 @@ def test_info(capsys, report_index):
     assert code == 0
     info = json.loads(out)
     assert info["documents"] == 1 and info["chunks"] == 12
-    assert info["model"] == "sentence-transformers/all-MiniLM-L6-v2" and info["dim"] == 384
+    assert info["model"] == config.DEFAULT_MODEL and info["dim"] == 768
+    assert [m["id"] for m in info["models"]] == config.DEFAULT_MODEL.split(",")
+    assert info["weights"] == list(weights.DEFAULT)
+    assert info["answered_from"] == answered.threshold()
     assert info["chunking"]["max_tokens"] == 254
     assert info["built_at"]
     code, out, _ = run(capsys, "info", "--index", str(report_index))

@@ -155,6 +155,6 @@ def test_the_onnx_backend_runs_it_with_torchs_vectors(e5_folder):
     texts = ["query: " + TEXTS[0], "passage: " + TEXTS[6], "passage: " + TEXTS[-1] * 3]  # cut
     torch_vectors = load_model(str(e5_folder), "torch").encode(texts, normalize_embeddings=True)
     model = load_model(str(e5_folder), "onnx", e5pack.MODEL_ID)
-    assert model.meta["inputs"] == ["input_ids", "attention_mask"]
+    assert model.meta["inputs"] == ["inputs_embeds", "attention_mask"]
     assert model.max_seq_length == 512
     assert np.abs(model.encode(texts) - torch_vectors).max() < 1e-5

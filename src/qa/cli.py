@@ -389,7 +389,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights_words(info: dict) -> str:
+    """'; weights 0.2 / 0.8 for a question in English' for a pair, else ''."""
+    if len(info["weights"]) < 2:
+        return ""
+    return ("; weights " + " / ".join(f"{w:g}" for w in info["weights"])
+            + " (an English-only model's share goes to the others for a question in another "
+            "language)")
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    from qa.retrieve import answered
     from qa.staleness import check
     from qa.store import open_store
 
@@ -407,6 +417,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         "model": m["model"]["id"],
         "dim": m["model"]["dim"],
         "backend": m["model"].get("backend", "torch"),
+        "models": m["model"].get("models") or [{"id": m["model"]["id"], "dim": m["model"]["dim"]}],
+        "weights": m["model"].get("weights") or [1.0],
+        "answered_from": answered.threshold(),
         "built_at": m.get("built_at"),
         "corpus": m.get("corpus"),
         "index_type": m.get("index_type"),
@@ -439,7 +452,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"built:      {safe(info['built_at'])} by qa {safe(info['qa_version'])} from "
         f"{safe(info['corpus'])}",
         f"model:      {safe(info['model'])} ({info['dim']} dimensions, {safe(info['backend'])} "
-        "backend)",
+        "backend)" + _weights_words(info),
+        f"answered:   when the confidence is at least {info['answered_from']:.3f} (the page's "
+        "labels are bands of the same number)",
         f"chunking:   v{chunking['version']}, max {chunking['max_tokens']} word pieces, "
         f"overlap {plural(chunking['overlap'], 'sentence')}",
         f"documents:  {info['documents']}, chunks: {info['chunks']}",
@@ -454,7 +469,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     if info["ann"] and info["ann"].get("kind") == "hnsw":
         ann = info["ann"]
-        lines.insert(4, f"search:     HNSW (m {ann['m']}), ef_search {ann['ef_search']} "
+        lines.insert(5, f"search:     HNSW (m {ann['m']}), ef_search {ann['ef_search']} "
                      f"(sentences of {ann['queries']} passages reached recall@10 "
                      f"{ann['recall@10']:.3f} at "
                      f"{ann.get('calibrated_ef_search', ann['ef_search'])})")  # fmt: skip

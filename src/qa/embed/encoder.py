@@ -48,11 +48,7 @@ class Encoder:
 
     @property
     def vector_id(self) -> str:
-        """What identifies the vector space: the model, plus the backend when it changes vectors.
-
-        torch and onnx compute the same float32 vectors (the benchmark checks it), so they share
-        cached vectors; int8 vectors differ slightly and are kept apart.
-        """
+        """What identifies the vector space (`qa.embed.models.vector_id`)."""
         return vector_id(self.model_id, self.backend)
 
     @cached_property

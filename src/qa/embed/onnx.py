@@ -160,7 +160,7 @@ def _export(load_path: str, folder: Path) -> None:
                               return_tensors="pt")
         table = transformer.get_input_embeddings().weight.detach()
         sample["inputs_embeds"] = table[sample["input_ids"]]
-        np.save(tmp / EMBEDDINGS, table.numpy().astype(np.float32))
+        _save_array(tmp / EMBEDDINGS, table.numpy().astype(np.float32))
         axes = {name: {0: "batch", 1: "tokens"} for name in [*inputs, "last_hidden_state"]}
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes on branches that padding never takes
@@ -186,6 +186,14 @@ def _export(load_path: str, folder: Path) -> None:
         _publish(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    """`np.save`, written with plain file writes: a full disk is then an OSError naming its
+    cause ("File too large"), not numpy's "N requested and M written"."""
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, np.lib.format.header_data_from_array_1_0(array))
+        fh.write(np.ascontiguousarray(array).data)
 
 
 def _pooling_mode(module) -> str | None:
