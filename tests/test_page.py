@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qa.present import page
+from qa.retrieve import answered
 
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -154,7 +155,6 @@ def test_relevance_labels_come_from_one_number(number, label):
 
 
 def test_weak_match_starts_where_the_decision_does():
-    from qa.retrieve import answered
 
     floor = page.answers_from()
     assert floor == answered.model().threshold
@@ -164,17 +164,24 @@ def test_weak_match_starts_where_the_decision_does():
 
 
 @given(st.floats(-2, 2))
-def test_a_not_covered_answer_never_shows_a_good_or_strong_match(number):
-    rel = page.relevance(number, answered=False)
-    assert rel.label in ("weak match", page.WEAKEST)
-    assert rel.fraction < 0.5 and not rel.highlight
+def test_a_number_under_the_threshold_is_hardly_related_and_unmarked(number):
+    rel = page.relevance(min(number, answered.threshold() - 1e-9), answered=False)
+    assert rel.label == page.WEAKEST and not rel.highlight
+
+
+def test_a_not_covered_answer_shows_only_hardly_related_passages(report_searcher):
+    for question in ["What is the capital of France?", "best way to reverse a list in python"]:
+        answer = report_searcher.ask(question, k=5)
+        assert not answer.answered
+        labels = {page.relevance(h.confidence, answer.answered).label for h in answer.hits}
+        assert labels == {page.WEAKEST}
 
 
 @given(st.floats(-2, 2), st.floats(-2, 2), st.booleans())
-def test_relevance_is_monotonic_in_its_number(a, b, answered):
+def test_relevance_is_monotonic_in_its_number(a, b, covered):
     low, high = sorted((a, b))
     order = [name for _, name in answered.BANDS] + [page.WEAK, page.WEAKEST]
-    rl, rh = page.relevance(low, answered), page.relevance(high, answered)
+    rl, rh = page.relevance(low, covered), page.relevance(high, covered)
     assert rl.fraction <= rh.fraction
     assert order.index(rl.label) >= order.index(rh.label)
 
