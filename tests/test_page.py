@@ -155,7 +155,6 @@ def test_relevance_labels_come_from_one_number(number, label):
 
 
 def test_weak_match_starts_where_the_decision_does():
-
     floor = page.answers_from()
     assert floor == answered.model().threshold
     assert page.relevance(floor, True).label == "weak match"

@@ -25,6 +25,7 @@ import pytest
 from conftest import REPORT, ROOT, chromium_browser, report_questions
 from test_concurrency import two_hundred_questions
 
+from qa import config
 from qa.api import guard
 from qa.api.schema import MAX_QUESTION_CHARS, AnswerModel, ErrorModel
 from qa.build import build_index
@@ -205,7 +206,7 @@ def test_documents_health_and_openapi(client, server):
     assert head.status_code == 200 and head.content == b""
     assert health["status"] == "ok" and health["generation"] == body["generation"]
     assert health["stale"] is False and health["stale_checked"] is True
-    assert health["model"].endswith("all-MiniLM-L6-v2") and health["chunks"] == 12
+    assert health["model"] == config.DEFAULT_MODEL and health["chunks"] == 12
     schema = httpx.get(server.url + "/openapi.json").json()
     ask = schema["paths"]["/ask"]["post"]
     assert ask["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(

