@@ -62,7 +62,7 @@ def features(searcher: Searcher, questions: list[str]) -> np.ndarray:
         ranking = searcher.rank(question, 1, None)
         gen = ranking.generation
         asked = answered.question_of(question, gen, english(question))
-        null = answered.null_level(gen.manifest, ranking.weights)
+        null = searcher.embedder.join_question(answered.centres(gen.manifest), ranking.weights)
         rows.append(answered.evidence(ranking.passages, 0, ranking.query, asked, null).vector())
     return np.array(rows)
 
@@ -92,9 +92,8 @@ def labelled(report: Searcher, medquad: Searcher) -> list[tuple[str, np.ndarray,
     return [(name, features(s, qs), np.full(len(qs), y)) for name, s, qs, y in groups]
 
 
-def fit(groups, null: tuple[float, float]) -> answered.Model:
-    """The model, with `null` (the report's null levels) as the default for builds that
-    recorded none."""
+def fit(groups) -> answered.Model:
+    """The model and its threshold."""
     from sklearn.linear_model import LogisticRegression
 
     X = np.concatenate([g[1] for g in groups])
@@ -106,11 +105,11 @@ def fit(groups, null: tuple[float, float]) -> answered.Model:
     mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
     lr = LogisticRegression(C=1.0, max_iter=2000).fit((X - mean) / scale, y, sample_weight=weight)
     fitted = answered.Model(answered.FEATURES, mean, scale, lr.coef_[0],
-                            float(lr.intercept_[0]), 0.5, null)  # fmt: skip
+                            float(lr.intercept_[0]), 0.5)  # fmt: skip
     scores = np.sort([fitted.probability(row) for row in groups[0][1]])
     threshold = float(scores[int(np.floor(MAX_FLAGGED * len(scores)))]) - 1e-9
     return answered.Model(answered.FEATURES, mean, scale, lr.coef_[0],
-                          float(lr.intercept_[0]), threshold, null)  # fmt: skip
+                          float(lr.intercept_[0]), threshold)  # fmt: skip
 
 
 def main() -> None:
@@ -125,8 +124,7 @@ def main() -> None:
         evaluate(MEDQUAD / "medquad-small", index_dir=mq_index, embedder=report.embedder)
         medquad = Searcher(mq_index, embedder=report.embedder)
         groups = labelled(report, medquad)
-        null = answered.null_level(report.manifest, np.asarray(report.embedder.weights))
-    model = fit(groups, null)
+    model = fit(groups)
     print("threshold", round(model.threshold, 4), "coef",
           dict(zip(answered.FEATURES, np.round(model.coef, 3), strict=True)))  # fmt: skip
     for name, X, y in groups:

@@ -117,16 +117,19 @@ def test_answered_model_is_calibrated_and_monotonic(report_searcher):
     assert 0 < model.threshold < 0.5 < answered.STRONG < 1  # the bands lie above the threshold
     assert answered.is_answered(model.threshold)
     assert not answered.is_answered(model.threshold - 1e-6)
-    low = answered.Evidence(cosine=0.0, sentence=0.0, known=0.5, terms=1.0)
-    high = answered.Evidence(cosine=0.3, sentence=0.3, known=0.5, terms=1.0)
+    low = answered.Evidence(cosine=0.0, sentence=0.0, known=0.5, terms=1.0, size=1.0)
+    high = answered.Evidence(cosine=0.3, sentence=0.3, known=0.5, terms=1.0, size=1.0)
     assert model.probability(low) < model.probability(high)  # closer in meaning: more likely
-    unknown = answered.Evidence(cosine=0.1, sentence=0.1, known=0.0, terms=1.0)
-    known = answered.Evidence(cosine=0.1, sentence=0.1, known=1.0, terms=1.0)
+    unknown = answered.Evidence(cosine=0.1, sentence=0.1, known=0.0, terms=1.0, size=1.0)
+    known = answered.Evidence(cosine=0.1, sentence=0.1, known=1.0, terms=1.0, size=1.0)
     assert model.probability(unknown) < model.probability(known)  # words the corpus lacks
+    large = answered.Evidence(cosine=0.1, sentence=0.1, known=1.0, terms=1.0, size=4.0)
+    assert model.probability(large) < model.probability(known)  # the best of many: by chance
     generation = report_searcher.generation
     mattress = answered.question_of("best mattress for back pain", generation, 1.0)
     assert (mattress.words, mattress.missing, mattress.known) == (("mattress",), ("mattress",),
                                                                    0.0)  # fmt: skip
+    assert mattress.passages == generation.size
     assert answered.question_of("what is this about?", generation, 1.0).known == 1.0
     assert answered.question_of("???", generation, 1.0).known == 0.0  # no word at all
     spanish = answered.question_of("¿Qué colchón es mejor?", generation, 0.0)
@@ -166,9 +169,9 @@ def test_confidences_never_contradict_the_decision(report_searcher):
 
 def test_a_passage_keeps_its_label_when_an_unrelated_document_comes_and_goes(
         tmp_path, report_corpus, embedder):  # fmt: skip
-    """A passage's number comes from its own evidence: adding a note on mattresses and
-    removing it again leaves each answer's labels as they were (seen on the page: "strong"
-    to "hardly related" and back)."""
+    """A passage's number comes from its own evidence (its null level is its own cosine with
+    the probe questions' mean): adding unrelated notes and removing them again leaves each
+    answer's labels as they were (seen on the page: "strong" to "hardly related" and back)."""
     import shutil
 
     from qa.build import build_index
@@ -191,45 +194,29 @@ def test_a_passage_keeps_its_label_when_an_unrelated_document_comes_and_goes(
         return out
 
     before = labels()
-    (corpus / "mattress.md").write_text(
-        "# Choosing a mattress\n\nA medium-firm mattress suits most sleepers. Turn it every "
-        "three months, and replace it after eight to ten years.\n", encoding="utf-8")
-    with_note = labels()
-    (corpus / "mattress.md").unlink()
+    notes = {"mattress.md": "# Choosing a mattress\n\nA medium-firm mattress suits most "
+             "sleepers. Turn it every three months, and replace it after eight to ten years.\n",
+             "script.html": "<h1>Hostile <b>markup</b></h1><p>A <code>script</code> tag runs "
+             "code: how to reverse a list in Python, or print hello world.</p>"}  # fmt: skip
+    for name, text in notes.items():  # (a short generic note moved a corpus-wide null level)
+        (corpus / name).write_text(text, encoding="utf-8")
+    with_notes = labels()
+    for name in notes:
+        (corpus / name).unlink()
     assert labels() == before
-    changed = sum(a != b for row_a, row_b in zip(before, with_note, strict=True)
-                  for a, b in zip(row_a, row_b, strict=True))
-    assert changed <= 1, (before, with_note)  # at most one label moves, by one band
+    assert with_notes == before, (before, with_notes)
 
 
-def test_null_level_is_recorded_per_model_and_grows_with_the_corpus(report_index):
+def test_the_null_level_is_recorded_per_model_and_is_each_passages_own(report_index):
     from qa.store.local import LocalStore
 
     recorded = LocalStore(report_index).manifest()["answered"]
     assert recorded["probes"] == len(answered.probes()) >= 40
-    assert len(recorded["cosine"]) == len(recorded["sentence"]) == 2  # one per model of the pair
-    weights = np.array([0.25, 0.75])
-    assert answered.null_level({"answered": recorded}, weights) == pytest.approx(
-        (weights @ recorded["cosine"], weights @ recorded["sentence"]))
-    assert answered.null_level({}) == answered.model().default_null  # an older build
-
-    class Probes:  # stands in for the models: fixed random probe vectors, one model
-        vector_id = model_id = "test-probes"
-
-        def member_questions(self, texts):
-            v = np.random.default_rng(0).normal(size=(len(texts), 32)).astype(np.float32)
-            return [v / np.linalg.norm(v, axis=1, keepdims=True)]
-
-    def level(n: int) -> float:
-        rng = np.random.default_rng(1)
-        vectors = rng.normal(size=(n, 32)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        null = answered.NullLevel(Probes())
-        for start in range(0, n, 100):  # batch by batch, as a build does
-            null.update(vectors[start:start + 100], vectors[start:start + 100])
-        return null.to_dict()["cosine"][0]
-
-    assert level(10) < level(1000) < level(10000)  # the best of many is higher: hence the level
+    assert [len(c) for c in recorded["centre"]] == [384, 384]  # one per model of the pair
+    assert answered.centres({}) is None  # an older build: no centring
+    centres = answered.centres({"answered": recorded})
+    assert all(np.allclose(c, r, atol=1e-6) for c, r in zip(centres, recorded["centre"],
+                                                            strict=True))  # fmt: skip
 
 
 def test_doc_filter_holds_in_every_mode(report_searcher):

@@ -461,8 +461,7 @@ def write(store: Store, embedded: Iterable[tuple[Window, Vectors | None]], dim: 
         dim: the vector size.
         make_manifest: the build's manifest, made once every window is written.
         meter: advanced by each window's embedded passages.
-        null: gathers what unrelated questions score over the passages ("answered" reads it
-            from the manifest).
+        null: where unrelated questions point ("answered" reads it from the manifest).
 
     Returns:
         The id of the generation that went live. On any error nothing is left behind.
@@ -472,7 +471,6 @@ def write(store: Store, embedded: Iterable[tuple[Window, Vectors | None]], dim: 
         for window, fresh in embedded:  # (the embedding happens as the next window is taken)
             seconds = time.perf_counter() - began
             batch = window.batch(fresh, dim)
-            null.update(batch.vectors, batch.sentence_vectors)
             writer.add(batch)
             meter.advance(len(window.todo), seconds if window.todo else 0.0)
             began = time.perf_counter()

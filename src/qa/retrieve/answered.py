@@ -8,6 +8,8 @@ One logistic model over a few generic features of a passage and the question:
     known      the share of the question's key words the documents hold (`qa.retrieve.missing`;
                1 for a question whose words cannot be looked up: not English, or no key word)
     terms      log(1 + number of key words): a question with few topic words is vaguer
+    size       log10(1 + passages in the index): the best of many passages is closer to any
+               question by chance
 
 The null level is what a question about nothing in the corpus still scores: a build asks the
 questions of `probes.txt` (cooking, travel, programming...) and records, for each model, the mean
@@ -51,8 +53,8 @@ from qa.store.base import Generation, Passages
 
 MODEL_FILE = Path(__file__).with_name("answered_model.json")
 PROBES_FILE = Path(__file__).with_name("probes.txt")
-FEATURES = ("cosine", "sentence", "known", "terms")
-NULL_VERSION = 2  # of the probes and the record; a manifest recording another is not read
+FEATURES = ("cosine", "sentence", "known", "terms", "size")
+NULL_VERSION = 3  # of the probes and the record; a manifest recording another is not read
 _PROBE_VECTORS: dict[str, list[np.ndarray]] = {}  # vector space -> the probes' vectors per model
 STRONG = 0.75  # the band of a strong match starts here; a question lacking key words stays below
 GOOD = 0.5  # the band of a good match starts here: from here up a passage's best sentences are
@@ -67,8 +69,11 @@ def probes() -> list[str]:
 
 
 class NullLevel:
-    """The best cosines of the probe questions over a corpus, per model, gathered batch by batch
-    while a build writes it (no second pass over the vectors).
+    """Where questions about nothing in the corpus point: the mean vector of the probe
+    questions (`probes.txt`), per model, as the ranking reads questions (through the query
+    adapter). A build records it in the manifest ("answered"); a passage's null level is then
+    its own cosine with that mean, so it depends on the passage alone, never on which other
+    documents the corpus holds.
 
     Args:
         embedder: the build's models (encodes the probes once; `Embedder.member_questions`).
@@ -81,45 +86,22 @@ class NullLevel:
                     embedder.member_questions(probes()), model_ids(embedder.model_id),
                     strict=True)]
         self.queries = _PROBE_VECTORS[embedder.vector_id]  # one (probes, dim_i) per model
-        bounds = np.cumsum([0, *(q.shape[1] for q in self.queries)])
-        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        self.scale = np.float32(np.sqrt(len(self.queries)))  # joined vectors are 1/sqrt(M)
-        shape = (len(self.queries), len(self.queries[0]))
-        self.cosine = np.full(shape, -1.0, dtype=np.float32)
-        self.sentence = np.full(shape, -1.0, dtype=np.float32)
-
-    def _best(self, vectors: np.ndarray) -> np.ndarray:
-        return np.stack([(q @ vectors[:, s].T).max(axis=1) * self.scale
-                         for q, s in zip(self.queries, self.slices, strict=True)])
-
-    def update(self, vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
-        """Take a batch of passage vectors and their sentence vectors into account."""
-        if len(vectors):
-            self.cosine = np.maximum(self.cosine, self._best(vectors))
-        if len(sentence_vectors):
-            self.sentence = np.maximum(self.sentence, self._best(sentence_vectors))
 
     def to_dict(self) -> dict:
-        """What the manifest records ("answered"): each model's mean over the probes."""
-        return {"version": NULL_VERSION, "probes": int(self.cosine.shape[1]),
-                "cosine": [round(float(v), 6) for v in self.cosine.mean(axis=1)],
-                "sentence": [round(float(v), 6) for v in self.sentence.mean(axis=1)]}
+        """What the manifest records ("answered"): each model's mean probe vector."""
+        return {"version": NULL_VERSION, "probes": len(self.queries[0]),
+                "centre": [[round(float(v), 6) for v in q.mean(axis=0)] for q in self.queries]}
 
 
-def null_level(manifest: dict, weights: np.ndarray | None = None) -> tuple[float, float]:
-    """(cosine, sentence) null levels recorded by the build for a question with these model
-    weights (None: the first model alone), else the model's defaults."""
+def centres(manifest: dict) -> list[np.ndarray] | None:
+    """Each model's mean probe vector, as the build recorded it (None: an older build)."""
     recorded = manifest.get("answered")
     if isinstance(recorded, dict) and recorded.get("version") == NULL_VERSION:
         try:
-            cosine = np.asarray(recorded["cosine"], dtype=np.float64)
-            sentence = np.asarray(recorded["sentence"], dtype=np.float64)
-            w = np.ones(1) if weights is None else np.asarray(weights, dtype=np.float64)
-            if cosine.shape == sentence.shape == w.shape:
-                return float(cosine @ w), float(sentence @ w)
+            return [np.asarray(c, dtype=np.float32) for c in recorded["centre"]]
         except (KeyError, TypeError, ValueError):
-            pass
-    return model().default_null
+            return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -130,6 +112,7 @@ class Evidence:
     sentence: float
     known: float
     terms: float
+    size: float
 
     def vector(self) -> np.ndarray:
         return np.array(astuple(self), dtype=np.float64)
@@ -150,6 +133,7 @@ class Question:
     words: tuple[str, ...]  # the key words
     missing: tuple[str, ...]  # those the documents lack
     known: float  # the share of the key words they hold (see above when there are none)
+    passages: int = 1  # how many passages the documents hold
 
 
 def question_of(text: str, generation: Generation, english: float) -> Question:
@@ -157,9 +141,9 @@ def question_of(text: str, generation: Generation, english: float) -> Question:
     probability that the question is English, `qa.embed.weights.english`)."""
     keys = missing.key_words(text) if english >= missing.ENGLISH else []
     if not keys:
-        return Question((), (), 1.0 if words(text) else 0.0)
+        return Question((), (), 1.0 if words(text) else 0.0, generation.size)
     lacking = tuple(missing.missing_terms(text, generation.vocabulary(), english))
-    return Question(tuple(keys), lacking, 1.0 - len(lacking) / len(keys))
+    return Question(tuple(keys), lacking, 1.0 - len(lacking) / len(keys), generation.size)
 
 
 def scores(passages: Passages, i: int, query: np.ndarray) -> tuple[float, float]:
@@ -171,15 +155,18 @@ def scores(passages: Passages, i: int, query: np.ndarray) -> tuple[float, float]
 
 
 def evidence(passages: Passages, i: int, query: np.ndarray, question: Question,
-             null: tuple[float, float]) -> Evidence:  # fmt: skip
-    """The features of passage i of `passages` (`null`: the corpus's null levels for the
-    question, see `null_level`)."""
-    own, best_sentence = scores(passages, i, query)
+             null: np.ndarray | None) -> Evidence:  # fmt: skip
+    """The features of passage i of `passages`: its cosines with the question less its cosines
+    with the probes' mean (`null`, joined like a question with the question's weights; None
+    for an older build, which recorded none)."""
+    centred = query if null is None else query - null
+    own, best_sentence = scores(passages, i, centred)
     return Evidence(
-        cosine=own - null[0],
-        sentence=best_sentence - null[1],
+        cosine=own,
+        sentence=best_sentence,
         known=question.known,
         terms=math.log1p(len(question.words)),
+        size=math.log10(1 + question.passages),
     )
 
 
@@ -193,7 +180,6 @@ class Model:
     coef: np.ndarray
     intercept: float
     threshold: float = 0.5
-    default_null: tuple[float, float] = (0.0, 0.0)  # for builds that recorded none
 
     def probability(self, features: Evidence | np.ndarray) -> float:
         x = features.vector() if isinstance(features, Evidence) else np.asarray(features, float)
@@ -203,16 +189,14 @@ class Model:
     def to_dict(self) -> dict:
         return {"features": list(self.features), "mean": self.mean.tolist(),
                 "scale": self.scale.tolist(), "coef": self.coef.tolist(),
-                "intercept": self.intercept, "threshold": self.threshold,
-                "default_null": list(self.default_null)}  # fmt: skip
+                "intercept": self.intercept, "threshold": self.threshold}
 
     @classmethod
     def from_dict(cls, d: dict) -> Model:
         if d.get("features") != list(FEATURES):
             raise ValueError("the answered model was fitted on other features")
         return cls(FEATURES, np.array(d["mean"], float), np.array(d["scale"], float),
-                   np.array(d["coef"], float), float(d["intercept"]), float(d["threshold"]),
-                   tuple(d.get("default_null", (0.0, 0.0))))
+                   np.array(d["coef"], float), float(d["intercept"]), float(d["threshold"]))
 
 
 @lru_cache(maxsize=1)
@@ -226,20 +210,18 @@ def threshold() -> float:
     return model().threshold
 
 
-def confidences(passages: Passages, query: np.ndarray, question: Question, manifest: dict,
-                weights: np.ndarray | None = None) -> tuple[float, list[float]]:  # fmt: skip
+def confidences(passages: Passages, query: np.ndarray, question: Question,
+                null: np.ndarray | None) -> tuple[float, list[float]]:  # fmt: skip
     """The answer's confidence and each passage's (in rank order; none above the answer's).
 
     Args:
         passages: the ranked passages.
         query: the question's vector.
         question: its key words (`question_of`).
-        manifest: the generation's manifest (its null levels).
-        weights: each model's weight for the question (None: one model).
+        null: the probes' mean vector, joined like the question (see `evidence`).
     """
     if not len(passages):
         return 0.0, []
-    null = null_level(manifest, weights)
     ceiling = float(np.nextafter(STRONG, 0.0)) if question.missing else 1.0
     own = [min(model().probability(evidence(passages, i, query, question, null)), ceiling)
            for i in range(len(passages))]  # (plain floats: they go into JSON as they are)

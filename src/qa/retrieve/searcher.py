@@ -164,8 +164,9 @@ class Searcher:
         ranking = distinct(require_numbers(ranked, self.store.location), k)
         generation = ranking.generation
         asked = answered.question_of(cleaned, generation, english(cleaned))
-        confidence, per_hit = answered.confidences(ranking.passages, ranking.query, asked,
-                                                   generation.manifest, ranking.weights)
+        centres = answered.centres(generation.manifest)
+        null = None if centres is None else self.embedder.join_question(centres, ranking.weights)
+        confidence, per_hit = answered.confidences(ranking.passages, ranking.query, asked, null)
         found = hits(ranking, content_terms(cleaned), self.embedder, per_hit)
         return Answer(cleaned, found, answered.is_answered(confidence), ranking.mode,
                       ranking.truncated or len(question) > MAX_QUESTION_CHARS, confidence,

@@ -177,8 +177,9 @@ SCHEMA = Obj(
         "sentence_vectors": Text(),
         "keys": ListOf(Text()),
         "lexical": Obj(required={"version": Int(), "k1": Num(), "b": Num()}, optional={}),
-        "answered": Obj(required={"version": Int(), "probes": Int(), "cosine": ListOf(Num()),
-                                  "sentence": ListOf(Num())}, optional={}),  # fmt: skip
+        "answered": Obj(required={"version": Int(), "probes": Int()},
+                        optional={"centre": ListOf(ListOf(Num())), "cosine": ListOf(Num()),
+                                  "sentence": ListOf(Num())}),  # fmt: skip
         "ray": Obj(required={"workers": Int(1)}, optional={}),  # a `qa build --ray`
         "ann": Obj(required={"kind": Text(("flat", "hnsw"))},  # a PostgreSQL store's search
                    optional={"m": Int(1), "ef_construction": Int(1), "ef_search": Int(1),
