@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPORT, ROOT, chromium_browser, report_questions
+from conftest import REPORT, ROOT, report_questions
 from test_concurrency import two_hundred_questions
 
 from qa import config
@@ -217,7 +217,7 @@ def test_documents_health_and_openapi(client, server):
 
 
 @pytest.mark.browser
-def test_api_docs_render_in_a_browser_with_nothing_else_reachable(server):
+def test_api_docs_render_in_a_browser_with_nothing_else_reachable(server, browser):
     """/docs is Swagger UI: its scripts and styles come from `qa serve` itself (they came from
     a CDN, and the page stayed blank where nothing else can be reached). Chromium may fetch
     only from the server here; the page must render the API's operations."""
@@ -225,20 +225,22 @@ def test_api_docs_render_in_a_browser_with_nothing_else_reachable(server):
         html = httpx.get(server.url + page_path).text
         assert "cdn." not in html and "https://" not in html.split("<body")[0], page_path
     elsewhere = []
-    with chromium_browser() as chromium:
-        page = chromium.new_page()
+    page = browser.new_page()  # (the session's Chromium: one Playwright per process)
 
-        def only_the_server(route):
-            if route.request.url.startswith(server.url + "/"):
-                route.continue_()
-            else:
-                elsewhere.append(route.request.url)
-                route.abort()
+    def only_the_server(route):
+        if route.request.url.startswith(server.url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
 
+    try:
         page.route("**/*", only_the_server)
         page.goto(server.url + "/docs")
         page.wait_for_selector("text=/ask", timeout=30_000)
         shown = page.inner_text("body")
+    finally:
+        page.close()
     assert "/documents" in shown and "/health" in shown and "qa" in shown
     assert elsewhere == []
 

@@ -89,8 +89,9 @@ class NullLevel:
 
     def to_dict(self) -> dict:
         """What the manifest records ("answered"): each model's mean probe vector."""
-        return {"version": NULL_VERSION, "probes": len(self.queries[0]),
-                "centre": [[round(float(v), 6) for v in q.mean(axis=0)] for q in self.queries]}
+        return {"version": NULL_VERSION, "probes": len(self.queries[0]),  # (+ 0.0: no "-0.0",
+                "centre": [[round(float(v), 6) + 0.0 for v in q.mean(axis=0)]  # which a
+                           for q in self.queries]}  # database's JSON keeps as 0, unsealing it)
 
 
 def centres(manifest: dict) -> list[np.ndarray] | None:
