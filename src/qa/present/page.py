@@ -178,7 +178,7 @@ def marked_md(
 # `qa.retrieve.answered`): the labels are its bands (`answered.BANDS` above the decision's
 # threshold, "weak match" from the threshold up, "hardly related" below it). A passage of an
 # answer the documents do not cover is under the threshold, so it is never more than "hardly
-# related"; a question lacking key words keeps its numbers under "strong match". Only good and
+# related"; a question lacking key words keeps its numbers under "good match". Only good and
 # strong matches have their best sentences marked: a weak match's sentences are shown
 # unmarked, so that nothing is marked that does not answer.
 WEAK = "weak match"  # from the decision's threshold up: the search takes it for an answer

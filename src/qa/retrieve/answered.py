@@ -25,7 +25,8 @@ question exactly when `confidence >= threshold()` (the fitted threshold, `answer
 and the page's labels are bands of the same number (`BANDS`): a passage under the threshold is
 "hardly related", so no passage of an answer that is not covered is labelled above that. An
 answer whose question has key words the documents lack (`Answer.missing_terms`) has its numbers
-held under `STRONG`: it is never a strong match.
+held under `GOOD`: it is at most a weak match, with nothing highlighted (its point is not in
+the documents, whatever else its passages share with it).
 
 The coefficients and the threshold are fitted by `benchmarks/train_answered.py` on labelled
 questions (the tuning halves of the report's reader questions and of the questions in other
@@ -56,9 +57,10 @@ PROBES_FILE = Path(__file__).with_name("probes.txt")
 FEATURES = ("cosine", "sentence", "known", "terms", "size")
 NULL_VERSION = 3  # of the probes and the record; a manifest recording another is not read
 _PROBE_VECTORS: dict[str, list[np.ndarray]] = {}  # vector space -> the probes' vectors per model
-STRONG = 0.75  # the band of a strong match starts here; a question lacking key words stays below
+STRONG = 0.75  # the band of a strong match starts here
 GOOD = 0.5  # the band of a good match starts here: from here up a passage's best sentences are
-# highlighted (a weak match's are not: nothing is marked that does not answer)
+# highlighted (a weak match's are not: nothing is marked that does not answer); a question
+# lacking key words stays below
 BANDS = ((STRONG, "strong match"), (GOOD, "good match"))  # above the threshold: "weak match"
 
 
@@ -223,7 +225,7 @@ def confidences(passages: Passages, query: np.ndarray, question: Question,
     """
     if not len(passages):
         return 0.0, []
-    ceiling = float(np.nextafter(STRONG, 0.0)) if question.missing else 1.0
+    ceiling = float(np.nextafter(GOOD, 0.0)) if question.missing else 1.0
     own = [min(model().probability(evidence(passages, i, query, question, null)), ceiling)
            for i in range(len(passages))]  # (plain floats: they go into JSON as they are)
     answer = max(own)  # (the first passage's, unless a reranker or the lexical mode put

@@ -3,7 +3,7 @@
 "What is the best mattress for back pain?" asked of a report that never says "mattress" finds
 passages about back pain, and their cosines alone cannot tell that the question's point is
 missing. So the answer names such words (`Answer.missing_terms`): the page shows them ("Not in
-the documents: mattress"), and an answer that lacks one is never called a strong match.
+the documents: mattress"), and an answer that lacks one is at most a weak match.
 
 A word is a *key word* when it is neither a function word (the long stop list of
 `qa.ingest.terms`) nor a word every question uses: a word as common in English as "best",
