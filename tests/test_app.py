@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from qa.build import build_index
 from qa.present import page
+from qa.present.wording import missing_line
 
 APP = str(ROOT / "app.py")
 TIMEOUT = 120  # a first run may load the model or build an index on a busy machine
@@ -388,6 +389,19 @@ def test_highlights_are_marked_in_the_passage(app, report_searcher):
         expected.hits[0].text, expected.hits[0].highlights
     )
     assert page.MARK_OPEN in card.markdown[1].value
+
+
+def test_a_question_in_another_language_is_answered_and_one_lacking_a_word_says_which(app):
+    ask(app, "¿Qué causa el dolor crónico en la mitad de la espalda?")
+    assert not app.exception and not app.error and not app.warning
+    assert len(cards(app)) == 3 and not any("Not in the documents" in c.value
+                                            for c in app.main.caption)  # fmt: skip
+    ask(app, "What is the best mattress for back pain?")
+    assert not app.exception and not app.error
+    notice = page.escape_markdown(missing_line(["mattress"]))
+    assert notice in [c.value for c in app.main.caption]
+    assert all(bar(card) in ("Relevance: weak match", "Relevance: hardly related")
+               for card in cards(app) + closest_or_none(app))  # fmt: skip
 
 
 def test_a_question_the_documents_do_not_cover(app):

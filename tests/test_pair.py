@@ -76,3 +76,32 @@ def test_key_words_skip_function_words_and_words_every_question_uses():
     assert missing.key_words("What is the best way to help people?") == []
     assert missing.key_words("Does ibuprofen help?") == ["ibuprofen"]
     assert np.all([missing.is_common(w) for w in ("best", "help", "idea", "people")])
+
+
+QUESTIONS_IN_OTHER_LANGUAGES = [  # (question, how the paragraph that answers it begins)
+    ("¿Qué causa el dolor crónico en la mitad de la espalda?", "Severe recurrent pain"),
+    ("Sollte ich lieber natürliche Mittel statt Medikamente nehmen?", "Additionally, symptomatic"),
+    ("Faut-il dire au nouveau médecin mon diagnostic précédent ?", "If your treatments have been"),
+    ("La terapia della conoscenza può aiutare?", "For patients who believe"),
+]
+
+
+@pytest.mark.parametrize("question, expected", QUESTIONS_IN_OTHER_LANGUAGES)
+def test_questions_in_other_languages_are_answered_as_they_are(report_searcher, question,
+                                                               expected):  # fmt: skip
+    answer = report_searcher.ask(question, k=3)
+    assert answer.answered and answer.missing_terms == []  # no English words looked up
+    assert any(" ".join(h.text.split()).startswith(expected) for h in answer.hits)
+    parts, weights, _ = report_searcher.embedder.encode_question(question)
+    assert weights[0] < 0.05 < 0.95 < weights[1]  # MiniLM reads English only: e5 decides
+
+
+def test_the_pair_is_one_vector_whose_inner_product_is_the_weighted_mean_of_cosines(embedder):
+    passages = ["Chronic back pain is common.", "Massage gives relief for a while."]
+    question = "How common is back pain?"
+    vectors = embedder.encode(passages)
+    assert vectors.shape == (2, 768) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    query, weights = embedder.encode_questions([question])
+    each = [m.encode(passages) @ m.encode([question], question=True)[0]
+            for m in embedder.members]  # each model's own cosines
+    assert np.allclose(vectors @ query[0], weights[0] @ np.stack(each), atol=1e-5)

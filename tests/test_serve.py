@@ -154,6 +154,8 @@ def test_ask_returns_exactly_what_the_cli_prints(client, server, capsys, monkeyp
     questions = [q["question"] for q in report_questions()] + [
         "chiropractor",
         "What is the capital of France?",
+        "what is the best mattress for back pain?",  # a missing term
+        "¿Qué causa el dolor crónico en la mitad de la espalda?",  # another language
         "東京 🙂",
         "back pain " * 180,  # over the model window, under MAX_QUESTION_CHARS
         "back pain " * 300,  # over MAX_QUESTION_CHARS: cut by both, alike
