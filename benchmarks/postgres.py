@@ -2,6 +2,7 @@
 
     python benchmarks/postgres.py ann [--sizes 100000,1000000] [--queries 200] [--seconds 10]
                                       [--source medquad-full | LOCAL_INDEX]
+                                      [--stores local,postgres]
     python benchmarks/postgres.py serving [--questions 50] [--index LOCAL_INDEX]
     python benchmarks/postgres.py copy LOCAL_INDEX URL
 
@@ -197,7 +198,8 @@ def vector_sets(source: str, sizes: list[int], n_queries: int):
         yield n, data[:n], data[n:], None
 
 
-def part_ann(source: str, sizes: list[int], n_queries: int, seconds: float) -> list[dict]:
+def part_ann(source: str, sizes: list[int], n_queries: int, seconds: float,
+             stores: tuple[str, ...] = ("local", "postgres")) -> list[dict]:  # fmt: skip
     import faiss
 
     from qa.store import open_store
@@ -209,8 +211,9 @@ def part_ann(source: str, sizes: list[int], n_queries: int, seconds: float) -> l
     try:
         for n, base, queries, sentences in vector_sets(source, sizes, n_queries):
             _, truth = faiss.knn(queries, base, 10, metric=faiss.METRIC_INNER_PRODUCT)
-            for kind, location in (("local", tempfile.mkdtemp(prefix="qa-bench-")),
-                                   ("postgres", f"{url}&index=bench_{n}")):  # fmt: skip
+            for kind in stores:
+                location = (tempfile.mkdtemp(prefix="qa-bench-") if kind == "local"
+                            else f"{url}&index=bench_{n}")  # fmt: skip
                 store = LocalStore(location) if kind == "local" else open_store(location)
                 common.log(f"{kind} {n:,}: writing")
                 build_s = write_synthetic(store, base, sentences)
@@ -310,6 +313,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--source", default="medquad-full", help="medquad-full (real vectors, "
                         "tiled), or a local index whose vectors shape synthetic ones")
+    parser.add_argument("--stores", default="local,postgres", help="ann: which stores")
     args = parser.parse_args()
     if args.part == "worker":
         return worker(*args.args)
@@ -326,8 +330,10 @@ def main() -> None:
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     env = common.environment()
     if args.part == "ann":
+        if not args.stores or set(args.stores.split(",")) - {"local", "postgres"}:
+            parser.error("--stores: local, postgres, or both (local,postgres)")
         rows = part_ann(args.source, [int(s) for s in args.sizes.split(",")], args.queries,
-                        args.seconds)  # fmt: skip
+                        args.seconds, tuple(args.stores.split(",")))  # fmt: skip
         result = {"environment": env, "rows": rows}
         print(table(rows))
     else:

@@ -153,6 +153,31 @@ def test_an_unreachable_cluster_is_one_line(tmp_path, report_corpus, capsys):
     assert not (tmp_path / "i" / "current").exists()
 
 
+LOCAL_RAY_BESIDE_A_CHILD = """
+import subprocess, sys, tempfile
+from qa.distributed import cluster
+other = subprocess.Popen(["sleep", "600"])  # the caller's own child: a browser, a server
+started = []
+with cluster.connect(None, tempfile.mkdtemp(dir="/tmp"), num_cpus=1,
+                     on_processes=started.extend) as ray:
+    assert ray.get(ray.put(7)) == 7
+assert other.pid not in [pid for pid, _ in started], started
+assert other.poll() is None, "the local Ray's clean-up killed a process it did not start"
+assert started and not [p for p in started if cluster.alive(p)]
+other.kill()
+print("ok")
+"""
+
+
+def test_a_local_ray_stops_its_own_processes_and_no_other(tmp_path):
+    """A local Ray kills what it started and outlived `ray.shutdown()`, never a process that
+    was a child of the caller before (it took every descendant of the caller for Ray's, and
+    the test session's Chromium died at the end of this module)."""
+    done = subprocess.run([sys.executable, "-c", LOCAL_RAY_BESIDE_A_CHILD], capture_output=True,
+                          text=True, timeout=180, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr[-2000:]
+
+
 def test_ray_build_of_the_report_equals_a_plain_build_and_reuses_vectors(
     ray_address, report_corpus, report_index, embedder, tmp_path, capsys, monkeypatch
 ):

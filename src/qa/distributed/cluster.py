@@ -80,6 +80,8 @@ def connect(
     from qa.errors import QAError
 
     options = {"log_to_driver": False, "configure_logging": True, "logging_level": "ERROR"}
+    # this process's children from before: never Ray's (a caller's browser, server or shell)
+    existing = set(processes(os.getpid())) if address is None else set()
     try:
         if address is None:
             ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
@@ -97,19 +99,19 @@ def connect(
         ) from None
     if on_connected is not None:
         on_connected()
-    started = processes(os.getpid()) if address is None else []
+    started = [p for p in processes(os.getpid()) if p not in existing] if address is None else []
     if on_processes is not None and started:
         on_processes(started)
     try:
         yield ray
     finally:
         if address is None:
-            started += [p for p in processes(os.getpid()) if p not in started]
+            started += descendants(started)
         try:
             ray.shutdown()
         finally:
             if address is None:
-                started += [p for p in processes(os.getpid()) if p not in started]
+                started += descendants(started)
                 stop(started)
 
 
@@ -118,6 +120,18 @@ def first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
     return text[:200]
+
+
+def descendants(started: list[Process]) -> list[Process]:
+    """The live descendants of `started` that it does not list yet (the workers a raylet
+    started since); a process that was there before Ray is never among them."""
+    known, found = set(started), []
+    for pid, _ in started:
+        for process in processes(pid):
+            if process not in known:
+                known.add(process)
+                found.append(process)
+    return found
 
 
 def processes(root: int) -> list[Process]:
