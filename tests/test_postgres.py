@@ -459,7 +459,23 @@ def test_missing_vector_extension(pg_server, corpus, capsys):
     url = pg_server.database_url("noext", "plain")
     one_line_error(capsys, ["build", "--corpus", str(corpus), "--index", url, "-q"],
                    "lacks the pgvector extension", "CREATE EXTENSION vector")  # fmt: skip
-    one_line_error(capsys, ["ask", "x", "--index", url], "lacks the pgvector extension")
+    # nothing was built there: asking says so, and the build then says what it lacks
+    one_line_error(capsys, ["ask", "x", "--index", url], "no index at", "run `qa build --index")
+
+
+def test_a_fresh_database_has_no_index_until_a_build_adds_pgvector(pg_server, corpus, embedder,
+                                                                    capsys):  # fmt: skip
+    """A database nothing was built in, without the vector extension yet: "no index" (it
+    said "lacks the pgvector extension" with a hint to install it, which a build does itself
+    where it may; the test of unreachable servers passed only after other tests had built)."""
+    pg_server.execute("create database fresh")
+    url = pg_server.database_url("fresh") + "&index=notes"
+    assert not pg_server.execute("select 1 from pg_extension where extname = 'vector'",
+                                 database="fresh")  # fmt: skip
+    for args in (["info", "--index", url], ["ask", "x", "--index", url]):
+        one_line_error(capsys, args, "no index at postgresql://", "run `qa build --index")
+    build_index(corpus, url, embedder=embedder)
+    assert Searcher(url, embedder=embedder).ask("sleep", 3).hits
 
 
 def test_a_catalogue_of_another_version_is_refused(pg_server, corpus, capsys):

@@ -23,6 +23,10 @@ LOST = (
 )  # fmt: skip
 UNREACHABLE_HINT = ("check that the server is running and that host and port are right; "
                     "qa connects again on the next try")  # fmt: skip
+class NoVectorExtension(QAError):
+    """The database has no pgvector extension (yet: a build creates it where it may)."""
+
+
 VECTOR_HINT = ("install pgvector on the server and run `CREATE EXTENSION vector` in that "
                "database as a superuser (or a role allowed to create extensions)")  # fmt: skip
 
@@ -54,8 +58,8 @@ def translate(exc: BaseException, where: str) -> QAError:
     if "vector type not found" in text or 'type "vector" does not exist' in text or (
         isinstance(exc, psycopg.errors.InsufficientPrivilege) and "extension" in text
     ):
-        return QAError(f"the PostgreSQL database at {where} lacks the pgvector extension "
-                       f"({gist})", VECTOR_HINT)  # fmt: skip
+        return NoVectorExtension(f"the PostgreSQL database at {where} lacks the pgvector "
+                                 f"extension ({gist})", VECTOR_HINT)  # fmt: skip
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return QAError(f"PostgreSQL at {where} refused: {gist}",
                        "grant this user the rights qa needs (CREATE on the database to build, "

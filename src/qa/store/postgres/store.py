@@ -17,7 +17,7 @@ from qa.store import manifest as manifests
 from qa.store.base import missing_index
 from qa.store.postgres import ann, catalog
 from qa.store.postgres.connections import Pool, connect
-from qa.store.postgres.faults import translated
+from qa.store.postgres.faults import NoVectorExtension, translated
 from qa.store.postgres.generation import PostgresGeneration
 from qa.store.postgres.url import parse
 from qa.store.postgres.writer import PostgresWriter
@@ -60,8 +60,18 @@ class PostgresStore:
 
     def current(self) -> str | None:
         """The live generation's schema, or None (one short query)."""
-        with translated(self.location):
-            return self.pool.run(lambda conn: catalog.live(conn, self.name, self.location))
+        try:
+            with translated(self.location):
+                return self.pool.run(lambda conn: catalog.live(conn, self.name, self.location))
+        except NoVectorExtension:  # no pgvector yet: a fresh database, never built on
+            conn = connect(self._url.conninfo, self.location, "reader", vector=False)
+            try:
+                with translated(self.location):
+                    if catalog.live(conn, self.name, self.location) is None:
+                        return None  # "no index" (the build creates the extension), not
+            finally:  # "install pgvector", which a superuser may long have done
+                conn.close()
+            raise
 
     def manifest(self) -> dict:
         """The live generation's manifest (fetched once per generation)."""
