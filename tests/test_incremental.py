@@ -59,7 +59,7 @@ def spy(embedder, monkeypatch):
 
 def encoded(calls) -> list[str]:
     """The passages embedded (not the fixed probe questions a build may ask once per process,
-    see qa.retrieve.answered.NullLevel)."""
+    see qa.retrieve.answered.null_record)."""
     probes = set(answered.probes())
     return [t for call in calls for t in call if t not in probes]
 

@@ -39,7 +39,7 @@ from qa.ingest.chunking import (
 from qa.ingest.loaders import Document, LoadResult, load_corpus, require_corpus
 from qa.ingest.text import sentence_spans
 from qa.present.wording import duration, plural
-from qa.retrieve.answered import NullLevel
+from qa.retrieve.answered import null_record
 from qa.store import Batch, Store, open_store
 from qa.store.local_generation import POOLED
 
@@ -314,7 +314,7 @@ def _build_loaded(
         lambda: manifest(documents, skipped_entries(loaded), len(chunks), corpus, loaded_at_ns,
                          model_facts(embedder), index_type),
         meter,
-        NullLevel(embedder),
+        null_record(embedder),
     )  # fmt: skip
     return BuildSummary(
         documents=len(loaded.documents),
@@ -452,7 +452,7 @@ def windows(parts: Iterable[Prepared], reused: dict[str, Vectors], size: int,
 
 
 def write(store: Store, embedded: Iterable[tuple[Window, Vectors | None]], dim: int,
-          make_manifest: Callable[[], dict], meter: Meter, null: NullLevel) -> str:  # fmt: skip
+          make_manifest: Callable[[], dict], meter: Meter, answered: dict) -> str:  # fmt: skip
     """Write embedded windows, in corpus order, as a new generation and make it live.
 
     Args:
@@ -461,7 +461,7 @@ def write(store: Store, embedded: Iterable[tuple[Window, Vectors | None]], dim: 
         dim: the vector size.
         make_manifest: the build's manifest, made once every window is written.
         meter: advanced by each window's embedded passages.
-        null: where unrelated questions point ("answered" reads it from the manifest).
+        answered: where unrelated questions point (`null_record`), for the manifest.
 
     Returns:
         The id of the generation that went live. On any error nothing is left behind.
@@ -475,7 +475,7 @@ def write(store: Store, embedded: Iterable[tuple[Window, Vectors | None]], dim: 
             meter.advance(len(window.todo), seconds if window.todo else 0.0)
             began = time.perf_counter()
         meter.close()
-        return writer.commit({**make_manifest(), "answered": null.to_dict()})
+        return writer.commit({**make_manifest(), "answered": answered})
 
 
 class Meter:

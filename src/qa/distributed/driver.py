@@ -48,7 +48,7 @@ from qa.embed.embedder import Embedder
 from qa.errors import QAError
 from qa.ingest.chunking import CHUNKER_VERSION
 from qa.ingest.loaders import LoadResult, read_corpus, require_corpus
-from qa.retrieve.answered import NullLevel
+from qa.retrieve.answered import null_record
 from qa.store import open_store
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def _build(ray, request: Request, store, corpus_dir: Path, embedder: Embedder,
                                 request.index_type),
                      "ray": {"workers": len(workers)}},
             meter,
-            NullLevel(_Remote(ray, workers[0], embedder)),
+            null_record(_Remote(ray, workers[0], embedder)),
         )  # fmt: skip
     finally:
         for worker in workers:
@@ -151,7 +151,7 @@ def _build(ray, request: Request, store, corpus_dir: Path, embedder: Embedder,
 
 class _Remote:
     """A worker's models where a build step wants an embedder's `member_questions` (the probe
-    questions of `NullLevel`): the driver loads no model."""
+    questions of `null_record`): the driver loads no model."""
 
     def __init__(self, ray, worker, embedder: Embedder) -> None:
         self.ray, self.worker = ray, worker

@@ -70,30 +70,26 @@ def probes() -> list[str]:
     return [line for line in lines if line.strip() and not line.startswith("#")]
 
 
-class NullLevel:
-    """Where questions about nothing in the corpus point: the mean vector of the probe
-    questions (`probes.txt`), per model, as the ranking reads questions (through the query
-    adapter). A build records it in the manifest ("answered"); a passage's null level is then
-    its own cosine with that mean, so it depends on the passage alone, never on which other
+def null_record(embedder) -> dict:
+    """Where questions about nothing in the corpus point, as a build records it in the
+    manifest ("answered"): the mean vector of the probe questions (`probes.txt`), per model, as
+    the ranking reads questions (through the query adapter). A passage's null level is then its
+    own cosine with that mean, so it depends on the passage alone, never on which other
     documents the corpus holds.
 
     Args:
-        embedder: the build's models (encodes the probes once; `Embedder.member_questions`).
+        embedder: the build's models (encodes the probes once per process and vector space;
+            `Embedder.member_questions`).
     """
-
-    def __init__(self, embedder) -> None:
-        if embedder.vector_id not in _PROBE_VECTORS:  # once per process and vector space
-            _PROBE_VECTORS[embedder.vector_id] = [  # as the ranking reads questions
-                adapter.adapt(q, model) for q, model in zip(
-                    embedder.member_questions(probes()), model_ids(embedder.model_id),
-                    strict=True)]
-        self.queries = _PROBE_VECTORS[embedder.vector_id]  # one (probes, dim_i) per model
-
-    def to_dict(self) -> dict:
-        """What the manifest records ("answered"): each model's mean probe vector."""
-        return {"version": NULL_VERSION, "probes": len(self.queries[0]),  # (+ 0.0: no "-0.0",
-                "centre": [[round(float(v), 6) + 0.0 for v in q.mean(axis=0)]  # which a
-                           for q in self.queries]}  # database's JSON keeps as 0, unsealing it)
+    if embedder.vector_id not in _PROBE_VECTORS:
+        _PROBE_VECTORS[embedder.vector_id] = [  # as the ranking reads questions
+            adapter.adapt(q, model) for q, model in zip(
+                embedder.member_questions(probes()), model_ids(embedder.model_id),
+                strict=True)]  # fmt: skip
+    queries = _PROBE_VECTORS[embedder.vector_id]  # one (probes, dim_i) per model
+    return {"version": NULL_VERSION, "probes": len(queries[0]),  # (+ 0.0: no "-0.0", which a
+            "centre": [[round(float(v), 6) + 0.0 for v in q.mean(axis=0)]  # database's JSON
+                       for q in queries]}  # keeps as 0, unsealing the manifest's checksum)
 
 
 def centres(manifest: dict) -> list[np.ndarray] | None:
